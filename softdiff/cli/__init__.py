@@ -1,0 +1,5 @@
+"""The ``softdiff`` command line (Typer)."""
+
+from .app import app, main
+
+__all__ = ["app", "main"]

@@ -1,0 +1,28 @@
+"""The Typer application: one module per command, registered here."""
+
+from __future__ import annotations
+
+import typer
+
+from . import corrupt
+
+app = typer.Typer(
+    name="softdiff",
+    help="Soft Diffusion: train, sample and compare diffusion models with any linear corruption.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+
+@app.callback()
+def _root() -> None:
+    """Soft Diffusion: train, sample and compare diffusion models with any linear corruption."""
+
+
+app.command("corrupt")(corrupt.corrupt)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,48 @@
+"""``softdiff corrupt``: a PNG strip of images at increasing t, to look at a corruption."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import typer
+
+from ..corrupt import CorruptionConfig
+from ..data import DATASETS, load_dataset
+from ..imageio import load_image, save_grid
+from .common import console, user_errors
+
+
+@user_errors
+def corrupt(
+    source: str = typer.Argument(..., help="An image file, or a data set name (fashion-mnist, synthetic, ...)."),
+    corruption: str = typer.Option("blur", "--corruption", "-c", help="Operator spec: noise, blur, mask, blur+mask, ..."),
+    levels: int = typer.Option(8, "--levels", "-k", min=2, help="Number of times from t=0 to t=1 (columns)."),
+    n: int = typer.Option(4, "-n", min=1, help="Images from a data set (rows)."),
+    no_noise: bool = typer.Option(False, "--no-noise", help="Show C_t x only, without the s_t noise."),
+    level_file: Path | None = typer.Option(None, "--level-file", help="Level table JSON from `softdiff schedule`."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Folder holding the data set files."),
+    seed: int = typer.Option(0, help="Seed for the images picked and the noise."),
+    scale: int = typer.Option(3, help="Enlarge the PNG by this factor."),
+    out: Path = typer.Option(Path("corruption.png"), "--out", "-o", help="Where to write the PNG strip."),
+) -> None:
+    """Write a PNG strip of images at increasing corruption t (rows: images, columns: t)."""
+    if Path(source).is_file():
+        x0 = load_image(source)
+    elif source in DATASETS:
+        x0 = load_dataset(source, "test", data_dir).subset(n, seed).batch(slice(None))
+    else:
+        raise ValueError(f"{source!r} is neither an image file nor a data set ({', '.join(sorted(DATASETS))})")
+    config = CorruptionConfig(spec=corruption)
+    if level_file is not None:
+        config = config.with_levels_file(level_file)
+    process = config.build((x0.shape[-2], x0.shape[-1]))
+    ts = torch.linspace(0, 1, levels)
+    g = torch.Generator().manual_seed(seed)
+    columns = []
+    for t in ts:
+        xt = process.C(x0, float(t)) if no_noise else process.corrupt(x0, float(t), generator=g)
+        columns.append(xt)
+    strip = torch.stack(columns, dim=1).flatten(0, 1)  # row-major: image i, level k
+    save_grid(strip, out, nrow=levels, scale=scale)
+    console.print(f"wrote {out} ({x0.shape[0]} images x {levels} levels of {corruption!r}, t = 0 .. 1)")

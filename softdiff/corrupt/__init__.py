@@ -1,0 +1,44 @@
+"""Linear corruptions ``C_t``, noise schedules and the forward process ``x_t = C_t x_0 + s_t eta``."""
+
+from .base import Compose, LinearCorruption, as_time, compose
+from .blur import GaussianBlur, dct_matrix
+from .config import (
+    BlurConfig,
+    CorruptionConfig,
+    MaskConfig,
+    NoiseConfig,
+    build_process,
+    corruption_names,
+    parse_spec,
+    register_corruption,
+)
+from .identity import Identity
+from .mask import Mask
+from .process import CorruptionProcess
+from .schedules import Geometric, GeometricNoise, LevelTable, Linear, LinearNoise, Schedule
+
+__all__ = [
+    "LinearCorruption",
+    "Compose",
+    "compose",
+    "as_time",
+    "Identity",
+    "GaussianBlur",
+    "dct_matrix",
+    "Mask",
+    "Schedule",
+    "Geometric",
+    "Linear",
+    "LevelTable",
+    "GeometricNoise",
+    "LinearNoise",
+    "CorruptionProcess",
+    "CorruptionConfig",
+    "BlurConfig",
+    "MaskConfig",
+    "NoiseConfig",
+    "build_process",
+    "parse_spec",
+    "register_corruption",
+    "corruption_names",
+]

@@ -1,0 +1,106 @@
+"""The linear-operator protocol that every corruption implements.
+
+A corruption is a family of linear maps ``C_t`` indexed by ``t`` in [0, 1]. Subclasses
+implement ``forward(x, t)``; the adjoint ``C_t^T`` comes for free from ``torch.func.vjp``
+(exact for a linear map) unless a subclass overrides it with a closed form.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor
+from torch.func import vjp
+
+__all__ = ["LinearCorruption", "Compose", "compose", "as_time"]
+
+
+def as_time(t: Tensor | float, x: Tensor) -> Tensor:
+    """Validate ``t`` and broadcast it to one time per sample of ``x`` (shape ``(B,)``)."""
+    if x.ndim != 4:
+        raise ValueError(f"expected images of shape (B, C, H, W), got a {x.ndim}-D tensor of shape {tuple(x.shape)}")
+    batch = x.shape[0]
+    t = torch.as_tensor(t, dtype=x.dtype if x.is_floating_point() else torch.float32, device=x.device)
+    if t.ndim == 0:
+        t = t.expand(batch)
+    elif t.ndim != 1 or t.shape[0] != batch:
+        raise ValueError(f"t must be a float or a tensor of shape ({batch},) to match the batch, got shape {tuple(t.shape)}")
+    if bool(torch.isnan(t).any()) or bool((t < 0).any()) or bool((t > 1).any()):
+        raise ValueError(f"t must lie in [0, 1], got values from {t.min().item():.4g} to {t.max().item():.4g}")
+    return t
+
+
+class LinearCorruption:
+    """``C_t``: a linear, shape-preserving map on image batches, indexed by time.
+
+    Implement :meth:`forward`; override :meth:`adjoint` when a closed form exists. Both
+    always receive ``t`` validated and broadcast to shape ``(B,)``: ``op(x, t)`` and
+    ``op.adjoint(y, t)`` accept a float or a per-sample tensor and check it first.
+    ``A @ B`` composes two operators (``B`` is applied first).
+    """
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        # A subclass's closed-form adjoint sees the same validated (B,) time as forward.
+        super().__init_subclass__(**kwargs)
+        if "adjoint" in cls.__dict__:
+            closed_form = cls.__dict__["adjoint"]
+
+            @functools.wraps(closed_form)
+            def adjoint(self: LinearCorruption, y: Tensor, t: Tensor | float) -> Tensor:
+                return closed_form(self, y, as_time(t, y))
+
+            cls.adjoint = adjoint  # type: ignore[method-assign]
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(x, t)")
+
+    def __call__(self, x: Tensor, t: Tensor | float) -> Tensor:
+        return self.forward(x, as_time(t, x))
+
+    def adjoint(self, y: Tensor, t: Tensor | float) -> Tensor:
+        """``C_t^T y`` from the vector-Jacobian product of the (linear) forward map."""
+        t = as_time(t, y)
+        _, pullback = vjp(lambda x: self.forward(x, t), torch.zeros_like(y))
+        return pullback(y)[0]
+
+    def __matmul__(self, other: LinearCorruption) -> Compose:
+        return Compose(self, other)
+
+    def matrix(self, shape: Sequence[int], t: float) -> Tensor:
+        """Dense ``(n, n)`` matrix of ``C_t`` for images of ``shape = (C, H, W)``; for tests and exact math."""
+        n = math.prod(shape)
+        eye = torch.eye(n, dtype=torch.float64).reshape(n, *shape)
+        return self(eye, t).reshape(n, n).T
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({fields})"
+
+
+class Compose(LinearCorruption):
+    """``C_t = outer_t inner_t``; its adjoint is the reversed chain of adjoints."""
+
+    def __init__(self, outer: LinearCorruption, inner: LinearCorruption) -> None:
+        self.outer, self.inner = outer, inner
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return self.outer.forward(self.inner.forward(x, t), t)
+
+    def adjoint(self, y: Tensor, t: Tensor) -> Tensor:
+        return self.inner.adjoint(self.outer.adjoint(y, t), t)
+
+    def __repr__(self) -> str:
+        return f"{self.outer!r} @ {self.inner!r}"
+
+
+def compose(*ops: LinearCorruption) -> LinearCorruption:
+    """``compose(A, B, C)`` is ``A @ B @ C``: the last operator is applied first."""
+    if not ops:
+        raise ValueError("compose() needs at least one operator")
+    result = ops[-1]
+    for op in reversed(ops[:-1]):
+        result = Compose(op, result)
+    return result

@@ -1,0 +1,67 @@
+"""A minimal image data set type and the loader registry used by the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+__all__ = ["ImageData", "load_dataset", "DATASETS"]
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """Images kept as uint8 ``(N, C, H, W)`` (4x less memory), converted per batch."""
+
+    images: Tensor
+    labels: Tensor | None = None
+    name: str = "images"
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise ValueError(f"ImageData needs a uint8 (N, C, H, W) tensor, got {self.images.dtype} {tuple(self.images.shape)}")
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> Tensor:
+        return to_float(self.images[index])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one image."""
+        c, h, w = self.images.shape[1:]
+        return c, h, w
+
+    def batch(self, index: Tensor | slice) -> Tensor:
+        """Float batch in [-1, 1] for the given indices."""
+        return to_float(self.images[index])
+
+    def subset(self, n: int, seed: int = 0) -> ImageData:
+        """A reproducible random subset of ``n`` images (all of them when ``n >= len``)."""
+        if n >= len(self):
+            return self
+        index = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
+        labels = self.labels[index] if self.labels is not None else None
+        return ImageData(self.images[index], labels, self.name)
+
+
+def to_float(images: Tensor) -> Tensor:
+    """uint8 in [0, 255] -> float32 in [-1, 1]."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+Loader = Callable[[str, Path | None], ImageData]
+DATASETS: dict[str, Loader] = {}
+
+
+def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = None) -> ImageData:
+    """Load a registered data set by name (``fashion-mnist``, ``synthetic``, ...)."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    return DATASETS[name](split, Path(data_dir) if data_dir is not None else None)

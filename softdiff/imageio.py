@@ -1,0 +1,81 @@
+"""Image files in and out: PNG grids of [-1, 1] batches, and single images as tensors."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+__all__ = ["to_uint8", "make_grid", "save_grid", "load_image", "atomic_write_bytes"]
+
+
+def to_uint8(images: Tensor) -> Tensor:
+    """[-1, 1] floats -> uint8, clipping out-of-range values."""
+    return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+
+
+def make_grid(images: Tensor, nrow: int | None = None, pad: int = 2) -> Tensor:
+    """Tile ``(N, C, H, W)`` images row by row into one ``(C, H', W')`` uint8 image."""
+    if images.ndim != 4:
+        raise ValueError(f"make_grid needs (N, C, H, W) images, got shape {tuple(images.shape)}")
+    n, c, h, w = images.shape
+    nrow = nrow or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / nrow)
+    grid = torch.full((c, rows * (h + pad) + pad, nrow * (w + pad) + pad), 255, dtype=torch.uint8)
+    pixels = to_uint8(images)
+    for i in range(n):
+        r, k = divmod(i, nrow)
+        grid[:, pad + r * (h + pad) : pad + r * (h + pad) + h, pad + k * (w + pad) : pad + k * (w + pad) + w] = pixels[i]
+    return grid
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_grid(images: Tensor, path: str | Path, nrow: int | None = None, scale: int = 1) -> Path:
+    """Save a PNG grid of [-1, 1] images (``scale`` enlarges small images with nearest-neighbour)."""
+    grid = make_grid(images, nrow).permute(1, 2, 0).numpy()
+    picture = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+    if scale > 1:
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture.save(path)
+    return path
+
+
+def load_image(path: str | Path, channels: int | None = None, size: tuple[int, int] | None = None) -> Tensor:
+    """Read an image file as a ``(1, C, H, W)`` float tensor in [-1, 1]."""
+    try:
+        picture = Image.open(path)
+        picture.load()
+    except FileNotFoundError:
+        raise ValueError(f"image {path} does not exist") from None
+    except OSError as err:
+        raise ValueError(f"{path} is not a readable image ({err})") from None
+    mode = {1: "L", 3: "RGB"}.get(channels or (1 if picture.mode in ("L", "1", "I", "F") else 3))
+    picture = picture.convert(mode)
+    if size is not None:
+        picture = picture.resize((size[1], size[0]), Image.BICUBIC)
+    array = np.asarray(picture, dtype=np.uint8)
+    array = array[..., None] if array.ndim == 2 else array
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1

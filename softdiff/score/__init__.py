@@ -1,0 +1,5 @@
+"""Objectives, parameterisations and scores from denoisers."""
+
+from .gaussian import GaussianData
+
+__all__ = ["GaussianData"]

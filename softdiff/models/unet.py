@@ -51,7 +51,9 @@ class UNetConfig(BaseModel):
     num_heads: int | None = Field(None, ge=1, description="attention heads; default: up to 4 with >= 16 channels each")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout inside residual blocks")
     time_embedding: Literal["sinusoidal", "fourier"] = Field("sinusoidal", description="embedding of t in [0, 1]")
-    time_channels: int | None = Field(None, ge=2, description="width of the time-embedding MLP; default 2 * base_channels")
+    time_channels: int | None = Field(
+        None, ge=2, description="width of the time-embedding MLP; default 2 * base_channels"
+    )
     time_conditioning: Literal["scale_shift", "bias"] = Field(
         "scale_shift", description="how t enters a residual block: norm(h) * (1 + scale) + shift, or h + bias"
     )
@@ -93,7 +95,7 @@ class UNetConfig(BaseModel):
                 )
         for c in (self.level_channels[i] for i in self.attention_levels):
             if self.num_heads is not None and c % self.num_heads:
-                raise ValueError(f"num_heads={self.num_heads} must divide the channel count {c} of each attention level")
+                raise ValueError(f"num_heads={self.num_heads} must divide the channels ({c}) of every attention level")
         return self
 
     @property
@@ -208,17 +210,33 @@ class Attention(nn.Module):
 
 
 class Level(nn.Module):
-    """The residual blocks (each optionally followed by attention) at one resolution."""
+    """The residual blocks (each optionally followed by attention) at one resolution, then a resampling.
 
-    def __init__(self, cins: list[int], cout: int, temb: int, cfg: UNetConfig, attend: bool) -> None:
+    Encoder levels ``push`` every block output as a skip; decoder levels ``pop`` one skip per
+    block and concatenate it to their input.
+    """
+
+    def __init__(
+        self, cins: list[int], cout: int, temb: int, cfg: UNetConfig, attend: bool, resample: nn.Module | None = None
+    ) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(ResBlock(cin, cout, temb, cfg.groups, cfg.dropout, cfg.time_conditioning == "scale_shift")
-            for cin in cins)
+        scale_shift = cfg.time_conditioning == "scale_shift"
+        self.blocks = nn.ModuleList(ResBlock(cin, cout, temb, cfg.groups, cfg.dropout, scale_shift) for cin in cins)
         self.attns = nn.ModuleList(
             Attention(cout, cfg.heads_for(cout), cfg.groups) if attend else nn.Identity() for _ in cins
         )
+        self.resample = resample if resample is not None else nn.Identity()
 
-
+    def forward(
+        self, h: Tensor, emb: Tensor, push: list[Tensor] | None = None, pop: list[Tensor] | None = None
+    ) -> Tensor:
+        for block, attn in zip(self.blocks, self.attns, strict=True):
+            if pop is not None:
+                h = torch.cat([h, pop.pop()], dim=1)
+            h = attn(block(h, emb))
+            if push is not None:
+                push.append(h)
+        return self.resample(h)
 
 
 def _downsample(channels: int, kind: str) -> nn.Module:
@@ -247,32 +265,25 @@ class UNet(nn.Module):
         self.conv_in = nn.Conv2d(cfg.in_channels, base, 3, padding=1)
 
         self.down = nn.ModuleList()
-        self.downsample = nn.ModuleList()
         skips, cin = [], base
         for i, c in enumerate(chans):
-            self.down.append(Level([cin] + [c] * (n - 1), c, temb, cfg, attend=i in attend))
+            down = None if i == len(chans) - 1 else _downsample(c, cfg.downsample)
+            self.down.append(Level([cin] + [c] * (n - 1), c, temb, cfg, attend=i in attend, resample=down))
             skips += [c] * n
             cin = c
-            last = i == len(chans) - 1
-            self.downsample.append(nn.Identity() if last else _downsample(c, cfg.downsample))
 
         deepest = len(chans) - 1
         self.mid = Level([cin] if cfg.mid_block else [], cin, temb, cfg, attend=deepest in attend)
 
         self.up = nn.ModuleList()
-        self.upsample = nn.ModuleList()
         for i in reversed(range(len(chans))):
             c = chans[i]
             cins = []
             for _ in range(n):
                 cins.append(cin + skips.pop())
                 cin = c
-            self.up.append(Level(cins, c, temb, cfg, attend=i in attend))
-            self.upsample.append(
-                nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c, 3, padding=1))
-                if i > 0
-                else nn.Identity()
-            )
+            up = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c, 3, padding=1))
+            self.up.append(Level(cins, c, temb, cfg, attend=i in attend, resample=up if i > 0 else None))
         self.norm_out = nn.GroupNorm(cfg.groups, cin)
         self.conv_out = nn.Conv2d(cin, cfg.output_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
@@ -294,18 +305,12 @@ class UNet(nn.Module):
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
 
         h = self.conv_in(x)
-        skips = []
-        for level, down in zip(self.down, self.downsample):
-            for block, attn in zip(level.blocks, level.attns):
-                h = attn(block(h, emb))
-                skips.append(h)
-            h = down(h)
-        for block, attn in zip(self.mid.blocks, self.mid.attns):
-            h = attn(block(h, emb))
-        for level, up in zip(self.up, self.upsample):
-            for block, attn in zip(level.blocks, level.attns):
-                h = attn(block(torch.cat([h, skips.pop()], dim=1), emb))
-            h = up(h)
+        skips: list[Tensor] = []
+        for level in self.down:
+            h = level(h, emb, push=skips)
+        h = self.mid(h, emb)
+        for level in self.up:
+            h = level(h, emb, pop=skips)
         out = self.conv_out(F.silu(self.norm_out(h)))
         return out[..., :h_in, :w_in] if pad_h or pad_w else out
 

@@ -25,7 +25,7 @@ __all__ = ["UNetConfig", "UNet"]
 
 
 class UNetConfig(BaseModel):
-    """Size and shape of a :class:`UNet`. The defaults give ~0.57M parameters for 28x28 grey.
+    """Size and shape of a :class:`UNet`. The defaults give 585,409 parameters for 28x28 grey.
 
     Attention layers are fixed at construction, so ``attention_resolutions`` are mapped to level
     indices through the nominal ``image_size``; the built network still accepts any input size.

@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument(
         "--compile-timeout", type=int, default=180, help="seconds allowed to build each compiled variant"
     )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON results")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -174,8 +175,8 @@ def main() -> None:
         if k != "attempted":
             console.print(f"torch.compile {k}: {v}")
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
         json.dumps(
             {
                 "benchmark": "unet",
@@ -197,7 +198,7 @@ def main() -> None:
         )
         + "\n"
     )
-    console.print(f"wrote {RESULTS}")
+    console.print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

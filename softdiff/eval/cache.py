@@ -7,15 +7,14 @@ Features (not only mean/covariance) are cached because KID needs them one by one
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
 
 import torch
 from rich.progress import Progress
-from safetensors import SafetensorError
-from safetensors.torch import load, save
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
 from torch import Tensor
 
 from ..data import ImageData
@@ -62,21 +61,38 @@ def extract_features(
     return feats
 
 
-def cache_path(data: ImageData | Tensor, extractor: FeatureExtractor, cache_dir: str | Path | None = None) -> Path:
-    """Where the real features of ``data`` under ``extractor`` are (or will be) cached."""
-    name = data.name if isinstance(data, ImageData) else "tensor"
-    key = f"{name}-{len(_images(data))}-{data_digest(_images(data))[:16]}-{extractor.fingerprint()[:16]}"
+def _identity(data: ImageData | Tensor, extractor: FeatureExtractor) -> dict[str, str]:
+    """What the cached features depend on: the exact data bytes and the exact feature network."""
+    return {
+        "data": data.name if isinstance(data, ImageData) else "tensor",
+        "n": str(len(_images(data))),
+        "data_sha256": data_digest(_images(data)),
+        "features": extractor.description,
+        "extractor_sha256": extractor.fingerprint(),
+    }
+
+
+def _path(identity: dict[str, str], cache_dir: str | Path | None) -> Path:
+    key = f"{identity['data']}-{identity['n']}-{identity['data_sha256'][:16]}-{identity['extractor_sha256'][:16]}"
     return Path(cache_dir if cache_dir is not None else default_cache_dir()) / f"{key}.safetensors"
 
 
-def _load_cached(path: Path, extractor: FeatureExtractor, n: int) -> Tensor | None:
+def cache_path(data: ImageData | Tensor, extractor: FeatureExtractor, cache_dir: str | Path | None = None) -> Path:
+    """Where the real features of ``data`` under ``extractor`` are (or will be) cached."""
+    return _path(_identity(data, extractor), cache_dir)
+
+
+def _load_cached(path: Path, identity: dict[str, str], num_features: int) -> Tensor | None:
+    """The cached features, or None (with a warning) when the file is unreadable or not for this input."""
     try:
-        feats = load(path.read_bytes())["features"]
+        with safe_open(path, framework="pt") as f:
+            stored = f.metadata() or {}
+            feats = f.get_tensor("features")
     except (OSError, SafetensorError, KeyError) as err:
         warnings.warn(f"ignoring unreadable feature cache {path} ({err}); recomputing", stacklevel=3)
         return None
-    if tuple(feats.shape) != (n, extractor.num_features):
-        warnings.warn(f"ignoring feature cache {path} of shape {tuple(feats.shape)}; recomputing", stacklevel=3)
+    if stored != identity or tuple(feats.shape) != (int(identity["n"]), num_features):
+        warnings.warn(f"ignoring feature cache {path}: written for other data or features; recomputing", stacklevel=3)
         return None
     return feats
 
@@ -92,21 +108,20 @@ def real_features(
     progress: bool = False,
 ) -> Tensor:
     """Features of the real images, read from the cache when present, else computed and cached."""
-    n = len(_images(data))
-    path = cache_path(data, extractor, cache_dir) if use_cache else None
-    if path is not None and path.is_file():
-        cached = _load_cached(path, extractor, n)
+
+    def compute() -> Tensor:
+        return extract_features(
+            data, extractor, batch_size=batch_size, device=device, progress=progress, label="real features"
+        )
+
+    if not use_cache:
+        return compute()
+    identity = _identity(data, extractor)
+    path = _path(identity, cache_dir)
+    if path.is_file():
+        cached = _load_cached(path, identity, extractor.num_features)
         if cached is not None:
             return cached
-    feats = extract_features(
-        data, extractor, batch_size=batch_size, device=device, progress=progress, label="real features"
-    )
-    if path is not None:
-        meta = {
-            "features": extractor.description,
-            "data": data.name if isinstance(data, ImageData) else "tensor",
-            "data_sha256": data_digest(_images(data)),
-            "extractor_sha256": extractor.fingerprint(),
-        }
-        atomic_write_bytes(path, save({"features": feats.contiguous()}, metadata={"info": json.dumps(meta)}))
+    feats = compute()
+    atomic_write_bytes(path, save({"features": feats.contiguous()}, metadata=identity))
     return feats

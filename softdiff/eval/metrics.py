@@ -34,7 +34,7 @@ def build_metrics(
     """torchmetrics FID and KID on ``extractor``; the real states survive ``reset()``."""
     fid = FrechetInceptionDistance(feature=extractor, reset_real_features=False)
     with warnings.catch_warnings():  # "KID keeps all features in memory": that is intended here
-        warnings.simplefilter("ignore", UserWarning)
+        warnings.filterwarnings("ignore", message=".*will save all extracted features in buffer.*")
         kid = KernelInceptionDistance(
             feature=extractor, subsets=kid_subsets, subset_size=kid_subset_size, reset_real_features=False
         )

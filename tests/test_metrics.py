@@ -228,3 +228,15 @@ def test_load_feature_net_rejects_non_safetensors(tmp_path) -> None:
         load_feature_net(bad)
     with pytest.raises(FileNotFoundError):
         load_feature_net(tmp_path / "absent.safetensors")
+
+
+def test_features_train_cli_reports_a_bad_data_dir_in_one_line(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from softdiff.cli.app import app
+
+    result = CliRunner().invoke(
+        app, ["features", "train", "--data-dir", str(tmp_path), "--out", str(tmp_path / "n.safetensors")]
+    )
+    assert result.exit_code == 2
+    assert "Fashion-MNIST file" in result.output and "Traceback" not in result.output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import corrupt
+from . import corrupt, features
 
 app = typer.Typer(
     name="softdiff",
@@ -15,14 +15,18 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """Soft Diffusion: train, sample and compare diffusion models with any linear corruption."""
 
 
 app.command("corrupt")(corrupt.corrupt)
+app.add_typer(features.app, name="features")
 
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

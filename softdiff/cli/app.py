@@ -26,3 +26,7 @@ app.command("corrupt")(corrupt.corrupt)
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -282,6 +282,11 @@ BAD_CALLS: dict[str, tuple[Callable[[], object], str]] = {
     "bad blur border": (lambda: GaussianBlur(backend="kornia", border="wrap"), "unknown border 'wrap'"),
     "dct with another border": (lambda: GaussianBlur(border="constant"), "dct backend has a fixed"),
     "blur widths reversed": (lambda: GaussianBlur(2.0, 1.0), "sigma_min <= sigma_max"),
+    "config blur widths reversed": (
+        lambda: BlurConfig(sigma_min=2.0, sigma_max=1.0),
+        "sigma_min <= sigma_max, got 2.0, 1.0",
+    ),
+    "config dct border": (lambda: BlurConfig(border="constant"), "dct backend has a fixed"),
     "level table of one": (lambda: LevelTable([1.0]), "at least 2 levels"),
     "level table NaN": (lambda: LevelTable([0.0, float("nan")]), "finite"),
     "levels decreasing": (lambda: CorruptionConfig(levels=[0.0, 0.6, 0.4, 1.0]), "non-decreasing"),
@@ -368,8 +373,10 @@ configs = st.builds(
     blur=st.builds(
         BlurConfig,
         sigma_max=st.none() | st.floats(0.5, 8),
-        backend=st.sampled_from(["dct", "kornia"]),
-    ),
+        backend=st.just("kornia"),
+        border=st.sampled_from(["reflect", "replicate", "constant", "circular"]),
+    )
+    | st.builds(BlurConfig, sigma_max=st.none() | st.floats(0.5, 8), backend=st.just("dct")),
     mask=st.builds(
         MaskConfig,
         kind=st.sampled_from(["pixels", "box", "fade"]),

@@ -44,6 +44,12 @@ class BlurConfig(_Strict):
     backend: Literal["dct", "kornia"] = "dct"
     border: Literal["reflect", "replicate", "constant", "circular"] = "reflect"
 
+    @model_validator(mode="after")
+    def _valid(self) -> BlurConfig:
+        # the operator's own checks, run now rather than when a process is built for a size
+        GaussianBlur(self.sigma_min, self.sigma_max or self.sigma_min, backend=self.backend, border=self.border)
+        return self
+
 
 class MaskConfig(_Strict):
     kind: Literal["pixels", "box", "fade"] = "pixels"

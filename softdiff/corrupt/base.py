@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 from torch.func import vjp
 
-__all__ = ["LinearCorruption", "Compose", "compose", "as_time"]
+__all__ = ["LinearCorruption", "Compose", "compose", "as_time", "check_time_range"]
 
 
 def as_time(t: Tensor | float, x: Tensor) -> Tensor:
@@ -27,10 +27,20 @@ def as_time(t: Tensor | float, x: Tensor) -> Tensor:
     if t.ndim == 0:
         t = t.expand(batch)
     elif t.ndim != 1 or t.shape[0] != batch:
-        raise ValueError(f"t must be a float or a tensor of shape ({batch},) to match the batch, got shape {tuple(t.shape)}")
-    if bool(torch.isnan(t).any()) or bool((t < 0).any()) or bool((t > 1).any()):
-        raise ValueError(f"t must lie in [0, 1], got values from {t.min().item():.4g} to {t.max().item():.4g}")
+        raise ValueError(
+            f"t must be a float or a tensor of shape ({batch},) to match the batch, got shape {tuple(t.shape)}"
+        )
+    check_time_range(t)
     return t
+
+
+def check_time_range(t: Tensor) -> None:
+    """Raise a ``ValueError`` unless every time is a number in [0, 1] (NaN included in the check)."""
+    if bool(((t >= 0) & (t <= 1)).all()):
+        return
+    if bool(torch.isnan(t).any()):
+        raise ValueError("t must lie in [0, 1], got NaN")
+    raise ValueError(f"t must lie in [0, 1], got values from {t.min().item():.4g} to {t.max().item():.4g}")
 
 
 class LinearCorruption:

@@ -5,10 +5,11 @@ The width ``sigma(t)`` comes from a schedule (log-linear by default). Two backen
 * ``"dct"`` (default): the exact Gaussian (heat) blur with Neumann (symmetric) boundary,
   diagonal in the DCT-II basis. It is separable, so each level is one ``H x H`` and one
   ``W x W`` matrix per sample: any width, one call, closed-form (self-) adjoint.
-* ``"kornia"``: ``kornia.filters.gaussian_blur2d`` with a choice of border. Its kernel is
-  clamped to the image (``2 * min(H, W) - 1`` taps), so very wide blurs are truncated —
-  see :meth:`GaussianBlur.truncated`. Its adjoint is exact via ``torch.func.vjp``
-  (borders other than ``constant``/``circular`` make the spatial blur non-symmetric).
+* ``"kornia"``: a sampled Gaussian kernel through ``kornia.filters.filter2d_separable``
+  with a choice of border. Each sample's kernel reaches ±ceil(3 sigma) taps, clamped to
+  the image side, so very wide blurs are truncated — see :meth:`GaussianBlur.truncated`.
+  Its adjoint is exact via ``torch.func.vjp`` (borders other than ``constant``/``circular``
+  make the spatial blur non-symmetric).
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ class GaussianBlur(LinearCorruption):
         if border not in ("reflect", "replicate", "constant", "circular"):
             raise ValueError(f"unknown border {border!r}; choose reflect, replicate, constant or circular")
         if backend == "dct" and border != "reflect":
-            raise ValueError("the dct backend has a fixed symmetric (Neumann) border; use backend='kornia' for other borders")
+            raise ValueError(
+                "the dct backend has a fixed symmetric (Neumann) border; use backend='kornia' for other borders"
+            )
         self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)
         self.schedule: Schedule = schedule or Geometric(max(sigma_min, 1e-6), max(sigma_max, 1e-6))
         self.backend, self.border = backend, border
@@ -82,7 +85,7 @@ class GaussianBlur(LinearCorruption):
 
     @staticmethod
     def max_taps(height: int, width: int) -> int:
-        """Largest odd kernel the kornia path can use on an ``height x width`` image."""
+        """Largest odd kernel the kornia path uses on both axes of an ``height x width`` image."""
         return 2 * min(height, width) - 1
 
     def truncated(self, t: Tensor | float, height: int, width: int) -> Tensor:
@@ -102,14 +105,31 @@ class GaussianBlur(LinearCorruption):
         return super().adjoint(y, t)
 
     def _dct(self, x: Tensor, sigma: Tensor) -> Tensor:
-        _, _, h, w = x.shape
-        blur_h = _heat_blur_1d(h, sigma)[:, None]  # (B, 1, H, H)
-        blur_w = blur_h if w == h else _heat_blur_1d(w, sigma)[:, None]
-        return blur_h @ x @ blur_w  # both symmetric, so right-multiplying blurs the rows
+        # Two batched matmuls with the per-sample symmetric 1-D blurs, channels folded into
+        # the matrix side so no (B, C, n, n) broadcast copy is made.
+        b, c, h, w = x.shape
+        blur_h = _heat_blur_1d(h, sigma)  # (B, H, H)
+        blur_w = blur_h if w == h else _heat_blur_1d(w, sigma)
+        rows = x.reshape(b, c * h, w) @ blur_w  # blur along W
+        cols = blur_h @ rows.reshape(b, c, h, w).transpose(1, 2).reshape(b, h, c * w)  # along H
+        return cols.reshape(b, h, c, w).transpose(1, 2).contiguous()
 
     def _kornia(self, x: Tensor, sigma: Tensor) -> Tensor:
         _, _, h, w = x.shape
-        taps = int(2 * math.ceil(3 * float(sigma.max())) + 1)
-        taps = min(max(3, taps), self.max_taps(h, w))
-        sigmas = sigma.clamp_min(1e-6)[:, None].expand(-1, 2)
-        return kornia.filters.gaussian_blur2d(x, (taps, taps), sigmas, border_type=self.border)
+        kernel_y, kernel_x = _gaussian_taps(sigma, h - 1), _gaussian_taps(sigma, w - 1)
+        return kornia.filters.filter2d_separable(x, kernel_x, kernel_y, border_type=self.border)
+
+
+def _gaussian_taps(sigma: Tensor, max_radius: int) -> Tensor:
+    """Per-sample normalised ``(B, 2R + 1)`` Gaussian kernels, each cut at its own ±ceil(3 sigma).
+
+    Each sample's kernel depends on its own width only (zero taps pad it to the batch's
+    longest), so a batch gives the same result as blurring one sample at a time.
+    ``max_radius`` keeps the padding legal for every border mode (``< image side``).
+    """
+    radius = torch.ceil(3 * sigma.detach()).clamp_min(1).clamp_max(max_radius).long()  # (B,)
+    big = int(radius.max())
+    offsets = torch.arange(-big, big + 1, device=sigma.device, dtype=sigma.dtype)
+    s = sigma.clamp_min(1e-6)[:, None]
+    taps = torch.exp(-0.5 * (offsets / s) ** 2) * (offsets.abs() <= radius[:, None])
+    return taps / taps.sum(dim=1, keepdim=True)

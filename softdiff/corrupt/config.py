@@ -7,8 +7,9 @@ operator (vanilla diffusion). :func:`register_corruption` adds a name for a new 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -42,6 +43,12 @@ class BlurConfig(_Strict):
     sigma_max: float | None = Field(None, gt=0, description="blur width at t=1 in pixels; default 0.36 * min(H, W)")
     backend: Literal["dct", "kornia"] = "dct"
     border: Literal["reflect", "replicate", "constant", "circular"] = "reflect"
+
+    @model_validator(mode="after")
+    def _valid(self) -> BlurConfig:
+        # the operator's own checks, run now rather than when a process is built for a size
+        GaussianBlur(self.sigma_min, self.sigma_max or self.sigma_min, backend=self.backend, border=self.border)
+        return self
 
 
 class MaskConfig(_Strict):
@@ -86,7 +93,9 @@ def _blur(config: CorruptionConfig, size: ImageSize) -> LinearCorruption:
 
 register_corruption("noise", lambda config, size: Identity())
 register_corruption("blur", _blur)
-register_corruption("mask", lambda config, size: Mask(config.mask.kind, config.mask.max_fraction, seed=config.mask.seed))
+register_corruption(
+    "mask", lambda config, size: Mask(config.mask.kind, config.mask.max_fraction, seed=config.mask.seed)
+)
 
 
 def parse_spec(spec: str) -> list[str]:
@@ -94,7 +103,9 @@ def parse_spec(spec: str) -> list[str]:
     names = [part.strip() for part in spec.split("+")]
     for name in names:
         if name not in _REGISTRY:
-            raise ValueError(f"unknown corruption {name!r} in {spec!r}; known: {', '.join(corruption_names())} (join with '+')")
+            raise ValueError(
+                f"unknown corruption {name!r} in {spec!r}; known: {', '.join(corruption_names())} (join with '+')"
+            )
     return names
 
 
@@ -105,14 +116,19 @@ class CorruptionConfig(_Strict):
     blur: BlurConfig = BlurConfig()
     mask: MaskConfig = MaskConfig()
     noise: NoiseConfig = NoiseConfig()
-    levels: list[float] | None = Field(None, description="time warp from `softdiff schedule` (source times of the chosen levels)")
+    levels: list[float] | None = Field(
+        None, description="time warp from `softdiff schedule` (source times of the chosen levels)"
+    )
 
     @model_validator(mode="after")
     def _known_spec(self) -> CorruptionConfig:
         parse_spec(self.spec)
         if self.levels is not None:
             LevelTable(self.levels)  # validates length and finiteness
-            if any(b < a for a, b in zip(self.levels, self.levels[1:])) or not 0 <= self.levels[0] <= self.levels[-1] <= 1:
+            if (
+                any(b < a for a, b in zip(self.levels, self.levels[1:], strict=False))
+                or not 0 <= self.levels[0] <= self.levels[-1] <= 1
+            ):
                 raise ValueError("levels must be non-decreasing times in [0, 1]")
         return self
 

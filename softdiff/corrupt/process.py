@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .base import LinearCorruption, as_time
+from .base import LinearCorruption, as_time, check_time_range
 from .schedules import LevelTable, Schedule
 
 __all__ = ["CorruptionProcess"]
@@ -42,8 +42,7 @@ class CorruptionProcess:
     def s(self, t: Tensor | float) -> Tensor:
         """Noise level ``s_t`` (same shape as ``t``)."""
         t = torch.as_tensor(t, dtype=torch.get_default_dtype()) if not isinstance(t, Tensor) else t
-        if bool((t < 0).any()) or bool((t > 1).any()):
-            raise ValueError(f"t must lie in [0, 1], got values from {t.min().item():.4g} to {t.max().item():.4g}")
+        check_time_range(t)
         return self.noise(t if self.warp is None else self.warp(t))
 
     def corrupt(

@@ -1,0 +1,406 @@
+"""Generic property tests every corruption operator must pass (deepinv style).
+
+Each entry of ``OPERATORS`` builds one operator; every property runs over random shapes
+(1-3 channels, odd/even, non-square sides 3..20) and random per-sample times, in float64.
+A new operator joins the whole suite by adding one line to ``OPERATORS``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from _doc_examples import tutorial_namespace
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import Tensor
+
+from softdiff.corrupt import (
+    BlurConfig,
+    Compose,
+    CorruptionConfig,
+    GaussianBlur,
+    Geometric,
+    GeometricNoise,
+    Identity,
+    LevelTable,
+    LinearCorruption,
+    LinearNoise,
+    Mask,
+    MaskConfig,
+    NoiseConfig,
+    build_process,
+    compose,
+    register_corruption,
+)
+
+F64 = torch.float64
+
+
+class GainShift(LinearCorruption):
+    """A user operator with forward only: shift right by one pixel (zero fill), then a fixed
+    random per-pixel gain that grows with t. Its adjoint comes from ``torch.func.vjp``."""
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        u = torch.rand(h, w, generator=torch.Generator().manual_seed(h * 1000 + w), dtype=F64)
+        gain = 1 + t[:, None, None, None] * (u.to(x) - 0.5)
+        return gain * torch.nn.functional.pad(x[..., :-1], (1, 0))
+
+
+@dataclass(frozen=True)
+class Case:
+    build: Callable[[], LinearCorruption]
+    c0_tol: float | None  # max |C_0 x - x| for |x| <= 1; None: not the identity at t=0
+    contraction: bool  # ||C_t x|| <= ||x|| holds for every t
+
+
+# DCT blur at sigma_min = 0.01 is not exactly I: its gains are exp(-sigma^2 w^2 / 2) with w <= pi
+# per axis, so ||C_0 - I||_2 <= 1 - exp(-0.01^2 pi^2) ~ 1e-3. Per pixel, the 1-D blur B has
+# max_i sum_j |B - I|_ij < 5e-4 at any size (3..256 checked), so |C_0 x - x| <= ~1e-3 max|x|
+# for the 2-D blur B_h x B_w; 2e-3 leaves a margin. (kornia at 0.01 px is I to 1e-12: exp(-5000) = 0.)
+DCT_C0_TOL = 2e-3
+
+OPERATORS: dict[str, Case] = {
+    "identity": Case(Identity, 0.0, True),
+    "blur-dct": Case(lambda: GaussianBlur(0.01, 6.0), DCT_C0_TOL, True),
+    # reflect and replicate borders weight edge pixels more than once, so they can add energy
+    **{
+        f"blur-kornia-{border}": Case(
+            lambda border=border: GaussianBlur(0.01, 6.0, backend="kornia", border=border),
+            1e-12,
+            border in ("constant", "circular"),
+        )
+        for border in ("reflect", "replicate", "constant", "circular")
+    },
+    **{f"mask-{kind}": Case(lambda kind=kind: Mask(kind, seed=7), 0.0, True) for kind in ("pixels", "box", "fade")},
+    "blur+mask-compose": Case(lambda: compose(Mask(), GaussianBlur()), DCT_C0_TOL, True),
+    "blur+mask-matmul": Case(lambda: Mask("box") @ GaussianBlur(backend="kornia", border="reflect"), 1e-12, False),
+    "chain-3": Case(
+        lambda: compose(
+            Mask("fade", 0.8), GaussianBlur(0.01, 4.0, backend="kornia", border="constant"), Mask("pixels", 0.5, seed=3)
+        ),
+        1e-12,
+        True,
+    ),
+    "blur-level-table": Case(lambda: GaussianBlur(schedule=LevelTable([0.01, 0.5, 3.0, 4.0])), DCT_C0_TOL, True),
+    "user-gain-shift": Case(GainShift, None, False),
+    "tutorial-fade-to-grey": Case(lambda: tutorial_namespace()["FadeToGrey"](), 1e-12, True),  # docs example
+}
+
+NAMES = list(OPERATORS)
+
+# The per-operator properties run once for each of the ~18 operators, so each gets a fifth
+# of the profile's examples (5 under HYPOTHESIS_PROFILE=ci): ~90 random draws per law in all.
+per_operator = settings(max_examples=max(3, settings().max_examples // 5))
+
+
+@st.composite
+def batches(draw: st.DrawFn, max_side: int = 20, max_batch: int = 3) -> tuple[Tensor, Tensor, Tensor]:
+    """``(x, y, t)``: two random float64 batches of one random shape and per-sample times."""
+    b = draw(st.integers(1, max_batch))
+    c = draw(st.integers(1, 3))
+    h, w = draw(st.integers(3, max_side)), draw(st.integers(3, max_side))
+    times = draw(st.lists(st.floats(0, 1), min_size=b, max_size=b))
+    g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    x = torch.randn(b, c, h, w, generator=g, dtype=F64)
+    y = torch.randn(b, c, h, w, generator=g, dtype=F64)
+    return x, y, torch.tensor(times, dtype=F64)
+
+
+def inner(a: Tensor, b: Tensor) -> Tensor:
+    return (a * b).flatten(1).sum(1)
+
+
+def close(a: Tensor, b: Tensor, scale: float = 1.0) -> bool:
+    return torch.allclose(a, b, rtol=1e-9, atol=1e-11 * scale)
+
+
+@pytest.fixture(params=NAMES, scope="module")
+def case(request: pytest.FixtureRequest) -> Case:
+    return OPERATORS[request.param]
+
+
+@per_operator
+@given(data=batches(), a=st.floats(-3, 3), b=st.floats(-3, 3))
+def test_operator_laws(case: Case, data: tuple[Tensor, Tensor, Tensor], a: float, b: float) -> None:
+    """Linearity, adjointness, closed form = vjp, per-sample t, C_0 = I and energy, on one draw.
+
+    One test per operator (not one per law) so the suite stays fast: each map is applied once.
+    """
+    x, y, t = data
+    op = case.build()
+    cx, cty = op(x, t), op.adjoint(y, t)
+
+    assert close(op(a * x + b * y, t), a * cx + b * op(y, t), scale=10), "C(ax + by) != a Cx + b Cy"
+    scale = float(x.norm() * y.norm())
+    assert torch.allclose(inner(cx, y), inner(x, cty), rtol=0, atol=1e-11 * scale), "<Cx, y> != <x, C^T y>"
+    assert close(cty, LinearCorruption.adjoint(op, y, t)), "closed-form adjoint != vjp adjoint"
+
+    loop = torch.cat([op(x[i : i + 1], t[i : i + 1]) for i in range(len(t))])
+    loop_adj = torch.cat([op.adjoint(y[i : i + 1], t[i : i + 1]) for i in range(len(t))])
+    assert close(cx, loop) and close(cty, loop_adj), "per-sample t differs from one sample at a time"
+    assert close(op(x, float(t[0])), op(x, t[:1].expand(len(t)))), "a float t is not broadcast to the batch"
+
+    if case.c0_tol is not None:
+        x1 = x.clamp(-1, 1)
+        assert (op(x1, 0.0) - x1).abs().max() <= case.c0_tol, "C_0 is not the identity"
+        assert (op.adjoint(x1, 0.0) - x1).abs().max() <= case.c0_tol, "C_0^T is not the identity"
+    if case.contraction:
+        assert bool((cx.flatten(1).norm(dim=1) <= x.flatten(1).norm(dim=1) * (1 + 1e-12)).all()), "||C x|| > ||x||"
+
+
+@pytest.mark.parametrize("border", ["reflect", "replicate"])
+def test_reflect_and_replicate_borders_can_add_energy(border: str) -> None:
+    """Why those two are excluded above: some edge pixel is counted twice, so ||C|| > 1."""
+    op = GaussianBlur(0.01, 5.0, backend="kornia", border=border)
+    assert torch.linalg.matrix_norm(op.matrix((1, 9, 12), 1.0), 2) > 1.01
+
+
+@per_operator
+@given(data=batches(max_side=8, max_batch=2))
+def test_dtype_and_gradients_flow_through_forward_and_adjoint(case: Case, data: tuple[Tensor, Tensor, Tensor]) -> None:
+    x, y, t = data
+    op = case.build()
+    for dtype in (torch.float32, torch.float64):
+        xd, td = x.to(dtype), t.to(dtype)
+        assert op(xd, td).dtype == dtype and op.adjoint(xd, td).dtype == dtype
+        assert op(xd, 0.5).dtype == dtype and op(xd, td).device == xd.device
+    # d<C x, y>/dx = C^T y and d<C^T y, x>/dy = C x: gradients are right, not just present
+    xg, yg = x.clone().requires_grad_(), y.clone().requires_grad_()
+    inner(op(xg, t), y).sum().backward()
+    inner(op.adjoint(yg, t), x).sum().backward()
+    assert close(xg.grad, op.adjoint(y, t)) and close(yg.grad, op(x, t))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_device_is_preserved(case: Case) -> None:
+    x = torch.randn(2, 2, 7, 6, device="cuda")
+    op = case.build()
+    t = torch.tensor([0.2, 0.9], device="cuda")
+    assert op(x, t).device == x.device and op.adjoint(x, t).device == x.device
+
+
+@per_operator
+@given(data=batches(max_side=6, max_batch=1))
+def test_matrix_agrees_with_the_operator(case: Case, data: tuple[Tensor, Tensor, Tensor]) -> None:
+    x, y, t = data
+    op = case.build()
+    m = op.matrix(x.shape[1:], float(t[0]))
+    assert close(m @ x.flatten(), op(x, t).flatten())
+    assert close(m.T @ y.flatten(), op.adjoint(y, t).flatten())
+
+
+@settings(max_examples=max(3, settings().max_examples // 2))
+@given(data=batches())
+def test_composition_is_the_chain_and_its_adjoint_the_reversed_chain(data: tuple[Tensor, Tensor, Tensor]) -> None:
+    x, y, t = data
+    parts = [Mask("fade", 0.8), GainShift(), GaussianBlur(0.01, 4.0, backend="kornia", border="reflect"), Mask("box")]
+    op = compose(*parts)
+    assert isinstance(op, Compose) and isinstance(parts[0] @ parts[1], Compose)
+    forward, backward = x, y
+    for part in reversed(parts):  # the last operator is applied first
+        forward = part(forward, t)
+    for part in parts:
+        backward = part.adjoint(backward, t)
+    assert close(op(x, t), forward) and close(op.adjoint(y, t), backward)
+    assert close((parts[0] @ parts[1])(x, t), parts[0](parts[1](x, t), t))
+
+
+@pytest.mark.parametrize("kind", ["pixels", "box", "fade"])
+@given(data=batches(), t1=st.floats(0, 1), t2=st.floats(0, 1), seed=st.integers(0, 1000))
+def test_masks_are_nested_in_time_and_reproducible(
+    kind: str, data: tuple[Tensor, Tensor, Tensor], t1: float, t2: float, seed: int
+) -> None:
+    x = data[0]
+    t1, t2 = min(t1, t2), max(t1, t2)
+    h, w = x.shape[-2:]
+    weights = Mask(kind, seed=seed).weights(torch.tensor([t1, t2], dtype=F64), h, w)
+    assert bool((weights[1] <= weights[0]).all())  # what is hidden at t1 stays hidden at t2
+    if kind != "fade":
+        assert bool(((weights == 0) | (weights == 1)).all())
+    again = Mask(kind, seed=seed).weights(torch.tensor([t1, t2], dtype=F64), h, w)
+    assert torch.equal(weights, again)
+
+
+def test_pixel_masks_hide_the_scheduled_fraction_and_depend_on_the_seed() -> None:
+    t = torch.tensor([0.0, 0.25, 0.5, 1.0], dtype=F64)
+    hidden = 1 - Mask("pixels").weights(t, 64, 64).mean(dim=(1, 2, 3))
+    assert torch.allclose(hidden, t, atol=0.03)
+    a, b = (Mask("pixels", seed=s).weights(t[2:3], 64, 64) for s in (0, 1))
+    assert not torch.equal(a, b)
+
+
+def test_dct_blur_is_the_exact_heat_blur() -> None:
+    """The DCT blur of a cosine mode is the mode damped by exp(-sigma^2 w^2 / 2)."""
+    n, k, sigma = 16, 3, 2.0
+    i = torch.arange(n, dtype=F64)
+    mode = torch.cos(math.pi * (2 * i + 1) * k / (2 * n))
+    x = mode[None, None, :, None] * torch.ones(1, 1, 1, 5, dtype=F64)
+    op = GaussianBlur(sigma, sigma)
+    gain = math.exp(-0.5 * (sigma * math.pi * k / n) ** 2)
+    assert torch.allclose(op(x, 0.5), gain * x, atol=1e-12)
+
+
+def test_kornia_truncation_is_reported() -> None:
+    op = GaussianBlur(0.5, 24.0, backend="kornia")
+    flags = op.truncated(torch.tensor([0.0, 1.0]), 64, 64)
+    assert flags.tolist() == [False, True]
+    assert not bool(GaussianBlur(0.5, 24.0).truncated(1.0, 64, 64))
+
+
+# --- bad input: one clear ValueError naming the problem -------------------------------------
+
+BAD_CALLS: dict[str, tuple[Callable[[], object], str]] = {
+    "3-D input": (lambda: GaussianBlur()(torch.zeros(3, 8, 8), 0.5), r"\(B, C, H, W\).*3-D"),
+    "3-D input, adjoint": (lambda: Mask().adjoint(torch.zeros(8, 8), 0.5), r"\(B, C, H, W\).*2-D"),
+    "t above 1": (lambda: Identity()(torch.zeros(2, 1, 4, 4), 1.5), r"t must lie in \[0, 1\]"),
+    "t below 0": (lambda: Mask()(torch.zeros(2, 1, 4, 4), torch.tensor([0.2, -0.1])), r"t must lie in \[0, 1\]"),
+    "t NaN": (lambda: GaussianBlur()(torch.zeros(1, 1, 4, 4), float("nan")), "NaN"),
+    "t NaN in s": (lambda: build_process("blur", (4, 4)).s(torch.tensor([0.5, float("nan")])), "NaN"),
+    "t batch mismatch": (
+        lambda: GaussianBlur()(torch.zeros(2, 1, 4, 4), torch.rand(3)),
+        r"shape \(2,\) to match the batch",
+    ),
+    "t 2-D": (lambda: GaussianBlur().adjoint(torch.zeros(2, 1, 4, 4), torch.rand(2, 1)), "match the batch"),
+    "s_min = 0": (lambda: GeometricNoise(0.0, 1.0), "s_min must be > 0"),
+    "s_min < 0": (lambda: LinearNoise(-0.1, 1.0), "s_min must be > 0"),
+    "s_max < s_min": (lambda: GeometricNoise(0.5, 0.1), "s_max must be >= s_min"),
+    "config s_min = 0": (lambda: NoiseConfig(s_min=0.0), "s_min"),
+    "config s_max < s_min": (lambda: NoiseConfig(s_min=0.5, s_max=0.1), r"s_max \(0.1\) must be >= s_min"),
+    "unknown spec": (lambda: build_process("blur+blurr", (8, 8)), "unknown corruption 'blurr'"),
+    "empty spec part": (lambda: CorruptionConfig(spec="blur+"), "unknown corruption ''"),
+    "bad mask kind": (lambda: Mask("dots"), "unknown mask kind 'dots'"),
+    "bad mask fraction": (lambda: Mask(max_fraction=1.5), "max_fraction"),
+    "bad config mask kind": (lambda: MaskConfig(kind="dots"), "kind"),
+    "bad blur backend": (lambda: GaussianBlur(backend="fft"), "unknown blur backend 'fft'"),
+    "bad blur border": (lambda: GaussianBlur(backend="kornia", border="wrap"), "unknown border 'wrap'"),
+    "dct with another border": (lambda: GaussianBlur(border="constant"), "dct backend has a fixed"),
+    "blur widths reversed": (lambda: GaussianBlur(2.0, 1.0), "sigma_min <= sigma_max"),
+    "config blur widths reversed": (
+        lambda: BlurConfig(sigma_min=2.0, sigma_max=1.0),
+        "sigma_min <= sigma_max, got 2.0, 1.0",
+    ),
+    "config dct border": (lambda: BlurConfig(border="constant"), "dct backend has a fixed"),
+    "level table of one": (lambda: LevelTable([1.0]), "at least 2 levels"),
+    "level table NaN": (lambda: LevelTable([0.0, float("nan")]), "finite"),
+    "levels decreasing": (lambda: CorruptionConfig(levels=[0.0, 0.6, 0.4, 1.0]), "non-decreasing"),
+    "bad registry name": (lambda: register_corruption("my blur", lambda c, s: Identity()), "identifiers"),
+    "noise shape": (
+        lambda: build_process("mask", (4, 4)).corrupt(torch.zeros(1, 1, 4, 4), 0.5, torch.zeros(1, 4, 4)),
+        "noise has shape",
+    ),
+    "compose nothing": (lambda: compose(), "at least one operator"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_CALLS))
+def test_bad_input_raises_a_clear_value_error(name: str) -> None:
+    call, message = BAD_CALLS[name]
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_missing_or_broken_level_file_is_a_value_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="does not exist"):
+        LevelTable.load(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        LevelTable.load(tmp_path / "bad.json")
+
+
+# --- schedules --------------------------------------------------------------------------------
+
+
+@given(lo=st.floats(1e-3, 10), hi=st.floats(1e-3, 10))
+def test_geometric_schedules_hit_their_end_points(lo: float, hi: float) -> None:
+    t = torch.tensor([0.0, 0.5, 1.0], dtype=F64)
+    for schedule in (Geometric(lo, hi), GeometricNoise(min(lo, hi), max(lo, hi))):
+        a, b = schedule.lo, schedule.hi
+        assert torch.allclose(schedule(t), torch.tensor([a, math.sqrt(a * b), b], dtype=F64), rtol=1e-12)
+    assert torch.allclose(LinearNoise(min(lo, hi), max(lo, hi))(t)[1], torch.tensor((lo + hi) / 2, dtype=F64))
+
+
+@given(values=st.lists(st.floats(-5, 5), min_size=2, max_size=9), u=st.floats(0, 1))
+def test_level_table_interpolates_linearly_between_levels(values: list[float], u: float) -> None:
+    table = LevelTable(values)
+    k = len(values)
+    knots = torch.linspace(0, 1, k, dtype=F64)
+    assert torch.allclose(table(knots), torch.tensor(values, dtype=F64), atol=1e-12)
+    i = min(int(u * (k - 1)), k - 2)  # inside segment i: a convex mix of its two end values
+    frac = u * (k - 1) - i
+    expected = values[i] * (1 - frac) + values[i + 1] * frac
+    assert abs(float(table(torch.tensor([u], dtype=F64))) - expected) < 1e-9
+
+
+def test_level_table_reads_the_selector_format(tmp_path: Path) -> None:
+    path = tmp_path / "levels.json"
+    path.write_text(json.dumps({"t": [0.0, 0.2, 1.0], "sigma": [0.01, 1.0, 9.0]}))
+    assert LevelTable.load(path, key="t").to_list() == [0.0, 0.2, 1.0]
+    config = CorruptionConfig(spec="blur").with_levels_file(path)
+    assert config.levels == [0.0, 0.2, 1.0]
+    warped, plain = config.build((8, 8)), CorruptionConfig(spec="blur").build((8, 8))
+    x = torch.randn(1, 1, 8, 8, dtype=F64)
+    assert torch.allclose(warped.C(x, 0.25), plain.C(x, 0.1))  # level 1 of 3 at t=0.5 -> source 0.2
+    assert torch.allclose(warped.s(torch.tensor(0.25)), plain.s(torch.tensor(0.1)))
+
+
+# --- the process ------------------------------------------------------------------------------
+
+
+def test_corrupt_has_mean_c_t_x0_and_std_s_t() -> None:
+    process = build_process("blur+mask", (6, 5), noise={"s_min": 0.05, "s_max": 0.8})
+    n = 4000
+    x0 = torch.randn(1, 2, 6, 5, dtype=F64).expand(n, -1, -1, -1)
+    t = torch.full((n,), 0.6, dtype=F64)
+    xt = process.corrupt(x0, t, generator=torch.Generator().manual_seed(0))
+    s = float(process.s(torch.tensor(0.6, dtype=F64)))
+    assert s == pytest.approx(0.05 * 16**0.6)
+    assert torch.allclose(xt.mean(0), process.C(x0[:1], 0.6)[0], atol=5 * s / math.sqrt(n))
+    assert torch.allclose(xt.std(0), torch.full_like(xt[0], s), rtol=0.08)
+    eta = torch.randn_like(x0)
+    assert torch.allclose(process.corrupt(x0, t, noise=eta), process.C(x0, t) + s * eta)
+
+
+configs = st.builds(
+    CorruptionConfig,
+    spec=st.lists(st.sampled_from(["noise", "blur", "mask"]), min_size=1, max_size=3).map("+".join),
+    blur=st.builds(
+        BlurConfig,
+        sigma_max=st.none() | st.floats(0.5, 8),
+        backend=st.just("kornia"),
+        border=st.sampled_from(["reflect", "replicate", "constant", "circular"]),
+    )
+    | st.builds(BlurConfig, sigma_max=st.none() | st.floats(0.5, 8), backend=st.just("dct")),
+    mask=st.builds(
+        MaskConfig,
+        kind=st.sampled_from(["pixels", "box", "fade"]),
+        max_fraction=st.floats(0, 1),
+        seed=st.integers(0, 99),
+    ),
+    noise=st.builds(
+        NoiseConfig,
+        schedule=st.sampled_from(["geometric", "linear"]),
+        s_min=st.floats(1e-3, 0.1),
+        s_max=st.floats(0.1, 5),
+    ),
+    levels=st.none() | st.lists(st.floats(0, 1), min_size=2, max_size=6).map(sorted),
+)
+
+
+@given(config=configs, data=batches(max_side=10, max_batch=2))
+def test_config_json_round_trip_rebuilds_the_same_process(
+    config: CorruptionConfig, data: tuple[Tensor, Tensor, Tensor]
+) -> None:
+    x, y, t = data
+    again = CorruptionConfig.model_validate_json(config.model_dump_json())
+    assert again == config
+    size = (x.shape[-2], x.shape[-1])
+    p, q = config.build(size), again.build(size)
+    assert repr(p.operator) == repr(q.operator)
+    assert torch.equal(p.C(x, t), q.C(x, t)) and torch.equal(p.CT(y, t), q.CT(y, t)) and torch.equal(p.s(t), q.s(t))

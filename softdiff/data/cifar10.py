@@ -45,7 +45,10 @@ def load_cifar10(split: str = "train", data_dir: Path | None = None) -> ImageDat
             raise ValueError(f"CIFAR-10 file {name} not found in {directory}{hint}; {_HOW_TO_GET}")
         raw = np.fromfile(path, dtype=np.uint8)
         if raw.size == 0 or raw.size % _RECORD:
-            raise ValueError(f"{path} is not a CIFAR-10 binary batch ({raw.size} bytes is not a multiple of {_RECORD}); {_HOW_TO_GET}")
+            raise ValueError(
+                f"{path} is not a CIFAR-10 binary batch ({raw.size} bytes, not a multiple of {_RECORD}); "
+                f"{_HOW_TO_GET}"
+            )
         records.append(raw.reshape(-1, _RECORD))
     table = np.concatenate(records)
     images = torch.from_numpy(table[:, 1:].reshape(-1, 3, 32, 32).copy())

@@ -13,7 +13,10 @@ from .datasets import DATASETS, SIZED, ImageData
 __all__ = ["load_image_folder", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-_HOW_TO_GET = "pass --data-dir pointing at a folder of .png/.jpg images (searched recursively; a train/ or test/ sub-folder is used for that split when present)"
+_HOW_TO_GET = (
+    "pass --data-dir pointing at a folder of .png/.jpg images "
+    "(searched recursively; a train/ or test/ sub-folder is used for that split when present)"
+)
 
 
 def _square(picture: Image.Image, size: int) -> Image.Image:
@@ -24,7 +27,9 @@ def _square(picture: Image.Image, size: int) -> Image.Image:
     return picture.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
 
 
-def load_image_folder(directory: str | Path | None, size: int = 32, channels: int = 3, split: str = "train") -> ImageData:
+def load_image_folder(
+    directory: str | Path | None, size: int = 32, channels: int = 3, split: str = "train"
+) -> ImageData:
     """Every image under ``directory`` (or its ``split`` sub-folder) as uint8 ``(N, channels, size, size)``."""
     if directory is None:
         raise ValueError(f"the image-folder data set needs a folder; {_HOW_TO_GET}")

@@ -23,7 +23,8 @@ callable ``w(t, s_t) -> (B,)``.
 
 from __future__ import annotations
 
-from typing import Callable, Literal, Union
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 WeightFn = Callable[[Tensor, Tensor], Tensor]
-Weighting = Union[Literal["uniform", "inverse_noise"], WeightFn]
+Weighting = Literal["uniform", "inverse_noise"] | WeightFn
 TSampler = Callable[[int, "torch.Generator | None", torch.device], Tensor]
 
 WEIGHTINGS: dict[str, WeightFn] = {
@@ -80,7 +81,9 @@ def _weight_fn(weighting: Weighting) -> WeightFn:
     if callable(weighting):
         return weighting
     if weighting not in WEIGHTINGS:
-        raise ValueError(f"unknown weighting {weighting!r}; choose one of {', '.join(WEIGHTINGS)} or pass a callable w(t, s_t)")
+        raise ValueError(
+            f"unknown weighting {weighting!r}; choose one of {', '.join(WEIGHTINGS)} or pass a callable w(t, s_t)"
+        )
     return WEIGHTINGS[weighting]
 
 
@@ -93,7 +96,9 @@ class Objective:
 
     name = "objective"
 
-    def __init__(self, process: CorruptionProcess, weighting: Weighting = "uniform", t_sampler: TSampler | None = None) -> None:
+    def __init__(
+        self, process: CorruptionProcess, weighting: Weighting = "uniform", t_sampler: TSampler | None = None
+    ) -> None:
         self.process = process
         self.weighting = weighting
         self.weight = _weight_fn(weighting)
@@ -159,10 +164,14 @@ class X0Regression(Objective):
         return _pixel_mean((h - x0).square())
 
 
-OBJECTIVES: dict[str, type[Objective]] = {cls.name: cls for cls in (SoftScoreMatching, DenoisingScoreMatching, X0Regression)}
+OBJECTIVES: dict[str, type[Objective]] = {
+    cls.name: cls for cls in (SoftScoreMatching, DenoisingScoreMatching, X0Regression)
+}
 
 
-def build_objective(name: str, process: CorruptionProcess, weighting: Weighting = "uniform", t_sampler: TSampler | None = None) -> Objective:
+def build_objective(
+    name: str, process: CorruptionProcess, weighting: Weighting = "uniform", t_sampler: TSampler | None = None
+) -> Objective:
     """An objective by its short name (``soft``, ``dsm``, ``x0``)."""
     if name not in OBJECTIVES:
         raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")

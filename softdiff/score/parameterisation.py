@@ -7,7 +7,8 @@ The network is any ``nn.Module`` called as ``net(x_t, t)`` with ``t`` of shape `
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -38,7 +39,9 @@ class Denoiser(nn.Module):
     ) -> None:
         super().__init__()
         if parameterisation not in PARAMETERISATIONS:
-            raise ValueError(f"unknown parameterisation {parameterisation!r}; choose one of {', '.join(PARAMETERISATIONS)}")
+            raise ValueError(
+                f"unknown parameterisation {parameterisation!r}; choose one of {', '.join(PARAMETERISATIONS)}"
+            )
         self.net = net
         self.process = process
         self.parameterisation = parameterisation

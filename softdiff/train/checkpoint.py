@@ -153,7 +153,10 @@ def _verified(folder: Path) -> dict[str, bytes]:
             raise ValueError(f"checkpoint {folder} is incomplete: {filename} is missing")
         data = file.read_bytes()
         if _sha256(data) != hashes[filename]:
-            raise ValueError(f"checkpoint {folder} is corrupt: {filename} does not match its SHA-256 in {MANIFEST} (truncated or modified)")
+            raise ValueError(
+                f"checkpoint {folder} is corrupt: {filename} does not match its SHA-256 "
+                f"in {MANIFEST} (truncated or modified)"
+            )
         contents[filename] = data
     return contents
 
@@ -166,7 +169,13 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         config = RunConfig.model_validate_json(files["config.json"])
         state = torch.load(io.BytesIO(files["state.pt"]), map_location="cpu", weights_only=True)
         tensors = {k: load_safetensors(files[f"{k}.safetensors"]) for k in ("net", "ema", "prior")}
-    except (ValueError, SafetensorError, RuntimeError, EOFError, Exception) as err:  # incl. weights_only's UnpicklingError
+    except (
+        ValueError,
+        SafetensorError,
+        RuntimeError,
+        EOFError,
+        Exception,
+    ) as err:  # incl. weights_only's UnpicklingError
         raise ValueError(f"checkpoint {folder} cannot be read: {str(err).splitlines()[0]}") from None
     step = state.get("step", -1) if isinstance(state, dict) else -1
     if not isinstance(step, int) or step < 0:

@@ -8,10 +8,10 @@ network.
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..corrupt import CorruptionConfig
@@ -36,16 +36,22 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     dataset: str = Field("fashion-mnist", description="registered data set: fashion-mnist, cifar10, folder, synthetic")
     data_dir: str | None = Field(None, description="folder holding the data set files (default location if unset)")
-    image_size: int | None = Field(None, ge=4, description="side of the square images; derived from the data unless 'folder'")
+    image_size: int | None = Field(
+        None, ge=4, description="side of the square images; derived from the data unless 'folder'"
+    )
     channels: int | None = Field(None, ge=1, le=4, description="image channels; derived from the data unless 'folder'")
     prior_images: int = Field(4096, ge=2, description="training images used to fit the Gaussian prior at t=1")
     prior_rank: int = Field(32, ge=1, description="principal components of the prior's covariance")
 
 
 class ObjectiveConfig(_Section):
-    name: Literal["soft", "dsm", "x0"] = Field("soft", description="soft score matching, DSM on the score, or x0 regression")
+    name: Literal["soft", "dsm", "x0"] = Field(
+        "soft", description="soft score matching, DSM on the score, or x0 regression"
+    )
     weighting: Literal["uniform", "inverse_noise"] = Field("uniform", description="w(t): 1 or 1/s_t^2")
-    parameterisation: Literal["residual", "x0"] = Field("residual", description="h = x_t + net(x_t, t) or h = net(x_t, t)")
+    parameterisation: Literal["residual", "x0"] = Field(
+        "residual", description="h = x_t + net(x_t, t) or h = net(x_t, t)"
+    )
     t_sampler: Literal["uniform", "levels"] = Field(
         "uniform", description="t ~ U[0,1], or uniform over the K levels of corruption.levels"
     )
@@ -95,7 +101,9 @@ class RunConfig(_Section):
         if self.objective.t_sampler == "levels" and self.corruption.levels is None:
             raise ValueError("objective.t_sampler='levels' needs corruption.levels (pass --levels levels.json)")
         if self.data.channels is not None and self.model.in_channels != self.data.channels:
-            raise ValueError(f"model.in_channels ({self.model.in_channels}) must equal data.channels ({self.data.channels})")
+            raise ValueError(
+                f"model.in_channels ({self.model.in_channels}) must equal data.channels ({self.data.channels})"
+            )
         return self
 
     def resolved(self, channels: int, image_size: int) -> RunConfig:
@@ -127,7 +135,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             try:
                 import yaml
             except ImportError:
-                raise ValueError(f"{path} is YAML but PyYAML is not installed; `pip install pyyaml` or use TOML/JSON") from None
+                raise ValueError(
+                    f"{path} is YAML but PyYAML is not installed; `pip install pyyaml` or use TOML/JSON"
+                ) from None
             data = yaml.safe_load(text) or {}
         else:
             raise ValueError(f"config file {path} must end in .toml, .json, .yaml or .yml")

@@ -37,7 +37,9 @@ def build_net(config: RunConfig) -> nn.Module:
     return UNet(config.model)
 
 
-def load_run(path: str | Path, device: str | torch.device = "cpu", ema: bool = True, net: nn.Module | None = None) -> TrainedRun:
+def load_run(
+    path: str | Path, device: str | torch.device = "cpu", ema: bool = True, net: nn.Module | None = None
+) -> TrainedRun:
     """Load the latest checkpoint of a run folder, or one checkpoint folder.
 
     ``ema=True`` loads the EMA weights (what to sample with), else the raw ones. ``net``

@@ -80,7 +80,7 @@ class EMA:
         decay = min(self.decay, (1 + updates) / (10 + updates))
         ema_p = [p for p in self.net.parameters()]
         torch._foreach_lerp_(ema_p, [p.detach() for p in net.parameters()], 1.0 - decay)
-        for b_ema, b in zip(self.net.buffers(), net.buffers()):
+        for b_ema, b in zip(self.net.buffers(), net.buffers(), strict=True):
             b_ema.copy_(b)
 
 
@@ -154,7 +154,11 @@ def train(
 
     if data is None:
         data = load_dataset(
-            config.data.dataset, "train", config.data.data_dir, image_size=config.data.image_size, channels=config.data.channels
+            config.data.dataset,
+            "train",
+            config.data.data_dir,
+            image_size=config.data.image_size,
+            channels=config.data.channels,
         )
     channels, height, width = data.shape
     if height != width:
@@ -197,7 +201,9 @@ def train(
 
     def checkpoint(step: int) -> Path:
         state = {"step": step, "optimizer": optimizer.state_dict(), "rng": {"torch": torch.get_rng_state()}}
-        return save_checkpoint(run_dir, step, config, net.state_dict(), ema.net.state_dict(), prior.state_dict(), state, tc.keep)
+        return save_checkpoint(
+            run_dir, step, config, net.state_dict(), ema.net.state_dict(), prior.state_dict(), state, tc.keep
+        )
 
     summary = TrainSummary(run_dir, start, math.nan)
     end = tc.steps if stop_at is None else min(tc.steps, stop_at)
@@ -239,7 +245,9 @@ def train(
             if done % tc.log_every == 0 or done == end:
                 mean_loss = float(window_loss) / window_steps
                 if not math.isfinite(mean_loss):
-                    raise ValueError(f"the loss became {mean_loss} at step {done}; lower --lr or enable gradient clipping")
+                    raise ValueError(
+                        f"the loss became {mean_loss} at step {done}; lower --lr or enable gradient clipping"
+                    )
                 now = time.perf_counter()
                 record = {
                     "step": done,
@@ -276,7 +284,9 @@ def _resume_config(stored: RunConfig, requested: RunConfig | None) -> RunConfig:
         requested = requested.resolved(stored.data.channels, stored.data.image_size)
     for section in ("corruption", "model", "data", "objective", "optim"):
         if getattr(requested, section) != getattr(stored, section):
-            raise ValueError(f"cannot change {section} when resuming (only train.* settings such as --steps may change)")
+            raise ValueError(
+                f"cannot change {section} when resuming (only train.* settings such as --steps may change)"
+            )
     if requested.train.seed != stored.train.seed or requested.train.batch_size != stored.train.batch_size:
         raise ValueError("cannot change train.seed or train.batch_size when resuming: the data order depends on them")
     return requested

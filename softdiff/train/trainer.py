@@ -97,6 +97,8 @@ class TrainSummary:
     losses: list[tuple[int, float]] = field(default_factory=list)
     images_per_s: float = 0.0
     checkpoint: Path | None = None
+    net: nn.Module | None = None  # the trained network (raw weights)
+    ema_net: nn.Module | None = None  # its EMA copy (what to sample with)
 
 
 def _start_metrics(path: Path, resume_step: int | None) -> None:
@@ -205,7 +207,7 @@ def train(
             run_dir, step, config, net.state_dict(), ema.net.state_dict(), prior.state_dict(), state, tc.keep
         )
 
-    summary = TrainSummary(run_dir, start, math.nan)
+    summary = TrainSummary(run_dir, start, math.nan, net=net, ema_net=ema.net)
     end = tc.steps if stop_at is None else min(tc.steps, stop_at)
     bar = Progress(
         TextColumn("[bold]train[/]"),

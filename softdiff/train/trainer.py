@@ -101,20 +101,24 @@ class TrainSummary:
     ema_net: nn.Module | None = None  # its EMA copy (what to sample with)
 
 
-def _start_metrics(path: Path, resume_step: int | None) -> None:
-    """Fresh file, or on resume drop lines logged after the checkpoint (they will be redone)."""
-    if resume_step is None:
-        atomic_write_bytes(path, b"")
-        return
-    kept = []
-    if path.is_file():
+def _start_metrics(path: Path, resume_step: int | None) -> list[tuple[int, float]]:
+    """Fresh file, or on resume drop lines logged after the checkpoint (they will be redone).
+
+    Returns the ``(step, loss)`` pairs kept, so a resumed summary covers the whole run.
+    """
+    kept: list[str] = []
+    losses: list[tuple[int, float]] = []
+    if resume_step is not None and path.is_file():
         for line in path.read_text().splitlines():
             try:
-                if json.loads(line)["step"] <= resume_step:
+                record = json.loads(line)
+                if record["step"] <= resume_step:
                     kept.append(line)
+                    losses.append((record["step"], record["loss"]))
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue  # a line cut by a crash
     atomic_write_bytes(path, "".join(f"{line}\n" for line in kept).encode())
+    return losses
 
 
 def train(
@@ -193,7 +197,7 @@ def train(
         start = 0
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(run_dir / "config.json", config.model_dump_json(indent=2).encode())
-    _start_metrics(run_dir / METRICS, start if ckpt is not None else None)
+    logged = _start_metrics(run_dir / METRICS, start if ckpt is not None else None)
 
     forward_net: nn.Module = torch.compile(net) if tc.compile else net  # type: ignore[assignment]
     denoiser = Denoiser(forward_net, process, config.objective.parameterisation, torch.bfloat16 if tc.amp else None)
@@ -207,7 +211,7 @@ def train(
             run_dir, step, config, net.state_dict(), ema.net.state_dict(), prior.state_dict(), state, tc.keep
         )
 
-    summary = TrainSummary(run_dir, start, math.nan, net=net, ema_net=ema.net)
+    summary = TrainSummary(run_dir, start, logged[-1][1] if logged else math.nan, logged, net=net, ema_net=ema.net)
     end = tc.steps if stop_at is None else min(tc.steps, stop_at)
     bar = Progress(
         TextColumn("[bold]train[/]"),

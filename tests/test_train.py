@@ -196,3 +196,16 @@ def test_cli_missing_data_set_is_a_one_line_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) <= 2
     result = CliRunner().invoke(app, ["train", "--set", "train.steps=0", "--out", str(tmp_path / "run")])
     assert result.exit_code == 2 and "train.steps" in result.output
+
+
+def test_cli_levels_file_retimes_the_process_and_can_drive_the_t_sampler(tmp_path: Path) -> None:
+    levels = tmp_path / "levels.json"
+    levels.write_text(json.dumps({"t": [0.0, 0.2, 0.5, 1.0]}))
+    run = tmp_path / "run"
+    args = ["train", "--dataset", "synthetic", "--channels", "8", "--set", "model.channel_mults=[1]", "--no-progress"]
+    args += ["--steps", "2", "-b", "8", "--set", "data.prior_images=32", "--levels", str(levels), "--out", str(run)]
+    result = CliRunner().invoke(app, [*args, "--set", "objective.t_sampler=levels"])
+    assert result.exit_code == 0, result.output
+    loaded = load_run(run)
+    assert loaded.config.corruption.levels == [0.0, 0.2, 0.5, 1.0] and loaded.process.warp is not None
+    assert loaded.config.objective.t_sampler == "levels"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import corrupt, train
+from . import corrupt, sample, train
 
 app = typer.Typer(
     name="softdiff",
@@ -23,6 +23,7 @@ def _root() -> None:
 
 app.command("corrupt")(corrupt.corrupt)
 app.command("train")(train.train_command)
+app.command("sample")(sample.sample)
 
 
 def main() -> None:

@@ -1,28 +1,44 @@
-"""Statistics shared by metrics and tests: the Frechet distance between two Gaussians."""
+"""Gaussian statistics shared across the library: sample moments and the Fréchet (W2) distance."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-__all__ = ["frechet_distance"]
+__all__ = ["moments", "sqrtm_psd", "frechet_distance"]
 
 
-def _psd_sqrt(cov: Tensor) -> Tensor:
-    """Symmetric square root of a covariance; tiny negative eigenvalues (round-off) are clipped."""
-    vals, vecs = torch.linalg.eigh((cov + cov.T) / 2)
-    return (vecs * vals.clamp_min(0).sqrt()) @ vecs.T
+def moments(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean ``(d,)`` and unbiased covariance ``(d, d)`` of samples ``x`` (``(N, ...)``, flattened), float64."""
+    flat = x.detach().reshape(x.shape[0], -1).to(torch.float64)
+    if flat.shape[0] < 2:
+        raise ValueError(f"moments need at least 2 samples, got {flat.shape[0]}")
+    mean = flat.mean(0)
+    centred = flat - mean
+    return mean, centred.T @ centred / (flat.shape[0] - 1)
+
+
+def sqrtm_psd(matrix: Tensor) -> Tensor:
+    """Symmetric square root of a positive semi-definite matrix (eigh; tiny negative eigenvalues clipped)."""
+    values, vectors = torch.linalg.eigh(0.5 * (matrix + matrix.T))
+    return (vectors * values.clamp_min(0).sqrt()) @ vectors.T
 
 
 def frechet_distance(mean1: Tensor, cov1: Tensor, mean2: Tensor, cov2: Tensor) -> float:
-    """``|m1 - m2|^2 + tr(C1 + C2 - 2 (C1^1/2 C2 C1^1/2)^1/2)`` in float64.
+    """``|m1 - m2|^2 + Tr(S1 + S2 - 2 (S1^1/2 S2 S1^1/2)^1/2)``: squared 2-Wasserstein between Gaussians.
 
-    The symmetric form keeps every matrix square root real, unlike ``sqrtm(C1 @ C2)``.
+    The symmetric form keeps every square root real (unlike ``sqrtm(S1 @ S2)``), and the trace
+    of the inner root is the sum of square roots of its eigenvalues, so one ``eigh`` suffices.
     """
-    m1, m2, c1, c2 = (t.detach().to(torch.float64) for t in (mean1, mean2, cov1, cov2))
-    if m1.shape != m2.shape or c1.shape != c2.shape or c1.shape != (m1.numel(), m1.numel()):
-        shapes = f"means {tuple(m1.shape)}, {tuple(m2.shape)}; covariances {tuple(c1.shape)}, {tuple(c2.shape)}"
-        raise ValueError(f"mismatched Gaussians: {shapes}")
-    s1 = _psd_sqrt(c1)
-    cross = torch.linalg.eigvalsh(s1 @ c2 @ s1).clamp_min(0).sqrt().sum()
-    return float((m1 - m2).square().sum() + c1.trace() + c2.trace() - 2 * cross)
+    m1, m2, s1, s2 = (t.detach().to(torch.float64) for t in (mean1, mean2, cov1, cov2))
+    m1, m2 = m1.reshape(-1), m2.reshape(-1)
+    d = m1.numel()
+    if m2.shape != (d,) or s1.shape != (d, d) or s2.shape != (d, d):
+        raise ValueError(
+            f"frechet_distance needs means (d,) and covariances (d, d) of one size; got {d} vs "
+            f"{tuple(m2.shape)}, {tuple(s1.shape)}, {tuple(s2.shape)}"
+        )
+    root1 = sqrtm_psd(s1)
+    cross = torch.linalg.eigvalsh(root1 @ s2 @ root1).clamp_min(0).sqrt().sum()
+    value = (m1 - m2).square().sum() + s1.trace() + s2.trace() - 2 * cross
+    return float(value.clamp_min(0))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import corrupt, features, train
+from . import corrupt, features, sample, train
 
 app = typer.Typer(
     name="softdiff",
@@ -22,6 +22,7 @@ def _root() -> None:
 
 app.command("corrupt")(corrupt.corrupt)
 app.command("train")(train.train_command)
+app.command("sample")(sample.sample)
 app.add_typer(features.app, name="features")
 
 

@@ -22,7 +22,8 @@ class GaussianPrior:
         if mean.ndim != 3:
             raise ValueError(f"prior mean must be one (C, H, W) image, got shape {tuple(mean.shape)}")
         if components.shape != (mean.numel(), variances.numel()):
-            raise ValueError(f"prior components must be ({mean.numel()}, {variances.numel()}), got {tuple(components.shape)}")
+            expected = (mean.numel(), variances.numel())
+            raise ValueError(f"prior components must be {expected}, got {tuple(components.shape)}")
         if noise < 0 or bool((variances < 0).any()):
             raise ValueError("prior variances and noise must be non-negative")
         self.mean, self.components, self.variances, self.noise = mean, components, variances, float(noise)

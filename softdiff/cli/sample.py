@@ -1,0 +1,94 @@
+"""``softdiff sample``: draw images from a trained run with any sampler; PNG grid + ``.npz``."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import typer
+from PIL import Image
+
+from ..imageio import atomic_write_bytes, make_grid, save_grid, to_uint8
+from ..samplers import Trajectory, generate, get, names, nfe
+from ..train import load_run
+from ..train.trainer import resolve_device
+from .common import console, user_errors
+
+TRAJECTORY_SAMPLES = 4
+TRAJECTORY_COLUMNS = 10
+
+
+def _save_png(image: torch.Tensor, path: Path) -> None:
+    """One ``(C, H, W)`` image in [-1, 1] as a PNG of its own size."""
+    pixels = make_grid(image[None], nrow=1, pad=0).permute(1, 2, 0).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(buffer, format="PNG")
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _trajectory_strip(path: Trajectory, images: torch.Tensor, out: Path, scale: int) -> None:
+    """Per sample two rows, ``x_t`` then ``x0_hat``, at up to 10 steps; the final image ends both rows."""
+    steps = path.x.shape[1]
+    picks = torch.linspace(0, steps - 1, min(steps, TRAJECTORY_COLUMNS)).round().long().unique()
+    rows = []
+    for k in range(path.x.shape[0]):
+        final = images[k : k + 1]
+        rows += [torch.cat([path.x[k, picks], final]), torch.cat([path.x0_hat[k, picks], final])]
+    save_grid(torch.cat(rows), out, nrow=len(picks) + 1, scale=scale)
+
+
+@user_errors
+def sample(
+    ckpt: Path = typer.Option(..., "--ckpt", help="Run folder (latest checkpoint) or one checkpoint folder."),
+    sampler: str = typer.Option("momentum", "--sampler", "-s", help=f"One of: {', '.join(names())}."),
+    steps: int = typer.Option(50, "--steps", min=1, help="Sampler steps (network calls; Heun: 2 * steps - 1)."),
+    n: int = typer.Option(64, "-n", min=1, help="Number of images."),
+    out: Path = typer.Option(Path("samples"), "--out", "-o", help="Output folder."),
+    seed: int = typer.Option(0, "--seed", help="Sample i depends only on (seed, i), never on the batch size."),
+    batch_size: int = typer.Option(256, "--batch-size", "-b", min=1, help="Images per batch."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    raw: bool = typer.Option(False, "--raw", help="Use the raw weights instead of the EMA weights."),
+    png: bool = typer.Option(False, "--png", help="Also write each image as DIR/png/NNNNNN.png."),
+    trajectory: bool = typer.Option(False, "--trajectory", help="Also write trajectory.png (x_t, x0_hat by step)."),
+    float_samples: bool = typer.Option(False, "--float", help="Store float32 samples in [-1, 1] instead of uint8."),
+    scale: int = typer.Option(2, "--scale", min=1, help="Enlarge the PNG grids by this factor."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+) -> None:
+    """Sample images from a trained run: writes DIR/grid.png and DIR/samples.npz."""
+    get(sampler)  # an unknown name fails before the checkpoint is read
+    target = resolve_device(device)
+    run = load_run(ckpt, device=target, ema=not raw)
+    keep = min(n, TRAJECTORY_SAMPLES) if trajectory else 0
+    kwargs = dict(sampler=sampler, steps=steps, seed=seed, batch_size=batch_size, device=target, progress=progress)
+    result = generate(run.denoiser, run.process, run.prior, n, trajectory=keep, **kwargs)
+    images, path = result if keep else (result, None)
+
+    out.mkdir(parents=True, exist_ok=True)
+    save_grid(images, out / "grid.png", scale=scale)
+    meta = {
+        "sampler": sampler,
+        "steps": steps,
+        "nfe": nfe(sampler, steps),
+        "seed": seed,
+        "checkpoint": str(run.path),
+        "checkpoint_step": run.step,
+        "weights": "raw" if raw else "ema",
+        "corruption": run.config.corruption.spec,
+    }
+    buffer = io.BytesIO()
+    stored = images.float().numpy() if float_samples else to_uint8(images).numpy()
+    np.savez_compressed(buffer, images=stored, meta=json.dumps(meta), **{k: np.asarray(v) for k, v in meta.items()})
+    atomic_write_bytes(out / "samples.npz", buffer.getvalue())
+    if png:
+        for i, image in enumerate(images):
+            _save_png(image, out / "png" / f"{i:06d}.png")
+    if path is not None:
+        _trajectory_strip(path, images, out / "trajectory.png", scale)
+    written = ["grid.png", "samples.npz"] + (["png/"] if png else []) + (["trajectory.png"] if path is not None else [])
+    console.print(
+        f"wrote {n} images ({sampler}, {steps} steps, {meta['nfe']} network calls, {meta['weights']} weights of step "
+        f"{run.step}) to {out}/: {', '.join(written)}"
+    )

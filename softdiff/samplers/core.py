@@ -1,0 +1,279 @@
+"""The samplers of Soft Diffusion (DESIGN.md §1.3) as plain functions over one driver loop.
+
+Every sampler has the signature ``sampler(denoiser, process, x, ts, *, generator=None,
+callback=None) -> Tensor``: ``x`` is a batch at time ``ts[0]``, ``ts`` a strictly
+decreasing grid in [0, 1], and the result the image at ``ts[-1]``. A sampler is one
+*update rule* (how ``x_t`` becomes ``x_t'`` given ``x0_hat``) run by :func:`run`, which
+owns everything the samplers share: grid checks, noise levels, the denoiser call, the
+callback and the last step, which adds no noise and returns ``C_{ts[-1]} x0_hat``.
+
+Notation per step ``t -> t'``: ``x0_hat = D(x_t, t)``, ``y = C_t x0_hat``,
+``y' = C_t' x0_hat``, ``z ~ N(0, I)``, ``r = s_t' / s_t`` (taken as 1 when ``s_t = 0``, so
+that with no noise at all Euler and Momentum both reduce to Cold Diffusion's update).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+from ..corrupt import CorruptionProcess
+from .grids import check_grid
+from .noise import NoiseSource, randn
+
+__all__ = [
+    "Denoiser",
+    "Sampler",
+    "Step",
+    "run",
+    "naive",
+    "momentum",
+    "euler",
+    "heun",
+    "naive_update",
+    "momentum_update",
+    "euler_update",
+    "heun_update",
+    "get",
+    "names",
+    "nfe",
+    "register_sampler",
+]
+
+Denoiser = Callable[[Tensor, Tensor], Tensor]
+Callback = Callable[[dict[str, Any]], None]
+
+
+class Sampler(Protocol):
+    def __call__(
+        self,
+        denoiser: Denoiser,
+        process: CorruptionProcess,
+        x: Tensor,
+        ts: Tensor,
+        *,
+        generator: NoiseSource = None,
+        callback: Callback | None = None,
+    ) -> Tensor: ...
+
+
+@dataclass(frozen=True)
+class Step:
+    """What an update rule sees for one step ``t -> t_next`` (times are ``(B,)`` tensors)."""
+
+    denoiser: Denoiser
+    process: CorruptionProcess
+    x: Tensor
+    x0_hat: Tensor
+    t: Tensor
+    t_next: Tensor
+    s: float
+    s_next: float
+    generator: NoiseSource
+
+    @property
+    def ratio(self) -> float:
+        """``s_t' / s_t``, or 1 when there is no noise to scale (``s_t = 0``)."""
+        return noise_ratio(self.s, self.s_next)
+
+    def noise(self) -> Tensor:
+        """A standard normal draw shaped like ``x``."""
+        return randn(self.generator, self.x.shape, device=self.x.device, dtype=self.x.dtype)
+
+
+Update = Callable[[Step], Tensor]
+
+
+def noise_ratio(s: float, s_next: float) -> float:
+    return s_next / s if s > 0 else 1.0
+
+
+def noise_levels(process: CorruptionProcess, ts: Tensor) -> list[float]:
+    """``s_t`` at every grid time (float64), checked to be finite, >= 0 and not growing as t falls."""
+    levels = torch.as_tensor(process.s(ts), dtype=torch.float64).reshape(-1)
+    if levels.shape != ts.shape or not bool(torch.isfinite(levels).all()) or bool((levels < 0).any()):
+        raise ValueError(f"the noise schedule must give one finite s_t >= 0 per time, got {levels.tolist()}")
+    if bool((levels.diff() > 1e-12 * levels[:-1].abs().clamp_min(1.0)).any()):
+        raise ValueError("the noise schedule must not grow as t decreases (s_t must be non-decreasing in t)")
+    return levels.tolist()
+
+
+def run(
+    update: Update,
+    denoiser: Denoiser,
+    process: CorruptionProcess,
+    x: Tensor,
+    ts: Tensor,
+    *,
+    generator: NoiseSource = None,
+    callback: Callback | None = None,
+) -> Tensor:
+    """Drive ``update`` over the grid ``ts``: the loop every sampler shares.
+
+    Runs under ``torch.no_grad`` (memory stays O(batch) whatever the number of steps).
+    ``callback`` receives ``{"i", "t", "x", "x0_hat"}`` once per step, before the update.
+    """
+    ts = check_grid(ts)
+    if x.ndim != 4:
+        raise ValueError(f"x must be a batch of images (B, C, H, W), got shape {tuple(x.shape)}")
+    levels = noise_levels(process, ts)
+    times = ts.to(device=x.device, dtype=x.dtype)
+    batch, last = x.shape[0], len(ts) - 2
+    with torch.no_grad():
+        for i in range(last + 1):
+            t, t_next = times[i].repeat(batch), times[i + 1].repeat(batch)
+            x0_hat = denoiser(x, t)
+            if callback is not None:
+                callback({"i": i, "t": float(ts[i]), "x": x, "x0_hat": x0_hat})
+            if i == last:
+                return process.C(x0_hat, t_next)
+            x = update(Step(denoiser, process, x, x0_hat, t, t_next, levels[i], levels[i + 1], generator))
+    raise AssertionError("unreachable: check_grid guarantees at least one step")
+
+
+# ---- update rules -------------------------------------------------------------------
+
+
+def naive_update(step: Step) -> Tensor:
+    """Paper's Algorithm 1: re-corrupt the estimate, ``x' = y' + s' z``."""
+    return step.process.C(step.x0_hat, step.t_next) + step.s_next * step.noise()
+
+
+def momentum_update(step: Step) -> Tensor:
+    """Paper's Algorithm 2: a reverse-SDE step in noise level, then a deblurring step.
+
+    ``u = x + (1 - r^2) (y - x) + sqrt(s^2 - s'^2) z`` and ``x' = u + (y' - y)``.
+    """
+    y, y_next = step.process.C(step.x0_hat, step.t), step.process.C(step.x0_hat, step.t_next)
+    spread = max(step.s**2 - step.s_next**2, 0.0) ** 0.5
+    u = step.x + (1 - step.ratio**2) * (y - step.x) + spread * step.noise()
+    return u + (y_next - y)
+
+
+def euler_update(step: Step) -> Tensor:
+    """Probability-flow (DDIM-like) step ``x' = y' + r (x - y)``: EDM's Euler step when ``C = I``."""
+    y, y_next = step.process.C(step.x0_hat, step.t), step.process.C(step.x0_hat, step.t_next)
+    return y_next + step.ratio * (step.x - y)
+
+
+def heun_update(step: Step) -> Tensor:
+    """Heun (trapezoid) correction of the Euler step; one more denoiser call, at ``t'``.
+
+    The flow is ``dx/dt = (dC_t/dt) x0_hat + (ds_t/dt) eps_hat`` with
+    ``eps_hat = (x - C_t x0_hat) / s_t``; Euler freezes ``(x0_hat, eps_hat)`` over the
+    step, Heun uses their average over both ends:
+    ``x' = x + (C_t' - C_t) x0_bar + (s' - s) eps_bar``. With ``C = I`` this is EDM's Heun step.
+    """
+    process, x, x0_1 = step.process, step.x, step.x0_hat
+    x_pred = euler_update(step)
+    x0_2 = step.denoiser(x_pred, step.t_next)
+    # (s' - s) eps_1 = (r - 1)(x - C_t x0_1) and (s' - s) eps_2 = (1 - 1/r)(x_pred - C_t' x0_2),
+    # written with ratios so that a noise-free process (s = 0) stays finite.
+    delta_1 = (step.ratio - 1) * (x - process.C(x0_1, step.t))
+    delta_2 = (1 - noise_ratio(step.s_next, step.s)) * (x_pred - process.C(x0_2, step.t_next))
+    x0_bar = 0.5 * (x0_1 + x0_2)
+    return x + process.C(x0_bar, step.t_next) - process.C(x0_bar, step.t) + 0.5 * (delta_1 + delta_2)
+
+
+# ---- the samplers ---------------------------------------------------------------------
+
+
+def naive(
+    denoiser: Denoiser,
+    process: CorruptionProcess,
+    x: Tensor,
+    ts: Tensor,
+    *,
+    generator: NoiseSource = None,
+    callback: Callback | None = None,
+) -> Tensor:
+    """Naive sampler (Algorithm 1). Known to lose diversity. ``len(ts) - 1`` denoiser calls."""
+    return run(naive_update, denoiser, process, x, ts, generator=generator, callback=callback)
+
+
+def momentum(
+    denoiser: Denoiser,
+    process: CorruptionProcess,
+    x: Tensor,
+    ts: Tensor,
+    *,
+    generator: NoiseSource = None,
+    callback: Callback | None = None,
+) -> Tensor:
+    """Momentum sampler (Algorithm 2), the paper's default. ``len(ts) - 1`` denoiser calls."""
+    return run(momentum_update, denoiser, process, x, ts, generator=generator, callback=callback)
+
+
+def euler(
+    denoiser: Denoiser,
+    process: CorruptionProcess,
+    x: Tensor,
+    ts: Tensor,
+    *,
+    generator: NoiseSource = None,
+    callback: Callback | None = None,
+) -> Tensor:
+    """Deterministic probability-flow Euler sampler. ``len(ts) - 1`` denoiser calls."""
+    return run(euler_update, denoiser, process, x, ts, generator=generator, callback=callback)
+
+
+def heun(
+    denoiser: Denoiser,
+    process: CorruptionProcess,
+    x: Tensor,
+    ts: Tensor,
+    *,
+    generator: NoiseSource = None,
+    callback: Callback | None = None,
+) -> Tensor:
+    """Second-order Heun sampler: 2 calls per step except the last, ``2 (len(ts) - 1) - 1`` in all."""
+    return run(heun_update, denoiser, process, x, ts, generator=generator, callback=callback)
+
+
+# ---- registry -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Entry:
+    sampler: Sampler
+    nfe: Callable[[int], int]
+
+
+_SAMPLERS: dict[str, _Entry] = {
+    "momentum": _Entry(momentum, lambda steps: steps),
+    "naive": _Entry(naive, lambda steps: steps),
+    "euler": _Entry(euler, lambda steps: steps),
+    "heun": _Entry(heun, lambda steps: 2 * steps - 1),
+}
+
+
+def register_sampler(name: str, sampler: Sampler, nfe: Callable[[int], int] = lambda steps: steps) -> None:
+    """Make ``sampler`` available by name; ``nfe(steps)`` is its denoiser-call count."""
+    if not name.isidentifier():
+        raise ValueError(f"sampler names must be identifiers, got {name!r}")
+    _SAMPLERS[name] = _Entry(sampler, nfe)
+
+
+def names() -> list[str]:
+    """The registered sampler names."""
+    return sorted(_SAMPLERS)
+
+
+def _entry(name: str) -> _Entry:
+    if name not in _SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(names())}")
+    return _SAMPLERS[name]
+
+
+def get(name: str) -> Sampler:
+    """The sampler registered as ``name`` (ValueError listing the names otherwise)."""
+    return _entry(name).sampler
+
+
+def nfe(name: str, steps: int) -> int:
+    """Denoiser calls the sampler ``name`` makes over a grid of ``steps`` steps (``len(ts) - 1``)."""
+    return _entry(name).nfe(steps)

@@ -1,0 +1,119 @@
+"""``generate``: prior draw + sampler, in batches, with per-sample seeds and a progress bar."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch import Tensor
+
+from ..corrupt import CorruptionProcess
+from .core import Denoiser, Sampler, get
+from .grids import check_grid, uniform_grid
+from .noise import SeededNoise
+from .prior import GaussianPrior
+
+__all__ = ["generate", "Trajectory", "draw_prior"]
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """The sampler's path for some samples: ``x[:, i]`` is ``x`` at ``ts[i]``, ``x0_hat[:, i]`` its estimate."""
+
+    ts: Tensor
+    x: Tensor
+    x0_hat: Tensor
+
+
+def draw_prior(prior: GaussianPrior, noise: SeededNoise, device: torch.device | str, dtype: torch.dtype) -> Tensor:
+    """``x_1`` for the samples of ``noise``: the first draws of each sample's own stream."""
+    z = noise.randn((len(noise), prior.variances.numel()), dtype=dtype).to(device)
+    eta = noise.randn((len(noise), *prior.shape), dtype=dtype).to(device)
+    return prior.sample_from(z, eta)
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]sampling[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=False,
+    )
+
+
+def generate(
+    denoiser: Denoiser,
+    process: CorruptionProcess,
+    prior: GaussianPrior,
+    n: int,
+    *,
+    sampler: str | Sampler = "momentum",
+    steps: int = 50,
+    grid: Tensor | None = None,
+    seed: int = 0,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    progress: bool = False,
+    trajectory: bool | int = False,
+) -> Tensor | tuple[Tensor, Trajectory]:
+    """Draw ``n`` images ``(n, C, H, W)`` (returned on the CPU) from ``prior`` at t = 1.
+
+    Sample ``i`` depends only on ``(seed, i)``: its prior draw and every step noise come
+    from its own generator, so neither ``batch_size`` nor ``n`` changes it. The grid is
+    ``uniform_grid(steps)`` unless ``grid`` (starting at 1) is given. The denoiser must
+    already live on ``device``. Memory is O(batch_size) unless ``trajectory`` is set:
+    ``True`` keeps the path of every sample, an integer ``k`` that of the first ``k``;
+    the result is then ``(images, Trajectory)``.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive number of samples, got {n!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    run_sampler = get(sampler) if isinstance(sampler, str) else sampler
+    ts = uniform_grid(steps) if grid is None else check_grid(grid)
+    if float(ts[0]) != 1.0:
+        raise ValueError(f"generate draws from the prior at t = 1, so the grid must start at 1, not {float(ts[0]):.4g}")
+    keep = n if trajectory is True else max(0, min(n, int(trajectory)))
+    images = torch.empty(n, *prior.shape, dtype=dtype)
+    path_x = torch.empty(keep, len(ts) - 1, *prior.shape, dtype=dtype)
+    path_x0 = torch.empty_like(path_x)
+
+    with _progress(progress) as bar:
+        task = bar.add_task(f"{n} images", total=-(-n // batch_size) * (len(ts) - 1))
+        for start in range(0, n, batch_size):
+            stop = min(n, start + batch_size)
+            noise = SeededNoise(seed, range(start, stop))
+            x = draw_prior(prior, noise, device, dtype)
+            record = _recorder(path_x, path_x0, start, stop, keep)
+
+            def on_step(info: dict[str, Any], record: Callable[[dict[str, Any]], None] | None = record) -> None:
+                if record is not None:
+                    record(info)
+                bar.advance(task)
+
+            images[start:stop] = run_sampler(denoiser, process, x, ts, generator=noise, callback=on_step).cpu()
+    if not keep:
+        return images
+    return images, Trajectory(ts, path_x, path_x0)
+
+
+def _recorder(
+    path_x: Tensor, path_x0: Tensor, start: int, stop: int, keep: int
+) -> Callable[[dict[str, Any]], None] | None:
+    """A callback storing batch ``start:stop``'s share of the first ``keep`` trajectories (None if none)."""
+    rows = min(stop, keep) - start
+    if rows <= 0:
+        return None
+
+    def record(info: dict[str, Any]) -> None:
+        path_x[start : start + rows, info["i"]] = info["x"][:rows].cpu()
+        path_x0[start : start + rows, info["i"]] = info["x0_hat"][:rows].cpu()
+
+    return record

@@ -32,6 +32,7 @@ def perturbed(net: UNet, seed: int = 0) -> UNet:
         (UNetConfig(in_channels=3, image_size=64, base_channels=16), (1, 3, 64, 64)),
         (UNetConfig(), (2, 1, 27, 33)),  # odd, non-square: padded internally, cropped back
         (UNetConfig(out_channels=2), (2, 1, 13, 5)),
+        (UNetConfig(**SMALL, downsample="conv", mid_block=True, num_res_blocks=2, image_size=9), (2, 1, 9, 9)),
     ],
 )
 def test_output_shape(config: UNetConfig, shape: tuple[int, ...]) -> None:

@@ -1,9 +1,10 @@
 """A small time-conditioned U-Net: the default network behind every softdiff denoiser.
 
 Residual blocks (GroupNorm + SiLU) receive the time embedding as a per-channel scale and
-shift; self-attention (``scaled_dot_product_attention``) runs at the resolutions listed in
-the config; resolution changes by strided convolution (down) and nearest + conv (up), with a
-skip connection from every encoder block to its decoder twin. Inputs whose sides are not a
+shift (or an added bias); self-attention (``scaled_dot_product_attention``) runs at the
+resolutions listed in the config; resolution changes by 2x2 average pooling or strided
+convolution (down) and nearest + conv (up), with a skip connection from every encoder block
+to its decoder twin. Inputs whose sides are not a
 multiple of ``2 ** (levels - 1)`` are padded (replicate) and the output cropped back, so any
 image size works (28x28 grey, 32x32 or 64x64 RGB, odd non-square sizes).
 
@@ -25,7 +26,7 @@ __all__ = ["UNetConfig", "UNet"]
 
 
 class UNetConfig(BaseModel):
-    """Size and shape of a :class:`UNet`. The defaults give ~0.57M parameters for 28x28 grey.
+    """Size and shape of a :class:`UNet`. The defaults give 585,409 parameters for 28x28 grey.
 
     Attention layers are fixed at construction, so ``attention_resolutions`` are mapped to level
     indices through the nominal ``image_size``; the built network still accepts any input size.

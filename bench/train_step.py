@@ -170,7 +170,9 @@ def main() -> None:
     console.print(table)
     outside = share["corrupt"] + share["loss"]
     console.print(
-        "step time shares: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in share.items()) + f"; corruption+loss {100 * outside:.1f}%"
+        "step time shares: "
+        + ", ".join(f"{k} {100 * v:.1f}%" for k, v in share.items())
+        + f"; corruption+loss {100 * outside:.1f}%"
     )
     console.print(f"peak RSS {peak_rss_mb:.0f} MB")
     result = {

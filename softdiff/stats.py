@@ -12,9 +12,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["sqrtm_psd", "eigh_psd", "trace_sqrt_product", "frechet_distance", "frechet_distance_eig"]
-
-Eig = tuple[Tensor, Tensor]
+__all__ = [
+    "sqrtm_psd",
+    "eigh_psd",
+    "root_from_eigh",
+    "trace_sqrt_product",
+    "frechet_distance",
+    "frechet_distance_roots",
+]
 
 
 def _symmetric64(mat: Tensor, name: str) -> Tensor:
@@ -24,7 +29,7 @@ def _symmetric64(mat: Tensor, name: str) -> Tensor:
     return (mat + mat.T) / 2
 
 
-def eigh_psd(cov: Tensor) -> Eig:
+def eigh_psd(cov: Tensor) -> tuple[Tensor, Tensor]:
     """``(eigenvalues, eigenvectors)`` of a symmetric PSD matrix in float64, eigenvalues clamped at 0."""
     evals, evecs = torch.linalg.eigh(_symmetric64(cov, "cov"))
     return evals.clamp_min(0), evecs
@@ -32,28 +37,30 @@ def eigh_psd(cov: Tensor) -> Eig:
 
 def sqrtm_psd(cov: Tensor) -> Tensor:
     """The symmetric PSD square root ``S^{1/2}`` (float64) of a symmetric PSD matrix."""
-    evals, evecs = eigh_psd(cov)
-    return (evecs * evals.sqrt()) @ evecs.T
+    return root_from_eigh(*eigh_psd(cov))
 
 
-def trace_sqrt_product(eig1: Eig, eig2: Eig) -> Tensor:
-    """``Tr (S1^{1/2} S2 S1^{1/2})^{1/2}`` from the eigendecompositions of ``S1`` and ``S2``.
+def root_from_eigh(evals: Tensor, evecs: Tensor) -> Tensor:
+    """``V diag(sqrt(l)) V^T``: the PSD square root from an eigendecomposition (reuse one ``eigh``)."""
+    return (evecs * evals.clamp_min(0).sqrt()) @ evecs.T
 
-    With ``S = V diag(l) V^T``, the matrix ``M = diag(l1)^{1/2} V1^T V2 diag(l2)^{1/2}``
-    satisfies ``M M^T ~ S1^{1/2} S2 S1^{1/2}`` (similar matrices), so the trace is the sum of
-    the square roots of the eigenvalues of the symmetric PSD ``M M^T``.
+
+def trace_sqrt_product(root1: Tensor, root2: Tensor) -> Tensor:
+    """``Tr (S1^{1/2} S2 S1^{1/2})^{1/2}`` from the PSD square roots ``R1 = S1^{1/2}``, ``R2 = S2^{1/2}``.
+
+    ``S1^{1/2} S2 S1^{1/2} = (R1 R2)(R1 R2)^T``, so the trace is the sum of the square roots of
+    the eigenvalues of that symmetric PSD product (the nuclear norm of ``R1 R2``).
     """
-    (l1, v1), (l2, v2) = eig1, eig2
-    m = (l1.sqrt()[:, None] * (v1.T @ v2)) * l2.sqrt()[None, :]
-    gram = m @ m.T
+    prod = root1.to(torch.float64) @ root2.to(torch.float64)
+    gram = prod @ prod.T
     return torch.linalg.eigvalsh((gram + gram.T) / 2).clamp_min(0).sqrt().sum()
 
 
-def frechet_distance_eig(mean1: Tensor, eig1: Eig, mean2: Tensor, eig2: Eig) -> float:
-    """Fréchet distance when both covariances are already eigendecomposed (reuse them across pairs)."""
+def frechet_distance_roots(mean1: Tensor, root1: Tensor, mean2: Tensor, root2: Tensor) -> float:
+    """Fréchet distance from the covariances' PSD square roots (compute each root once, reuse across pairs)."""
     diff = mean1.to(torch.float64) - mean2.to(torch.float64)
-    traces = eig1[0].sum() + eig2[0].sum()
-    return float((diff @ diff + traces - 2 * trace_sqrt_product(eig1, eig2)).clamp_min(0))
+    traces = (root1.to(torch.float64) ** 2).sum() + (root2.to(torch.float64) ** 2).sum()  # Tr S = |S^{1/2}|_F^2
+    return float((diff @ diff + traces - 2 * trace_sqrt_product(root1, root2)).clamp_min(0))
 
 
 def frechet_distance(mean1: Tensor, cov1: Tensor, mean2: Tensor, cov2: Tensor) -> float:
@@ -64,4 +71,4 @@ def frechet_distance(mean1: Tensor, cov1: Tensor, mean2: Tensor, cov2: Tensor) -
         raise ValueError(
             f"covariances must be {mean1.numel()}x{mean1.numel()}, got {tuple(cov1.shape)} and {tuple(cov2.shape)}"
         )
-    return frechet_distance_eig(mean1, eigh_psd(cov1), mean2, eigh_psd(cov2))
+    return frechet_distance_roots(mean1, sqrtm_psd(cov1), mean2, sqrtm_psd(cov2))

@@ -195,6 +195,8 @@ def test_projection_full_basis_is_exact_and_truncation_is_a_lower_bound(gauss: G
         assert d <= analytic(gauss, process, u, v) * (1 + 1e-9)
     with pytest.raises(ValueError, match="orthonormal"):
         select_levels(process, moments, candidates=9, k=3, projection=2 * q)
+    with pytest.raises(ValueError, match="GiB; project onto low frequencies"):
+        select_levels(process, DataMoments.from_images(torch.zeros(2, 3, 128, 128)), candidates=9, k=3)
     with pytest.raises(ValueError, match="1 <= r <= 4"):
         select_levels(process, moments, candidates=9, k=3, projection=5)
 

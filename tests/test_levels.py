@@ -21,6 +21,7 @@ from softdiff.corrupt import (
     LinearNoise,
     build_process,
     fewest_hop_path,
+    level_distances,
     select_levels,
     select_path,
 )
@@ -256,6 +257,7 @@ def test_saved_table_loads_as_a_time_warp(gauss: GaussianData, tmp_path) -> None
     assert data["format"] == "softdiff.levels/1" and data["k"] == 5 and data["candidates"] == 17
     assert set(data) >= {"t", "distances", "epsilon", "strengths", "operator", "noise"}
     assert LevelSelection.load(path) == sel
+    assert level_distances(process, exact_moments(gauss), sel.times) == pytest.approx(sel.distances, rel=1e-9)
     warped = CorruptionConfig(spec="blur").with_levels_file(path).build(SHAPE[1:])
     x = gauss.sample(2, torch.Generator().manual_seed(6))
     for k, u in enumerate(sel.times):
@@ -263,3 +265,5 @@ def test_saved_table_loads_as_a_time_warp(gauss: GaussianData, tmp_path) -> None
         assert float(warped.time(t, x)[0]) == pytest.approx(u, abs=1e-12)
         torch.testing.assert_close(warped.C(x, t), process.C(x, u))
         assert float(warped.s(torch.tensor(t, dtype=torch.float64))) == pytest.approx(float(process.s(u)))
+    even = torch.linspace(0, 1, 5).tolist()  # the warped process at even t is the selected table again
+    assert level_distances(warped, exact_moments(gauss), even) == pytest.approx(sel.distances, rel=1e-6)

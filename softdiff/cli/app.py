@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import corrupt
+from . import corrupt, schedule
 
 app = typer.Typer(
     name="softdiff",
@@ -22,7 +22,12 @@ def _root() -> None:
 
 
 app.command("corrupt")(corrupt.corrupt)
+app.command("schedule")(schedule.schedule)
 
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -19,6 +19,7 @@ from .levels import (
     LevelSelection,
     MatrixProjection,
     fewest_hop_path,
+    level_distances,
     level_strengths,
     select_levels,
     select_path,
@@ -59,4 +60,5 @@ __all__ = [
     "fewest_hop_path",
     "select_path",
     "level_strengths",
+    "level_distances",
 ]

@@ -67,6 +67,7 @@ __all__ = [
     "fewest_hop_path",
     "select_path",
     "level_strengths",
+    "level_distances",
     "LEVELS_FORMAT",
 ]
 
@@ -386,6 +387,7 @@ class LevelSelection:
     samples: int | None = None
     pairs_computed: int = 0
     spec: str | None = None
+    config: dict[str, object] | None = None  # the CorruptionConfig the levels were chosen for, when known
 
     @property
     def k(self) -> int:
@@ -400,6 +402,7 @@ class LevelSelection:
             "candidates": len(self.candidate_times),
             "k": self.k,
             "spec": self.spec,
+            "config": self.config,
             "operator": self.operator,
             "noise": self.noise,
             "projection": self.projection,
@@ -423,7 +426,7 @@ class LevelSelection:
         if data.get("format") != LEVELS_FORMAT:
             raise ValueError(f"not a {LEVELS_FORMAT} level table (format={data.get('format')!r})")
         n = int(data["candidates"])  # type: ignore[arg-type]
-        optional = ("operator", "noise", "projection", "samples", "pairs_computed", "spec")
+        optional = ("operator", "noise", "projection", "samples", "pairs_computed", "spec", "config")
         return cls(
             times=tuple(float(v) for v in data["t"]),  # type: ignore[union-attr]
             distances=tuple(float(v) for v in data["distances"]),  # type: ignore[union-attr]
@@ -483,6 +486,41 @@ def _progress(enabled: bool):
     return Progress(*columns, console=Console(stderr=True))
 
 
+def _moments(images: Tensor | DataMoments, samples: int | None, seed: int) -> DataMoments:
+    if isinstance(images, DataMoments):
+        return images
+    if samples is not None and images.shape[0] > samples:
+        pick = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(seed))[:samples]
+        images = images[pick]
+    return DataMoments.from_images(images)
+
+
+def level_distances(
+    process: CorruptionProcess,
+    images: Tensor | DataMoments,
+    times: Tensor | list[float],
+    *,
+    projection: int | Tensor | None = None,
+    samples: int | None = None,
+    seed: int = 0,
+    chunk: int = 512,
+) -> list[float]:
+    """Fréchet distances between the level Gaussians at consecutive ``times`` of ``process`` (as given).
+
+    Unlike :func:`select_levels` this honours the process's warp, so it measures any
+    schedule, e.g. the default one at ``t = k / (K - 1)`` against a selected table.
+    """
+    moments = _moments(images, samples, seed)
+    project = make_projection(projection, moments.shape)
+    ts = torch.as_tensor(times, dtype=torch.float64).tolist()
+    warped = [float(process.time(t, moments.mean[None])) for t in ts]
+    fits = []
+    for u in warped:
+        mean, cov = _fit_level(CorruptionProcess(process.operator, process.noise), moments, u, project, chunk)
+        fits.append((mean, root_from_eigh(*eigh_psd(cov))))
+    return [frechet_distance_roots(*a, *b) for a, b in zip(fits, fits[1:], strict=False)]
+
+
 def select_levels(
     process: CorruptionProcess,
     images: Tensor | DataMoments,
@@ -507,13 +545,7 @@ def select_levels(
     if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 2:
         raise ValueError(f"candidates must be an integer >= 2, got {candidates!r}")
     _check_k(k, candidates)
-    if isinstance(images, DataMoments):
-        moments = images
-    else:
-        if samples is not None and images.shape[0] > samples:
-            pick = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(seed))[:samples]
-            images = images[pick]
-        moments = DataMoments.from_images(images)
+    moments = _moments(images, samples, seed)
     base = CorruptionProcess(process.operator, process.noise)
     project = make_projection(projection, moments.shape)
     dim = getattr(project, "dim", math.prod(moments.shape))

@@ -283,7 +283,7 @@ def _check_k(k: int, n: int) -> None:
     if k < 2:
         raise ValueError(f"k must be at least 2 (the first and the last level), got {k}")
     if k > n:
-        raise ValueError(f"cannot choose k={k} levels from {n} candidates; use --candidates >= {k} or a smaller k")
+        raise ValueError(f"cannot choose k={k} levels from {n} candidates; use at least {k} candidates or a smaller k")
 
 
 def _bisect(dist: _Distances, k: int, guess: float | None = None) -> tuple[list[int], float]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import corrupt, schedule
+from . import corrupt, schedule, train
 
 app = typer.Typer(
     name="softdiff",
@@ -23,6 +23,7 @@ def _root() -> None:
 
 app.command("corrupt")(corrupt.corrupt)
 app.command("schedule")(schedule.schedule)
+app.command("train")(train.train_command)
 
 
 def main() -> None:

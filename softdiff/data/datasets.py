@@ -54,14 +54,37 @@ def to_float(images: Tensor) -> Tensor:
     return images.float().div_(127.5).sub_(1.0)
 
 
-Loader = Callable[[str, Path | None], ImageData]
+Loader = Callable[..., ImageData]
 DATASETS: dict[str, Loader] = {}
+SIZED: set[str] = set()  # loaders that take ``size=`` and ``channels=`` (image folders)
 
 
-def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = None) -> ImageData:
-    """Load a registered data set by name (``fashion-mnist``, ``synthetic``, ...)."""
+def load_dataset(
+    name: str,
+    split: str = "train",
+    data_dir: str | Path | None = None,
+    *,
+    image_size: int | None = None,
+    channels: int | None = None,
+) -> ImageData:
+    """Load a registered data set by name (``fashion-mnist``, ``cifar10``, ``folder``, ``synthetic``).
+
+    ``image_size`` and ``channels`` choose the size of data sets read from arbitrary images
+    (``folder``); fixed-size data sets only check that they match.
+    """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    return DATASETS[name](split, Path(data_dir) if data_dir is not None else None)
+    directory = Path(data_dir) if data_dir is not None else None
+    if name in SIZED:
+        options = {k: v for k, v in (("size", image_size), ("channels", channels)) if v is not None}
+        return DATASETS[name](split, directory, **options)
+    data = DATASETS[name](split, directory)
+    c, h, w = data.shape
+    if (image_size is not None and image_size != h) or (channels is not None and channels != c):
+        raise ValueError(
+            f"dataset {name!r} has fixed {h}x{w} images with {c} channel(s); "
+            f"image_size/channels can only change the 'folder' data set"
+        )
+    return data

@@ -1,0 +1,61 @@
+"""Any folder of PNG/JPEG images, centre-cropped to a square and resized to one size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .datasets import DATASETS, SIZED, ImageData
+
+__all__ = ["load_image_folder", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+_HOW_TO_GET = (
+    "pass --data-dir pointing at a folder of .png/.jpg images "
+    "(searched recursively; a train/ or test/ sub-folder is used for that split when present)"
+)
+
+
+def _square(picture: Image.Image, size: int) -> Image.Image:
+    """Centre crop to the largest square, then resize to ``size x size`` (bicubic, antialiased)."""
+    w, h = picture.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return picture.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
+
+
+def load_image_folder(
+    directory: str | Path | None, size: int = 32, channels: int = 3, split: str = "train"
+) -> ImageData:
+    """Every image under ``directory`` (or its ``split`` sub-folder) as uint8 ``(N, channels, size, size)``."""
+    if directory is None:
+        raise ValueError(f"the image-folder data set needs a folder; {_HOW_TO_GET}")
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ValueError(f"image folder {directory} does not exist; {_HOW_TO_GET}")
+    if channels not in (1, 3):
+        raise ValueError(f"image folders are read as 1 (grey) or 3 (RGB) channels, got {channels}")
+    if size < 4:
+        raise ValueError(f"image size must be at least 4 pixels, got {size}")
+    if (directory / split).is_dir():
+        directory = directory / split
+    files = sorted(p for p in directory.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise ValueError(f"no images found in {directory}; {_HOW_TO_GET}")
+    mode = "L" if channels == 1 else "RGB"
+    images = np.empty((len(files), size, size, channels), dtype=np.uint8)
+    for i, path in enumerate(files):
+        try:
+            with Image.open(path) as picture:
+                array = np.asarray(_square(picture.convert(mode), size), dtype=np.uint8)
+        except (OSError, UnidentifiedImageError) as err:
+            raise ValueError(f"{path} is not a readable image ({err})") from None
+        images[i] = array.reshape(size, size, channels)
+    return ImageData(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), None, "folder")
+
+
+DATASETS["folder"] = lambda split, data_dir, size=32, channels=3: load_image_folder(data_dir, size, channels, split)
+SIZED.add("folder")

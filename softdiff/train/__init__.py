@@ -1,0 +1,27 @@
+"""Training: the run config, the loop, checkpoints and ``load_run``."""
+
+from .checkpoint import Checkpoint, read_checkpoint, resolve_checkpoint, save_checkpoint
+from .config import DataConfig, ObjectiveConfig, OptimConfig, RunConfig, TrainConfig, build_config, load_config_file
+from .loading import TrainedRun, build_net, load_run
+from .trainer import EMA, TrainSummary, derive_seed, train
+
+__all__ = [
+    "RunConfig",
+    "DataConfig",
+    "ObjectiveConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "build_config",
+    "load_config_file",
+    "train",
+    "TrainSummary",
+    "EMA",
+    "derive_seed",
+    "Checkpoint",
+    "save_checkpoint",
+    "read_checkpoint",
+    "resolve_checkpoint",
+    "TrainedRun",
+    "build_net",
+    "load_run",
+]

@@ -1,0 +1,175 @@
+"""One pydantic tree for a whole run, read from TOML / JSON / YAML and overridden by CLI flags.
+
+The resolved config (image size and channels filled in from the data) is stored as JSON
+beside every checkpoint, so a checkpoint alone is enough to rebuild the process and the
+network.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..corrupt import CorruptionConfig
+from ..models import UNetConfig
+
+__all__ = [
+    "DataConfig",
+    "ObjectiveConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "RunConfig",
+    "load_config_file",
+    "apply_overrides",
+    "build_config",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    dataset: str = Field("fashion-mnist", description="registered data set: fashion-mnist, cifar10, folder, synthetic")
+    data_dir: str | None = Field(None, description="folder holding the data set files (default location if unset)")
+    image_size: int | None = Field(
+        None, ge=4, description="side of the square images; derived from the data unless 'folder'"
+    )
+    channels: int | None = Field(None, ge=1, le=4, description="image channels; derived from the data unless 'folder'")
+    prior_images: int = Field(4096, ge=2, description="training images used to fit the Gaussian prior at t=1")
+    prior_rank: int = Field(32, ge=1, description="principal components of the prior's covariance")
+
+
+class ObjectiveConfig(_Section):
+    name: Literal["soft", "dsm", "x0"] = Field(
+        "soft", description="soft score matching, DSM on the score, or x0 regression"
+    )
+    weighting: Literal["uniform", "inverse_noise"] = Field("uniform", description="w(t): 1 or 1/s_t^2")
+    parameterisation: Literal["residual", "x0"] = Field(
+        "residual", description="h = x_t + net(x_t, t) or h = net(x_t, t)"
+    )
+    t_sampler: Literal["uniform", "levels"] = Field(
+        "uniform", description="t ~ U[0,1], or uniform over the K levels of corruption.levels"
+    )
+
+
+class OptimConfig(_Section):
+    lr: float = Field(2e-3, gt=0, description="AdamW peak learning rate")
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.99)
+    warmup: int = Field(100, ge=0, description="steps of linear learning-rate warm-up")
+    grad_clip: float | None = Field(1.0, gt=0, description="clip the global gradient norm (None: off)")
+    ema_decay: float = Field(0.999, ge=0, lt=1, description="EMA of weights (warmed up as min(decay, (1+n)/(10+n)))")
+
+    @model_validator(mode="after")
+    def _betas(self) -> OptimConfig:
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must lie in [0, 1), got {self.betas}")
+        return self
+
+
+class TrainConfig(_Section):
+    steps: int = Field(1500, ge=1, description="optimizer steps in total")
+    batch_size: int = Field(64, ge=1)
+    seed: int = Field(0, ge=0, description="data order, t, noise and init are functions of (seed, step)")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = Field(False, description="bf16 autocast of the network (the loss stays float32)")
+    compile: bool = Field(False, description="torch.compile the network")
+    channels_last: bool = Field(False, description="channels-last memory format for the network")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
+    log_every: int = Field(25, ge=1, description="steps between metrics.jsonl lines")
+    ckpt_every: int = Field(500, ge=1, description="steps between checkpoints (one is always written at the end)")
+    keep: int = Field(2, ge=1, description="checkpoints kept on disk (older ones pruned)")
+
+
+class RunConfig(_Section):
+    """Everything a run needs: corruption, network, data, objective, optimiser, loop."""
+
+    corruption: CorruptionConfig = CorruptionConfig(spec="blur")
+    model: UNetConfig = UNetConfig()
+    data: DataConfig = DataConfig()
+    objective: ObjectiveConfig = ObjectiveConfig()
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig = TrainConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RunConfig:
+        if self.objective.t_sampler == "levels" and self.corruption.levels is None:
+            raise ValueError("objective.t_sampler='levels' needs corruption.levels (pass --levels levels.json)")
+        if self.data.channels is not None and self.model.in_channels != self.data.channels:
+            raise ValueError(
+                f"model.in_channels ({self.model.in_channels}) must equal data.channels ({self.data.channels})"
+            )
+        return self
+
+    def resolved(self, channels: int, image_size: int) -> RunConfig:
+        """Copy with the data's image shape filled in and the network sized to it."""
+        model = self.model.model_copy(update={"in_channels": channels, "image_size": image_size})
+        data = self.data.model_copy(update={"channels": channels, "image_size": image_size})
+        return RunConfig.model_validate({**self.model_dump(), "model": model.model_dump(), "data": data.model_dump()})
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        if self.data.channels is None or self.data.image_size is None:
+            raise ValueError("the image shape is known only once the data set is loaded (RunConfig.resolved)")
+        return self.data.channels, self.data.image_size, self.data.image_size
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML, JSON or YAML file into a plain dict (validated later, with the overrides)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {path} does not exist")
+    suffix = path.suffix.lower()
+    text = path.read_text()
+    try:
+        if suffix == ".toml":
+            data = tomllib.loads(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:
+                raise ValueError(
+                    f"{path} is YAML but PyYAML is not installed; `pip install pyyaml` or use TOML/JSON"
+                ) from None
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ValueError(f"config file {path} must end in .toml, .json, .yaml or .yml")
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"config file {path} is not valid {suffix[1:].upper()}: {err}") from None
+    except Exception as err:  # yaml.YAMLError without importing yaml at module level
+        if type(err).__module__.startswith("yaml"):
+            raise ValueError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+        raise
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a table/mapping at the top level")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted keys (``"train.steps": 100``) in a nested dict; ``None`` values are skipped."""
+    out = json.loads(json.dumps(data))  # deep copy of plain data
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = out
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise ValueError(f"cannot set {dotted}: {key} is not a section")
+            node = child
+        node[leaf] = value
+    return out
+
+
+def build_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """File (optional) + dotted overrides -> a validated :class:`RunConfig`."""
+    data = load_config_file(path) if path is not None else {}
+    return RunConfig.model_validate(apply_overrides(data, overrides or {}))

@@ -1,0 +1,61 @@
+"""``load_run``: a trained run (network, denoiser, process, prior) from a checkpoint, ready to sample."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..corrupt import CorruptionProcess
+from ..models import UNet
+from ..samplers.prior import GaussianPrior
+from ..score import Denoiser
+from .checkpoint import read_checkpoint
+from .config import RunConfig
+
+__all__ = ["TrainedRun", "load_run", "build_net"]
+
+
+@dataclass
+class TrainedRun:
+    """What a sampler or an evaluation needs from a trained run."""
+
+    config: RunConfig
+    process: CorruptionProcess
+    net: nn.Module
+    denoiser: Denoiser
+    prior: GaussianPrior
+    step: int
+    image_shape: tuple[int, int, int]
+    path: Path
+
+
+def build_net(config: RunConfig) -> nn.Module:
+    """The network a config describes (the U-Net of ``config.model``)."""
+    return UNet(config.model)
+
+
+def load_run(
+    path: str | Path, device: str | torch.device = "cpu", ema: bool = True, net: nn.Module | None = None
+) -> TrainedRun:
+    """Load the latest checkpoint of a run folder, or one checkpoint folder.
+
+    ``ema=True`` loads the EMA weights (what to sample with), else the raw ones. ``net``
+    replaces the U-Net by your own module of the same architecture as the trained one.
+    A bad path or a truncated/tampered checkpoint raises a one-line ``ValueError``.
+    """
+    ckpt = read_checkpoint(path)
+    config = ckpt.config
+    shape = config.image_shape
+    net = net if net is not None else build_net(config)
+    try:
+        net.load_state_dict(ckpt.ema if ema else ckpt.net)
+    except RuntimeError as err:
+        raise ValueError(f"checkpoint {ckpt.path} does not fit the network: {str(err).splitlines()[0]}") from None
+    net = net.to(device).eval().requires_grad_(False)
+    process = config.corruption.build(shape[1:])
+    denoiser = Denoiser(net, process, config.objective.parameterisation).eval()
+    prior = GaussianPrior.from_state_dict(ckpt.prior)
+    return TrainedRun(config, process, net, denoiser, prior, ckpt.step, shape, ckpt.path)

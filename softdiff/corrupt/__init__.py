@@ -13,6 +13,17 @@ from .config import (
     register_corruption,
 )
 from .identity import Identity
+from .levels import (
+    DataMoments,
+    DCTProjection,
+    LevelSelection,
+    MatrixProjection,
+    fewest_hop_path,
+    level_distances,
+    level_strengths,
+    select_levels,
+    select_path,
+)
 from .mask import Mask
 from .process import CorruptionProcess
 from .schedules import Geometric, GeometricNoise, LevelTable, Linear, LinearNoise, Schedule
@@ -41,4 +52,13 @@ __all__ = [
     "parse_spec",
     "register_corruption",
     "corruption_names",
+    "select_levels",
+    "LevelSelection",
+    "DataMoments",
+    "DCTProjection",
+    "MatrixProjection",
+    "fewest_hop_path",
+    "select_path",
+    "level_strengths",
+    "level_distances",
 ]

@@ -1,0 +1,140 @@
+"""``softdiff schedule``: choose the corruption levels from the data (Fréchet-distance schedule)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+from rich.table import Table
+
+from ..corrupt import CorruptionConfig, DataMoments, LevelSelection, level_distances, level_strengths, select_levels
+from ..data import load_dataset
+from .common import console, user_errors
+
+AUTO_PROJECTION_ABOVE = 1024  # pixels x channels; beyond this the default is a 16x16 DCT projection
+
+
+def _projection(value: int | None, shape: tuple[int, int, int]) -> int | None:
+    """``None``: auto (full resolution up to 32x32 grey, else 16 DCT frequencies per axis); ``0``: full."""
+    if value is None:
+        return None if math.prod(shape) <= AUTO_PROJECTION_ABOVE else min(16, *shape[1:])
+    if value < 0:
+        raise ValueError(f"--projection must be >= 0 (0 = full resolution), got {value}")
+    return value or None
+
+
+@user_errors
+def schedule(
+    corruption: Annotated[
+        str, typer.Option("--corruption", "-c", help="Operator spec: blur, mask, blur+mask, ...")
+    ] = "blur",
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Data set whose training images set the levels.")] = (
+        "fashion-mnist"
+    ),
+    k: Annotated[int, typer.Option("-k", "--levels", help="Levels K to choose (first and last included).")] = 32,
+    candidates: Annotated[int, typer.Option("--candidates", "-n", help="Candidate levels N, evenly spaced.")] = 256,
+    samples: Annotated[int, typer.Option(min=2, help="Training images used to fit the level Gaussians.")] = 2000,
+    projection: Annotated[
+        int | None,
+        typer.Option(help="Keep r x r low DCT frequencies per channel (0: full; default: full up to 1024 values)."),
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Folder holding the data set files.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the images picked.")] = 0,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (on a busy machine 1 can be faster).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Level table JSON; a PNG plot goes beside it.")] = Path(
+        "levels.json"
+    ),
+) -> None:
+    """Choose K corruption levels so consecutive levels are equally far apart (Fréchet distance)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    config = CorruptionConfig(spec=corruption)
+    data = load_dataset(dataset, "train", data_dir).subset(samples, seed)
+    moments = DataMoments.from_images(data.batch(slice(None)))
+    shape = data.shape
+    process = config.build(shape[1:])
+    proj = _projection(projection, shape)
+    where = "full resolution" if proj is None else f"{proj}x{proj} low DCT frequencies per channel"
+    console.print(
+        f"{len(data)} {dataset} images {shape}, {corruption!r}, {candidates} candidates -> {k} levels, {where}"
+    )
+
+    start = time.perf_counter()
+    selection = select_levels(process, moments, candidates=candidates, k=k, projection=proj, progress=True)
+    selection = dataclasses.replace(
+        selection, spec=corruption, config=config.model_dump(mode="json", exclude={"levels"})
+    )
+    selection.save(out)
+    seconds = time.perf_counter() - start
+
+    uniform = torch.linspace(0, 1, k, dtype=torch.float64)
+    default = level_distances(process, moments, uniform, projection=proj)
+    plot = _plot(selection, level_strengths(process, uniform), default, out.with_suffix(".png"))
+    _summary(selection, level_strengths(process, uniform), default)
+    console.print(
+        f"wrote {out} and {plot} in {seconds:.0f} s ({selection.pairs_computed} exact pair distances of "
+        f"{candidates * (candidates - 1) // 2}); train with `softdiff train --levels {out}`"
+    )
+
+
+def _summary(selection: LevelSelection, default: dict[str, list[float]], default_dist: list[float]) -> None:
+    table = Table(title="selected levels vs the default schedule (same t)")
+    table.add_column("level")
+    table.add_column("t")
+    table.add_column("source time")
+    names = [n for n in selection.strengths if n != "noise_s"] + ["noise_s"]
+    for name in names:
+        table.add_column(f"{name} (selected / default)")
+    table.add_column("hop distance (selected / default)")
+    k = selection.k
+    for i in sorted({*range(0, k, max(1, k // 8)), k - 1}):
+        hop = f"{selection.distances[i - 1]:.3g} / {default_dist[i - 1]:.3g}" if i > 0 else "-"  # hop into level i
+        cells = [f"{selection.strengths[n][i]:.3g} / {default[n][i]:.3g}" for n in names]
+        table.add_row(str(i), f"{i / (k - 1):.3f}", f"{selection.times[i]:.3f}", *cells, hop)
+    console.print(table)
+
+
+def _plot(selection: LevelSelection, default: dict[str, list[float]], default_dist: list[float], path: Path) -> Path:
+    """Hop distances, source time and every named strength against t: selected vs default."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = selection.k
+    t = [i / (k - 1) for i in range(k)]
+    mid = [(a + b) / 2 for a, b in zip(t, t[1:], strict=False)]
+    names = list(selection.strengths)
+    fig, axes = plt.subplots(1, 2 + len(names), figsize=(3.2 * (2 + len(names)), 2.8), dpi=80)
+    ax = axes[0]
+    ax.plot(mid, selection.distances, "o-", ms=3, label="selected")
+    ax.plot(mid, default_dist, "s--", ms=3, label="default")
+    ax.axhline(selection.epsilon, color="grey", lw=0.8, ls=":", label="epsilon")
+    ax.set(yscale="log", xlabel="t", title="distance between consecutive levels")
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    ax.plot(t, selection.times, "o-", ms=3, label="selected")
+    ax.plot(t, t, "--", label="default")
+    ax.set(xlabel="t", title="source time u(t)")
+    ax.legend(fontsize=7)
+    for ax, name in zip(axes[2:], names, strict=True):
+        chosen, base = list(selection.strengths[name]), list(default[name])
+        ax.plot(t, chosen, "o-", ms=3, label="selected")
+        ax.plot(t, base, "--", label="default")
+        positive = min(chosen + base) > 0
+        if positive and max(chosen + base) / min(chosen + base) > 30:
+            ax.set_yscale("log")
+        ax.set(xlabel="t", title=name)
+        ax.legend(fontsize=7)
+    fig.suptitle(
+        f"{selection.spec or selection.operator}: {k} levels from {len(selection.candidate_times)}", fontsize=9
+    )
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

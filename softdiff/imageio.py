@@ -31,7 +31,9 @@ def make_grid(images: Tensor, nrow: int | None = None, pad: int = 2) -> Tensor:
     pixels = to_uint8(images)
     for i in range(n):
         r, k = divmod(i, nrow)
-        grid[:, pad + r * (h + pad) : pad + r * (h + pad) + h, pad + k * (w + pad) : pad + k * (w + pad) + w] = pixels[i]
+        grid[:, pad + r * (h + pad) : pad + r * (h + pad) + h, pad + k * (w + pad) : pad + k * (w + pad) + w] = pixels[
+            i
+        ]
     return grid
 
 

@@ -16,7 +16,9 @@ from .common import console, user_errors
 @user_errors
 def corrupt(
     source: str = typer.Argument(..., help="An image file, or a data set name (fashion-mnist, synthetic, ...)."),
-    corruption: str = typer.Option("blur", "--corruption", "-c", help="Operator spec: noise, blur, mask, blur+mask, ..."),
+    corruption: str = typer.Option(
+        "blur", "--corruption", "-c", help="Operator spec: noise, blur, mask, blur+mask, ..."
+    ),
     levels: int = typer.Option(8, "--levels", "-k", min=2, help="Number of times from t=0 to t=1 (columns)."),
     n: int = typer.Option(4, "-n", min=1, help="Images from a data set (rows)."),
     no_noise: bool = typer.Option(False, "--no-noise", help="Show C_t x only, without the s_t noise."),

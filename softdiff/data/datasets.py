@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import Tensor
@@ -22,7 +22,9 @@ class ImageData:
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise ValueError(f"ImageData needs a uint8 (N, C, H, W) tensor, got {self.images.dtype} {tuple(self.images.shape)}")
+            raise ValueError(
+                f"ImageData needs a uint8 (N, C, H, W) tensor, got {self.images.dtype} {tuple(self.images.shape)}"
+            )
 
     def __len__(self) -> int:
         return self.images.shape[0]

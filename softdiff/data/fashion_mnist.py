@@ -14,8 +14,13 @@ from .datasets import DATASETS, ImageData
 __all__ = ["load_fashion_mnist", "FASHION_MNIST_DIR"]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
-_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"), "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-_HOW_TO_GET = "install it with `apt-get install dataset-fashion-mnist` or pass --data-dir with the four Fashion-MNIST .gz files"
+_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_HOW_TO_GET = (
+    "install it with `apt-get install dataset-fashion-mnist` or pass --data-dir with the four Fashion-MNIST .gz files"
+)
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -50,7 +55,9 @@ def load_fashion_mnist(split: str = "train", data_dir: Path | None = None) -> Im
     labels = _read_idx(_find(directory, labels_file))
     if images.shape[0] != labels.shape[0]:
         raise ValueError(f"Fashion-MNIST {split} images and labels disagree in count in {directory}")
-    return ImageData(torch.from_numpy(images.copy())[:, None], torch.from_numpy(labels.astype(np.int64)), "fashion-mnist")
+    return ImageData(
+        torch.from_numpy(images.copy())[:, None], torch.from_numpy(labels.astype(np.int64)), "fashion-mnist"
+    )
 
 
 DATASETS["fashion-mnist"] = load_fashion_mnist

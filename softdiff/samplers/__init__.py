@@ -17,6 +17,7 @@ from .core import (
     nfe,
     register_sampler,
     run,
+    sampler_from_update,
 )
 from .generate import Trajectory, draw_prior, generate
 from .grids import check_grid, level_grid, uniform_grid
@@ -40,6 +41,7 @@ __all__ = [
     "names",
     "nfe",
     "register_sampler",
+    "sampler_from_update",
     "generate",
     "draw_prior",
     "Trajectory",

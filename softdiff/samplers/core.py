@@ -42,6 +42,7 @@ __all__ = [
     "names",
     "nfe",
     "register_sampler",
+    "sampler_from_update",
 ]
 
 Denoiser = Callable[[Tensor, Tensor], Tensor]
@@ -182,56 +183,39 @@ def heun_update(step: Step) -> Tensor:
 # ---- the samplers ---------------------------------------------------------------------
 
 
-def naive(
-    denoiser: Denoiser,
-    process: CorruptionProcess,
-    x: Tensor,
-    ts: Tensor,
-    *,
-    generator: NoiseSource = None,
-    callback: Callback | None = None,
-) -> Tensor:
-    """Naive sampler (Algorithm 1). Known to lose diversity. ``len(ts) - 1`` denoiser calls."""
-    return run(naive_update, denoiser, process, x, ts, generator=generator, callback=callback)
+def sampler_from_update(update: Update, name: str, doc: str) -> Sampler:
+    """A plain sampler function ``(denoiser, process, x, ts, *, generator, callback)`` running ``update``."""
+
+    def sampler(
+        denoiser: Denoiser,
+        process: CorruptionProcess,
+        x: Tensor,
+        ts: Tensor,
+        *,
+        generator: NoiseSource = None,
+        callback: Callback | None = None,
+    ) -> Tensor:
+        return run(update, denoiser, process, x, ts, generator=generator, callback=callback)
+
+    sampler.__name__ = sampler.__qualname__ = name
+    sampler.__doc__ = doc
+    return sampler
 
 
-def momentum(
-    denoiser: Denoiser,
-    process: CorruptionProcess,
-    x: Tensor,
-    ts: Tensor,
-    *,
-    generator: NoiseSource = None,
-    callback: Callback | None = None,
-) -> Tensor:
-    """Momentum sampler (Algorithm 2), the paper's default. ``len(ts) - 1`` denoiser calls."""
-    return run(momentum_update, denoiser, process, x, ts, generator=generator, callback=callback)
-
-
-def euler(
-    denoiser: Denoiser,
-    process: CorruptionProcess,
-    x: Tensor,
-    ts: Tensor,
-    *,
-    generator: NoiseSource = None,
-    callback: Callback | None = None,
-) -> Tensor:
-    """Deterministic probability-flow Euler sampler. ``len(ts) - 1`` denoiser calls."""
-    return run(euler_update, denoiser, process, x, ts, generator=generator, callback=callback)
-
-
-def heun(
-    denoiser: Denoiser,
-    process: CorruptionProcess,
-    x: Tensor,
-    ts: Tensor,
-    *,
-    generator: NoiseSource = None,
-    callback: Callback | None = None,
-) -> Tensor:
-    """Second-order Heun sampler: 2 calls per step except the last, ``2 (len(ts) - 1) - 1`` in all."""
-    return run(heun_update, denoiser, process, x, ts, generator=generator, callback=callback)
+naive = sampler_from_update(
+    naive_update, "naive", "Naive sampler (Algorithm 1). Known to lose diversity. ``len(ts) - 1`` denoiser calls."
+)
+momentum = sampler_from_update(
+    momentum_update, "momentum", "Momentum sampler (Algorithm 2), the paper's default. ``len(ts) - 1`` denoiser calls."
+)
+euler = sampler_from_update(
+    euler_update, "euler", "Deterministic probability-flow Euler sampler. ``len(ts) - 1`` denoiser calls."
+)
+heun = sampler_from_update(
+    heun_update,
+    "heun",
+    "Second-order Heun sampler: 2 calls per step except the last, ``2 (len(ts) - 1) - 1`` in all.",
+)
 
 
 # ---- registry -------------------------------------------------------------------------

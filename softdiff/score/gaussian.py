@@ -32,7 +32,9 @@ class GaussianData:
             raise ValueError(f"mean must be ({n},) and cov ({n}, {n}) for images of shape {self.shape}")
 
     @classmethod
-    def random(cls, shape: tuple[int, int, int], generator: torch.Generator | None = None, scale: float = 0.5) -> GaussianData:
+    def random(
+        cls, shape: tuple[int, int, int], generator: torch.Generator | None = None, scale: float = 0.5
+    ) -> GaussianData:
         """A random mean and a random well-conditioned covariance."""
         n = math.prod(shape)
         mean = torch.randn(n, generator=generator, dtype=torch.float64) * scale

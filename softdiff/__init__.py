@@ -22,7 +22,7 @@ from .corrupt import (
 from .models import UNet, UNetConfig
 from .samplers import GaussianPrior, euler, generate, heun, momentum, naive
 from .score import Denoiser, DenoisingScoreMatching, SoftScoreMatching, X0Regression, score_from_denoiser
-from .train import RunConfig, load_run, train
+from .train import RunConfig, load_run
 
 __version__ = "0.1.0"
 
@@ -52,7 +52,6 @@ __all__ = [
     "heun",
     "generate",
     "RunConfig",
-    "train",
     "load_run",
     "__version__",
 ]

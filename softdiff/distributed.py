@@ -178,7 +178,8 @@ def strip_option(args: Sequence[str], name: str) -> tuple[list[str], str | None]
 def relaunch(command: str, nproc: int, argv: Sequence[str] | None = None) -> int:
     """Re-run ``softdiff COMMAND ...`` (this process's arguments minus ``--nproc``) on ``nproc`` processes.
 
-    Uses ``python -m torch.distributed.run --standalone``: a rendezvous on this machine only.
+    Uses ``python -m torch.distributed.run --standalone ... -m softdiff COMMAND``: a rendezvous on
+    this machine only.
     For several machines call torchrun yourself (see docs/distributed.md). Returns the exit code.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -186,4 +187,4 @@ def relaunch(command: str, nproc: int, argv: Sequence[str] | None = None) -> int
         raise ValueError(f"--nproc re-launches the command line, which must contain '{command}' (got {argv})")
     rest, _ = strip_option(argv[argv.index(command) + 1 :], "--nproc")
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
-    return subprocess.call([*launcher, "-m", "softdiff.cli.app", command, *rest])
+    return subprocess.call([*launcher, "-m", "softdiff", command, *rest])

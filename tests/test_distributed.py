@@ -1,9 +1,12 @@
 """Two processes on gloo: training equals one process with the global batch, rank 0 alone
 writes, a stopped run resumes, and sharded sampling gives a single process's images.
 
-Most tests fork the ranks from this process with torchrun's environment variables set
-(RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), so the code path is the one
-torchrun drives while nothing is imported twice (a fresh interpreter costs ~15 s here).
+Most tests start the ranks as forks of one "forkserver" process with torchrun's
+environment variables set (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), so
+the code path is the one torchrun drives while softdiff is imported once, by the server
+(a fresh interpreter costs ~15 s on the shared 2-core machine). Forking the pytest process
+itself would be cheaper but is unsafe once autograd has run with a GPU present (PyTorch
+refuses: "autograd's threading in combination with fork"); the server never runs autograd.
 One test runs the real launcher: ``softdiff train --nproc 2``.
 """
 
@@ -45,7 +48,7 @@ def _rank_main(fn: Callable[..., None], rank: int, world: int, port: int, errors
     os.environ.update(
         RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
-    torch.set_num_threads(1)  # as torchrun's OMP_NUM_THREADS=1; also keeps OpenMP fork-safe
+    torch.set_num_threads(1)  # as torchrun's OMP_NUM_THREADS=1
     code = 0
     try:
         fn(*args)
@@ -55,13 +58,16 @@ def _rank_main(fn: Callable[..., None], rank: int, world: int, port: int, errors
     os._exit(code)
 
 
+_FORKS = multiprocessing.get_context("forkserver")
+_FORKS.set_forkserver_preload(["torch", "softdiff.train", "softdiff.cli.app", __name__])
+
+
 def run_ranks(fn: Callable[..., None], *args: Any, world: int = 2, timeout: float = 90) -> None:
     """Run ``fn(*args)`` in ``world`` forked ranks, as torchrun would; fail with a rank's traceback."""
     errors = Path(os.environ.get("TMPDIR", "/tmp")) / f"softdiff-dist-{os.getpid()}-{_free_port()}"
     errors.mkdir(parents=True)
     port = _free_port()
-    fork = multiprocessing.get_context("fork")
-    procs = [fork.Process(target=_rank_main, args=(fn, r, world, port, errors, args)) for r in range(world)]
+    procs = [_FORKS.Process(target=_rank_main, args=(fn, r, world, port, errors, args)) for r in range(world)]
     for p in procs:
         p.start()
     for p in procs:

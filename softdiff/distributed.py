@@ -182,6 +182,8 @@ def relaunch(command: str, nproc: int, argv: Sequence[str] | None = None) -> int
     this machine only.
     For several machines call torchrun yourself (see docs/distributed.md). Returns the exit code.
     """
+    if "WORLD_SIZE" in os.environ:
+        raise ValueError("--nproc starts torchrun itself; under torchrun (WORLD_SIZE is set) leave it out")
     argv = list(sys.argv[1:] if argv is None else argv)
     if command not in argv:
         raise ValueError(f"--nproc re-launches the command line, which must contain '{command}' (got {argv})")

@@ -31,7 +31,7 @@ from test_train import DATA, tiny_net
 from typer.testing import CliRunner
 
 from softdiff.cli import app
-from softdiff.distributed import shard_range, strip_option
+from softdiff.distributed import relaunch, shard_range, strip_option
 from softdiff.train import RunConfig, read_checkpoint, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,6 +191,14 @@ def test_sharded_sample_equals_one_process(cli_run: tuple[Path, subprocess.Compl
     np.testing.assert_array_equal(one["images"], two["images"])
     for name in ("grid.png", "trajectory.png", "png/000004.png"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+
+
+def test_nproc_is_refused_under_torchrun_and_outside_a_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="must contain 'train'"):
+        relaunch("train", 2, ["sample", "--nproc", "2"])
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="under torchrun"):
+        relaunch("train", 2, ["train", "--nproc", "2"])
 
 
 def test_shard_range_and_strip_option() -> None:

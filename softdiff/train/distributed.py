@@ -28,14 +28,23 @@ from the single-process run.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 from torch import Tensor
 
 from ..data import ImageData
 from ..data.datasets import to_float
 from ..distributed import DistContext
+from ..score.objectives import TSampler
 
 __all__ = ["ShardedBatches", "global_draws", "rank_seed", "check_world"]
+
+
+class Order(Protocol):
+    """A data order: the data-set indices of step ``k``'s (global) batch (e.g. ``trainer.BatchOrder``)."""
+
+    def indices(self, step: int) -> Tensor: ...
 
 
 def _own(x: Tensor, ctx: DistContext) -> Tensor:
@@ -46,12 +55,12 @@ def _own(x: Tensor, ctx: DistContext) -> Tensor:
 class ShardedBatches:
     """Step ``k``'s share of the global batch for this rank, on the device, in [-1, 1]."""
 
-    def __init__(self, data: ImageData, order: object, ctx: DistContext, channels_last: bool = False) -> None:
+    def __init__(self, data: ImageData, order: Order, ctx: DistContext, channels_last: bool = False) -> None:
         self.data, self.order, self.ctx, self.channels_last = data, order, ctx, channels_last
         self.pin = ctx.device.type == "cuda"
 
     def __call__(self, step: int) -> Tensor:
-        index = _own(self.order.indices(step), self.ctx)  # type: ignore[attr-defined]
+        index = _own(self.order.indices(step), self.ctx)
         if self.pin:  # uint8 over the bus (4x less than float), converted on the GPU
             x0 = to_float(self.data.images[index].pin_memory().to(self.ctx.device, non_blocking=True))
         else:
@@ -60,11 +69,11 @@ class ShardedBatches:
 
 
 def global_draws(
-    t_sampler: object, x0: Tensor, generator: torch.Generator, ctx: DistContext
+    t_sampler: TSampler, x0: Tensor, generator: torch.Generator, ctx: DistContext
 ) -> tuple[Tensor, Tensor]:
     """``(t, eta)`` for this rank's ``x0``: its positions of the global batch's draws (see the module doc)."""
     batch = x0.shape[0] * ctx.world
-    t = t_sampler(batch, generator, x0.device)  # type: ignore[operator]
+    t = t_sampler(batch, generator, x0.device)
     where = generator.device
     noise = torch.randn((batch, *x0.shape[1:]), generator=generator, device=where, dtype=x0.dtype)
     return _own(t, ctx).to(x0.device), _own(noise, ctx).to(x0.device)

@@ -11,8 +11,9 @@ import torch
 import typer
 from PIL import Image
 
+from ..distributed import distributed, relaunch
 from ..imageio import atomic_write_bytes, make_grid, save_grid, to_uint8
-from ..samplers import Trajectory, generate, get, names, nfe
+from ..samplers import Trajectory, generate_sharded, get, names, nfe
 from ..train import load_run
 from ..train.trainer import resolve_device
 from .common import console, user_errors
@@ -56,14 +57,26 @@ def sample(
     float_samples: bool = typer.Option(False, "--float", help="Store float32 samples in [-1, 1] instead of uint8."),
     scale: int = typer.Option(2, "--scale", min=1, help="Enlarge the PNG grids by this factor."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+    nproc: int | None = typer.Option(
+        None, "--nproc", min=1, help="Re-launch under torchrun with this many processes on this machine."
+    ),
 ) -> None:
-    """Sample images from a trained run: writes DIR/grid.png and DIR/samples.npz."""
+    """Sample images from a trained run: writes DIR/grid.png and DIR/samples.npz.
+
+    Under torchrun (or with --nproc) the ranks share the samples and rank 0 writes them:
+    the images are identical to a single process's with the same seed.
+    """
     get(sampler)  # an unknown name fails before the checkpoint is read
-    target = resolve_device(device)
-    run = load_run(ckpt, device=target, ema=not raw)
-    keep = min(n, TRAJECTORY_SAMPLES) if trajectory else 0
-    kwargs = dict(sampler=sampler, steps=steps, seed=seed, batch_size=batch_size, device=target, progress=progress)
-    result = generate(run.denoiser, run.process, run.prior, n, trajectory=keep, **kwargs)
+    if nproc is not None:
+        raise typer.Exit(relaunch("sample", nproc))
+    with distributed(resolve_device(device)) as ctx:
+        run = load_run(ckpt, device=ctx.device, ema=not raw)
+        keep = min(n, TRAJECTORY_SAMPLES) if trajectory else 0
+        kwargs = dict(sampler=sampler, steps=steps, seed=seed, batch_size=batch_size, device=ctx.device)
+        kwargs.update(trajectory=keep, progress=progress)
+        result = generate_sharded(ctx, run.denoiser, run.process, run.prior, n, **kwargs)
+    if result is None:  # not rank 0: rank 0 writes the outputs
+        return
     images, path = result if keep else (result, None)
 
     out.mkdir(parents=True, exist_ok=True)

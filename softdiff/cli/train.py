@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from ..corrupt import CorruptionConfig
+from ..distributed import is_main_process, relaunch
 from ..train import RunConfig, build_config, load_config_file, read_checkpoint, train
 from ..train.config import apply_overrides
 from .common import console, user_errors
@@ -93,8 +94,20 @@ def train_command(
         [], "--set", help="Override any config field, e.g. --set optim.ema_decay=0.99 (repeatable)."
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+    nproc: int | None = typer.Option(
+        None,
+        "--nproc",
+        min=1,
+        help="Re-launch under torchrun with this many processes on this machine (global batch = batch x nproc).",
+    ),
 ) -> None:
-    """Train a denoiser with soft score matching; writes checkpoints and metrics.jsonl to --out."""
+    """Train a denoiser with soft score matching; writes checkpoints and metrics.jsonl to --out.
+
+    Runs unchanged under torchrun: each process trains on --batch-size images per step, so the
+    global batch is batch-size x processes; rank 0 alone writes. See docs/distributed.md.
+    """
+    if nproc is not None:
+        raise typer.Exit(relaunch("train", nproc))
     overrides: dict[str, Any] = {
         "corruption.spec": corruption,
         "data.dataset": dataset,
@@ -127,6 +140,8 @@ def train_command(
         run_config = build_config(config, overrides)
     out = out or Path("runs") / f"{run_config.data.dataset}-{run_config.corruption.spec.replace('+', '-')}"
     summary = train(run_config, out, resume=resume, progress=progress, console=console)
+    if not is_main_process():
+        return
     console.print(
         f"step {summary.step}: loss {summary.loss:.5f} ({summary.images_per_s:.0f} images/s); "
         f"checkpoint {summary.checkpoint}, metrics {out / 'metrics.jsonl'}"

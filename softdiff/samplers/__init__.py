@@ -23,12 +23,14 @@ from .generate import Trajectory, draw_prior, generate
 from .grids import check_grid, level_grid, uniform_grid
 from .noise import NoiseSource, SeededNoise, randn, sample_seed
 from .prior import GaussianPrior
+from .sharded import generate_sharded
 
 __all__ = [
     "Denoiser",
     "Sampler",
     "Step",
     "run",
+    "generate_sharded",
     "momentum",
     "naive",
     "euler",

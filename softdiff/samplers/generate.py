@@ -62,6 +62,7 @@ def generate(
     dtype: torch.dtype = torch.float32,
     progress: bool = False,
     trajectory: bool | int = False,
+    offset: int = 0,
 ) -> Tensor | tuple[Tensor, Trajectory]:
     """Draw ``n`` images ``(n, C, H, W)`` (returned on the CPU) from ``prior`` at t = 1.
 
@@ -70,12 +71,15 @@ def generate(
     ``uniform_grid(steps)`` unless ``grid`` (starting at 1) is given. The denoiser must
     already live on ``device``. Memory is O(batch_size) unless ``trajectory`` is set:
     ``True`` keeps the path of every sample, an integer ``k`` that of the first ``k``;
-    the result is then ``(images, Trajectory)``.
+    the result is then ``(images, Trajectory)``. ``offset`` shifts the sample indices: row
+    ``j`` is sample ``offset + j`` of the seeded run (how ranks share one run between them).
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive number of samples, got {n!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ValueError(f"offset must be a non-negative sample index, got {offset!r}")
     run_sampler = get(sampler) if isinstance(sampler, str) else sampler
     ts = uniform_grid(steps) if grid is None else check_grid(grid)
     if float(ts[0]) != 1.0:
@@ -89,7 +93,7 @@ def generate(
         task = bar.add_task(f"{n} images", total=-(-n // batch_size) * (len(ts) - 1))
         for start in range(0, n, batch_size):
             stop = min(n, start + batch_size)
-            noise = SeededNoise(seed, range(start, stop))
+            noise = SeededNoise(seed, range(offset + start, offset + stop))
             x = draw_prior(prior, noise, device, dtype)
             record = _recorder(path_x, path_x0, start, stop, keep)
 

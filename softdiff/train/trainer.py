@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +24,13 @@ from rich.text import Text
 from torch import Tensor, nn
 
 from ..data import ImageData, load_dataset
+from ..distributed import DistContext, distributed
 from ..imageio import atomic_write_bytes
 from ..samplers.prior import GaussianPrior
 from ..score import Denoiser, LevelTimes, build_objective
-from .checkpoint import LATEST, read_checkpoint, save_checkpoint
+from .checkpoint import LATEST, read_checkpoint, resolve_checkpoint, save_checkpoint
 from .config import RunConfig
+from .distributed import ShardedBatches, check_world, global_draws, rank_seed
 from .loading import build_net
 
 __all__ = ["train", "TrainSummary", "EMA", "derive_seed", "resolve_device", "BatchOrder", "METRICS"]
@@ -134,6 +137,12 @@ def train(
 ) -> TrainSummary:
     """Train (or resume) the run in folder ``out``; returns the final step and loss.
 
+    Under ``torchrun`` every process calls this: it joins the process group, trains a
+    DDP-wrapped copy of the network on its share of a global batch of ``batch_size x
+    WORLD_SIZE`` images, and only rank 0 writes ``out`` or shows progress (see
+    :mod:`softdiff.train.distributed` and docs/distributed.md). Resuming needs the same
+    number of processes.
+
     With ``resume=True`` the checkpoint's config is used when ``config`` is None; a given
     config may differ from it only in the ``train`` section (steps, device, threads, ...).
 
@@ -141,6 +150,21 @@ def train(
     ``net(x_t, t)``). ``stop_at`` ends the loop after that many steps without a final
     checkpoint, exactly like a crash (used to test resume).
     """
+    with distributed(resolve_device(_device_name(config, out, resume))) as ctx:
+        return _train(ctx, config, out, resume, data, net, progress, console, stop_at)
+
+
+def _train(
+    ctx: DistContext,
+    config: RunConfig | None,
+    out: str | Path,
+    resume: bool,
+    data: ImageData | None,
+    net: nn.Module | None,
+    progress: bool,
+    console: Console | None,
+    stop_at: int | None,
+) -> TrainSummary:
     run_dir = Path(out)
     ckpt = None
     if resume:
@@ -148,6 +172,8 @@ def train(
             raise ValueError(f"cannot resume: {run_dir} has no checkpoint yet; drop --resume to start it")
         ckpt = read_checkpoint(run_dir)
         config = _resume_config(ckpt.config, config)
+        check_world(ckpt.state.get("world_size"), ctx)
+        ctx.check_same(ckpt.step, "the checkpoint step to resume from")
     elif config is None:
         raise ValueError("train() needs a config unless it resumes a run")
     elif (run_dir / LATEST).exists():
@@ -156,7 +182,7 @@ def train(
     tc = config.train
     if tc.threads is not None:
         torch.set_num_threads(tc.threads)
-    device = resolve_device(tc.device)
+    device = ctx.device
 
     if data is None:
         data = load_dataset(
@@ -195,21 +221,30 @@ def train(
         x_prior = data.subset(config.data.prior_images, seed=derive_seed(tc.seed, "prior")).batch(slice(None))
         prior = GaussianPrior.fit(process, x_prior, rank=config.data.prior_rank)
         start = 0
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(run_dir / "config.json", config.model_dump_json(indent=2).encode())
-    logged = _start_metrics(run_dir / METRICS, start if ckpt is not None else None)
+    logged: list[tuple[int, float]] = []
+    if ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(run_dir / "config.json", config.model_dump_json(indent=2).encode())
+        logged = _start_metrics(run_dir / METRICS, start if ckpt is not None else None)
 
-    forward_net: nn.Module = torch.compile(net) if tc.compile else net  # type: ignore[assignment]
+    parallel_net = ctx.wrap(net)  # DDP when there are several processes; the EMA follows the bare `net`
+    forward_net: nn.Module = torch.compile(parallel_net) if tc.compile else parallel_net  # type: ignore[assignment]
     denoiser = Denoiser(forward_net, process, config.objective.parameterisation, torch.bfloat16 if tc.amp else None)
     t_sampler = LevelTimes(len(config.corruption.levels)) if config.objective.t_sampler == "levels" else None
     objective = build_objective(config.objective.name, process, config.objective.weighting, t_sampler)
-    order = BatchOrder(len(data), tc.batch_size, tc.seed)
+    batches = ShardedBatches(data, BatchOrder(len(data), tc.batch_size * ctx.world, tc.seed), ctx, tc.channels_last)
 
     def checkpoint(step: int) -> Path:
-        state = {"step": step, "optimizer": optimizer.state_dict(), "rng": {"torch": torch.get_rng_state()}}
-        return save_checkpoint(
-            run_dir, step, config, net.state_dict(), ema.net.state_dict(), prior.state_dict(), state, tc.keep
-        )
+        """Rank 0 writes (every rank holds the same weights); the barrier keeps the others from racing ahead."""
+        rng = {"torch": torch.get_rng_state()}
+        state = {"step": step, "optimizer": optimizer.state_dict(), "rng": rng, "world_size": ctx.world}
+        ctx.barrier()
+        if ctx.is_main:
+            path = save_checkpoint(
+                run_dir, step, config, net.state_dict(), ema.net.state_dict(), prior.state_dict(), state, tc.keep
+            )
+        ctx.barrier()
+        return path if ctx.is_main else run_dir / "checkpoints" / f"step-{step:08d}"
 
     summary = TrainSummary(run_dir, start, logged[-1][1] if logged else math.nan, logged, net=net, ema_net=ema.net)
     end = tc.steps if stop_at is None else min(tc.steps, stop_at)
@@ -221,24 +256,23 @@ def train(
         _Speed(),
         TimeRemainingColumn(),
         console=console,
-        disable=not progress,
+        disable=not (progress and ctx.is_main),
     )
     net.train()
     window_loss = torch.zeros((), device=device)
     window_start, window_steps, images = time.perf_counter(), 0, 0
     started = time.perf_counter()
-    with bar, (run_dir / METRICS).open("a") as metrics:
+    with bar, ((run_dir / METRICS).open("a") if ctx.is_main else open(os.devnull, "w")) as metrics:
         task = bar.add_task("train", total=tc.steps, completed=start, loss="--")
         for step in range(start, end):
             g = torch.Generator(device=device).manual_seed(derive_seed(tc.seed, "step", step))
-            torch.manual_seed(derive_seed(tc.seed, "global", step))  # dropout and any other global draws
-            x0 = data.batch(order.indices(step)).to(device, non_blocking=True)
-            if tc.channels_last:
-                x0 = x0.contiguous(memory_format=torch.channels_last)
+            torch.manual_seed(rank_seed(derive_seed(tc.seed, "global", step), ctx))  # dropout, other global draws
+            x0 = batches(step)
             lr = oc.lr * min(1.0, (step + 1) / oc.warmup) if oc.warmup else oc.lr
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss = objective(denoiser, x0, g).mean()
+            t, noise = global_draws(objective.t_sampler, x0, g, ctx)
+            loss = objective(denoiser, x0, t=t, noise=noise).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = nn.utils.clip_grad_norm_(net.parameters(), oc.grad_clip) if oc.grad_clip else None
@@ -246,10 +280,10 @@ def train(
             ema.update(net, step + 1)
             window_loss += loss.detach()
             window_steps += 1
-            images += x0.shape[0]
+            images += x0.shape[0] * ctx.world
             done = step + 1
             if done % tc.log_every == 0 or done == end:
-                mean_loss = float(window_loss) / window_steps
+                mean_loss = float(ctx.mean(window_loss)) / window_steps
                 if not math.isfinite(mean_loss):
                     raise ValueError(
                         f"the loss became {mean_loss} at step {done}; lower --lr or enable gradient clipping"
@@ -260,7 +294,7 @@ def train(
                     "loss": mean_loss,
                     "lr": lr,
                     "grad_norm": float(grad_norm) if grad_norm is not None else None,
-                    "images_per_s": window_steps * tc.batch_size / max(now - window_start, 1e-9),
+                    "images_per_s": window_steps * tc.batch_size * ctx.world / max(now - window_start, 1e-9),
                     "elapsed_s": now - started,
                 }
                 metrics.write(json.dumps(record) + "\n")
@@ -280,6 +314,16 @@ def train(
         if summary.step > start or ckpt is None:
             summary.checkpoint = checkpoint(summary.step)
     return summary
+
+
+def _device_name(config: RunConfig | None, out: str | Path, resume: bool) -> str:
+    """The configured device, known before the checkpoint is read in full (a bad one fails there)."""
+    if config is not None or not resume:
+        return config.train.device if config is not None else "auto"
+    try:
+        return RunConfig.model_validate_json((resolve_checkpoint(out) / "config.json").read_bytes()).train.device
+    except (ValueError, OSError):
+        return "auto"
 
 
 def _resume_config(stored: RunConfig, requested: RunConfig | None) -> RunConfig:

@@ -1,0 +1,5 @@
+"""``python -m softdiff ...``: the CLI, also the entry point torchrun starts (``torchrun ... -m softdiff train``)."""
+
+from .cli.app import main
+
+main()

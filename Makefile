@@ -12,11 +12,14 @@ install:
 data:
 	@test -d /usr/share/datasets/fashion-mnist || { apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; }
 
-# Main job: train the default model on Fashion-MNIST (about 5 minutes on 2 CPU cores), resuming
-# the run if it was interrupted, then draw the corruption it learned to undo.
+# Main job: train the default model on Fashion-MNIST (about 5 minutes on 2 idle CPU cores),
+# resuming the run if it was interrupted, then sample it with the paper's momentum sampler and
+# with the naive one (see docs/sampling.md for how they compare on short training runs).
 run: install data
 	softdiff train --out $(RUN) $$(test -f $(RUN)/latest && echo --resume)
 	softdiff corrupt fashion-mnist --corruption blur --levels 8 -n 4 --out $(RUN)/corruption.png
+	softdiff sample --ckpt $(RUN) --sampler momentum --steps 50 -n 64 --out $(RUN)/samples-momentum
+	softdiff sample --ckpt $(RUN) --sampler naive --steps 50 -n 64 --out $(RUN)/samples-naive
 
 test: install data
 	$(PYTHON) -m pytest -p no:cacheprovider

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import corrupt, features, sample, train
+from . import corrupt, eval, features, sample, train
 
 app = typer.Typer(
     name="softdiff",
@@ -23,6 +23,7 @@ def _root() -> None:
 app.command("corrupt")(corrupt.corrupt)
 app.command("train")(train.train_command)
 app.command("sample")(sample.sample)
+app.command("eval")(eval.evaluate)
 app.add_typer(features.app, name="features")
 
 

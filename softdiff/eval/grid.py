@@ -88,7 +88,8 @@ def load_results(path: str | Path) -> list[dict[str, Any]]:
         stored = json.loads(path.read_text())
         results = stored["results"]
     except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ValueError(f"{path} is not a softdiff eval results file ({err}); move it away or pick another --out") from None
+        message = f"{path} is not a softdiff eval results file ({err}); move it away or pick another --out"
+        raise ValueError(message) from None
     if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
         raise ValueError(f"{path} is not a softdiff eval results file ('results' must be a list of objects)")
     return results

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import corrupt, features, sample, schedule, train
+from . import corrupt, eval, features, sample, schedule, train
 
 app = typer.Typer(
     name="softdiff",
@@ -24,6 +24,7 @@ app.command("corrupt")(corrupt.corrupt)
 app.command("schedule")(schedule.schedule)
 app.command("train")(train.train_command)
 app.command("sample")(sample.sample)
+app.command("eval")(eval.evaluate)
 app.add_typer(features.app, name="features")
 
 

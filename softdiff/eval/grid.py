@@ -1,0 +1,209 @@
+"""FID/KID of one trained run over a grid of (sampler, steps) cells, resumable through a JSON file.
+
+``softdiff eval`` and the benchmarks in ``bench/`` share this one loop: every cell samples
+``n`` images with ``softdiff.samplers.generate`` (sample ``i`` depends only on ``(seed, i)``,
+so all cells start from the same prior draws) and scores them with ``evaluate_samples``
+against the run's test split. After each cell the results file is rewritten atomically, so
+an interrupted sweep loses at most the cell in progress, and a cell already in the file for
+the same checkpoint, step, ``n``, seed and features is not recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..data import ImageData, load_dataset
+from ..imageio import atomic_write_bytes
+from ..samplers import generate, get, nfe
+from .extractors import FeatureExtractor
+from .metrics import evaluate_samples
+
+if TYPE_CHECKING:  # softdiff.train is only needed for the annotation
+    from ..train import TrainedRun
+
+__all__ = [
+    "parse_samplers",
+    "parse_steps",
+    "reference_data",
+    "cell_identity",
+    "load_results",
+    "sweep",
+    "plot_fid_vs_nfe",
+]
+
+RESULTS_VERSION = 1
+# what makes two results comparable: a finished cell is reused only when all of these match
+IDENTITY_KEYS = ("sampler", "steps", "checkpoint", "checkpoint_step", "n", "seed", "features")
+
+
+def parse_samplers(text: str) -> list[str]:
+    """``"momentum,naive"`` -> registered sampler names (ValueError naming the unknown one)."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise ValueError(f"no sampler given in {text!r}; e.g. --sampler momentum,naive,euler")
+    for name in names:
+        get(name)
+    return list(dict.fromkeys(names))
+
+
+def parse_steps(text: str) -> list[int]:
+    """``"5,10,20"`` -> positive step counts (ValueError on anything else)."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise ValueError(f"no step count given in {text!r}; e.g. --steps 5,10,20,50")
+    steps = []
+    for part in parts:
+        try:
+            value = int(part)
+        except ValueError:
+            raise ValueError(f"bad step list {text!r}: {part!r} is not an integer; e.g. --steps 5,10,20,50") from None
+        if value < 1:
+            raise ValueError(f"bad step list {text!r}: step counts must be >= 1, got {value}")
+        steps.append(value)
+    return list(dict.fromkeys(steps))
+
+
+def reference_data(run: TrainedRun) -> ImageData:
+    """The test split of the data set the run was trained on (the FID reference)."""
+    data = run.config.data
+    return load_dataset(data.dataset, "test", data.data_dir, image_size=data.image_size, channels=data.channels)
+
+
+def cell_identity(result: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(result.get(key) for key in IDENTITY_KEYS)
+
+
+def load_results(path: str | Path) -> list[dict[str, Any]]:
+    """The results stored in a sweep file ([] when there is none); ValueError if it is unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    try:
+        stored = json.loads(path.read_text())
+        results = stored["results"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        message = f"{path} is not a softdiff eval results file ({err}); move it away or pick another --out"
+        raise ValueError(message) from None
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        raise ValueError(f"{path} is not a softdiff eval results file ('results' must be a list of objects)")
+    return results
+
+
+def _write(path: Path, results: list[dict[str, Any]]) -> None:
+    text = json.dumps({"version": RESULTS_VERSION, "results": results}, indent=2) + "\n"
+    atomic_write_bytes(path, text.encode())
+
+
+def sweep(
+    run: TrainedRun,
+    samplers: Sequence[str],
+    steps: Sequence[int],
+    *,
+    n: int,
+    extractor: FeatureExtractor,
+    real: ImageData | None = None,
+    seed: int = 0,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    cache_dir: str | Path | None = None,
+    results_path: str | Path | None = None,
+    progress: bool = False,
+    on_result: Callable[[dict[str, Any], bool], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Evaluate every (sampler, steps) cell; return one result per cell, in grid order.
+
+    With ``results_path``, finished cells found there are reused (``on_result(result, True)``)
+    and each new one is added to the file as soon as it is done (``on_result(result, False)``).
+    A result holds the cell, its NFE, FID, KID, the features, ``n``, the seed, the
+    checkpoint and its step, and the seconds spent sampling and scoring.
+    """
+    if n < 2:
+        raise ValueError(f"n must be at least 2 images for FID/KID, got {n}")
+    real = real if real is not None else reference_data(run)
+    path = Path(results_path) if results_path is not None else None
+    stored = load_results(path) if path is not None else []
+    done = {cell_identity(r): r for r in stored}
+    common = {
+        "checkpoint": str(Path(run.path).resolve()),
+        "checkpoint_step": run.step,
+        "n": n,
+        "seed": seed,
+        "features": extractor.description,
+    }
+    results = []
+    for sampler in samplers:
+        for k in steps:
+            cell = {"sampler": sampler, "steps": k, "nfe": nfe(sampler, k), **common}
+            previous = done.get(cell_identity(cell))
+            if previous is not None:
+                results.append(previous)
+                if on_result is not None:
+                    on_result(previous, True)
+                continue
+            start = time.perf_counter()
+            images = generate(
+                run.denoiser, run.process, run.prior, n, sampler=sampler, steps=k, seed=seed,
+                batch_size=batch_size, device=device, progress=progress,
+            )  # fmt: skip
+            sampled = time.perf_counter()
+            scores = evaluate_samples(
+                images, real, features=extractor, cache_dir=cache_dir, seed=seed, device=device, progress=progress
+            )
+            finished = time.perf_counter()
+            result = {
+                **cell,
+                "fid": scores["fid"],
+                "kid_mean": scores["kid_mean"],
+                "kid_std": scores["kid_std"],
+                "kid_subsets": scores["kid_subsets"],
+                "kid_subset_size": scores["kid_subset_size"],
+                "n_real": scores["n_real"],
+                "real": scores["real"],
+                "corruption": run.config.corruption.spec,
+                "sample_seconds": sampled - start,
+                "seconds": finished - start,
+            }
+            results.append(result)
+            if path is not None:
+                stored = [r for r in stored if cell_identity(r) != cell_identity(result)] + [result]
+                _write(path, stored)
+            if on_result is not None:
+                on_result(result, False)
+    return results
+
+
+def plot_fid_vs_nfe(
+    curves: dict[str, Sequence[dict[str, Any]]], path: str | Path, *, title: str = "FID against NFE"
+) -> Path:
+    """One line per label through its results' (NFE, FID) points; log-scaled NFE axis, PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=100)
+    for label, results in curves.items():
+        points = sorted((r["nfe"], r["fid"]) for r in results)
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+    ax.set_xscale("log")
+    nfes = sorted({r["nfe"] for results in curves.values() for r in results})
+    ax.set_xticks(nfes, [str(v) for v in nfes])
+    ax.minorticks_off()
+    ax.set_xlabel("network evaluations (NFE)")
+    ax.set_ylabel("FID")
+    features = sorted({r["features"] for results in curves.values() for r in results})
+    ax.set_title(f"{title}\n{', '.join(features)}", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

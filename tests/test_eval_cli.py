@@ -31,15 +31,6 @@ class PooledPixels(FeatureExtractor):
         return F.adaptive_avg_pool2d(images.float() / 127.5 - 1, 4).flatten(1)
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("run") / "synthetic"
-    args = ["train", "--dataset", "synthetic", "--steps", "2", "--batch-size", "8", "--channels", "8"]
-    result = runner.invoke(app, [*args, "--device", "cpu", "--threads", "1", "--no-progress", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    return out
-
-
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Tiny features instead of the Fashion-MNIST net; records every ``generate`` call."""

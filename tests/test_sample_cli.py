@@ -15,15 +15,6 @@ from softdiff.cli import app
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("run") / "synthetic"
-    args = ["train", "--dataset", "synthetic", "--steps", "2", "--batch-size", "8", "--channels", "8"]
-    result = runner.invoke(app, [*args, "--device", "cpu", "--threads", "1", "--no-progress", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    return out
-
-
 def sample(run_dir: Path, out: Path, *extra: str) -> np.lib.npyio.NpzFile:
     args = ["sample", "--ckpt", str(run_dir), "--steps", "3", "-n", "5", "--out", str(out), "--device", "cpu"]
     result = runner.invoke(app, [*args, "--no-progress", *extra])

@@ -142,6 +142,9 @@ def train_command(
     summary = train(run_config, out, resume=resume, progress=progress, console=console)
     if not is_main_process():
         return
+    if summary.checkpoint is None:  # resumed a run that had already reached --steps
+        console.print(f"{out} is already at step {summary.step} (loss {summary.loss:.5f}); raise --steps to continue")
+        return
     console.print(
         f"step {summary.step}: loss {summary.loss:.5f} ({summary.images_per_s:.0f} images/s); "
         f"checkpoint {summary.checkpoint}, metrics {out / 'metrics.jsonl'}"

@@ -14,10 +14,13 @@ data:
 
 # Main job: train the default model on Fashion-MNIST (about 5 minutes on 2 idle CPU cores),
 # resuming the run if it was interrupted, then sample it with the paper's momentum sampler and
-# with the naive one. It trains with the x0 objective: on a budget this short it gives far
-# better momentum/Euler samples than the soft loss (measured in docs/benchmarks.md).
+# with the naive one. It trains with the x0 objective (on a budget this short it gives far
+# better momentum/Euler samples than the soft loss) and the blur levels that `softdiff schedule`
+# selected for Fashion-MNIST (docs/levels-blur-fashion-mnist.json); both measured in
+# docs/benchmarks.md and docs/schedule.md.
+LEVELS ?= docs/levels-blur-fashion-mnist.json
 run: install data
-	softdiff train --objective x0 --out $(RUN) $$(test -f $(RUN)/latest && echo --resume)
+	softdiff train --objective x0 --levels $(LEVELS) --out $(RUN) $$(test -f $(RUN)/latest && echo --resume)
 	softdiff corrupt fashion-mnist --corruption blur --levels 8 -n 4 --out $(RUN)/corruption.png
 	softdiff sample --ckpt $(RUN) --sampler momentum --steps 50 -n 64 --out $(RUN)/samples-momentum
 	softdiff sample --ckpt $(RUN) --sampler naive --steps 50 -n 64 --out $(RUN)/samples-naive

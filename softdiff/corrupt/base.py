@@ -76,6 +76,14 @@ class LinearCorruption:
         _, pullback = vjp(lambda x: self.forward(x, t), torch.zeros_like(y))
         return pullback(y)[0]
 
+    def dct_gains(self, t: Tensor, height: int, width: int) -> Tensor | None:
+        """Per-frequency gains ``(B, 1 or C, H, W)`` if ``C_t`` is diagonal in the 2-D DCT-II basis, else None.
+
+        ``t`` is already validated, shape ``(B,)``. Operators diagonal in that basis (the DCT
+        heat blur, the identity) return their gains; the spectral preconditioning needs them.
+        """
+        return None
+
     def __matmul__(self, other: LinearCorruption) -> Compose:
         return Compose(self, other)
 
@@ -101,6 +109,10 @@ class Compose(LinearCorruption):
 
     def adjoint(self, y: Tensor, t: Tensor) -> Tensor:
         return self.inner.adjoint(self.outer.adjoint(y, t), t)
+
+    def dct_gains(self, t: Tensor, height: int, width: int) -> Tensor | None:
+        outer, inner = self.outer.dct_gains(t, height, width), self.inner.dct_gains(t, height, width)
+        return None if outer is None or inner is None else outer * inner
 
     def __repr__(self) -> str:
         return f"{self.outer!r} @ {self.inner!r}"

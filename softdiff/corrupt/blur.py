@@ -14,8 +14,6 @@ The width ``sigma(t)`` comes from a schedule (log-linear by default). Two backen
 
 from __future__ import annotations
 
-import functools
-import math
 from typing import Literal
 
 import kornia
@@ -23,28 +21,13 @@ import torch
 from torch import Tensor
 
 from .base import LinearCorruption
+from .dct import _dct_basis, dct_frequencies, dct_matrix
 from .schedules import Geometric, Schedule
 
-__all__ = ["GaussianBlur", "dct_matrix"]
+__all__ = ["GaussianBlur", "dct_matrix"]  # dct_matrix re-exported from .dct
 
 Backend = Literal["dct", "kornia"]
 Border = Literal["reflect", "replicate", "constant", "circular"]
-
-
-@functools.lru_cache(maxsize=32)
-def _dct_basis(n: int, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-    """Orthonormal DCT-II matrix ``D`` (rows = frequencies) and squared frequencies ``(pi k / n)^2``."""
-    k = torch.arange(n, dtype=torch.float64)[:, None]
-    i = torch.arange(n, dtype=torch.float64)[None, :]
-    d = torch.cos(math.pi * (2 * i + 1) * k / (2 * n)) * math.sqrt(2 / n)
-    d[0] /= math.sqrt(2)
-    freq2 = (math.pi * torch.arange(n, dtype=torch.float64) / n) ** 2
-    return d.to(device, dtype), freq2.to(device, dtype)
-
-
-def dct_matrix(n: int, device: torch.device | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
-    """The orthonormal ``n x n`` DCT-II matrix (``D @ D.T == I``)."""
-    return _dct_basis(n, torch.device(device or "cpu"), dtype)[0]
 
 
 def _heat_blur_1d(n: int, sigma: Tensor) -> Tensor:
@@ -98,6 +81,13 @@ class GaussianBlur(LinearCorruption):
         if self.backend == "dct":
             return self._dct(x, sigma)
         return self._kornia(x, sigma)
+
+    def dct_gains(self, t: Tensor, height: int, width: int) -> Tensor | None:
+        """``exp(-sigma^2 (w_h^2 + w_w^2) / 2)`` per DCT coefficient, ``(B, 1, H, W)``; None for kornia."""
+        if self.backend != "dct":
+            return None
+        freq2 = dct_frequencies(height, width, t.device, t.dtype)
+        return torch.exp(-0.5 * self.sigma(t)[:, None, None, None] ** 2 * freq2)
 
     def adjoint(self, y: Tensor, t: Tensor) -> Tensor:
         if self.backend == "dct" or self.border in ("constant", "circular"):

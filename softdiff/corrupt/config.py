@@ -60,7 +60,7 @@ class MaskConfig(_Strict):
 class NoiseConfig(_Strict):
     schedule: Literal["geometric", "linear"] = "geometric"
     s_min: float | None = Field(None, gt=0, description="noise at t=0; default 0.01")
-    s_max: float | None = Field(None, gt=0, description="noise at t=1; default 50 for 'noise', else 0.1")
+    s_max: float | None = Field(None, gt=0, description="noise at t=1; default 80 for 'noise' (EDM), else 0.1")
 
     @model_validator(mode="after")
     def _ordered(self) -> NoiseConfig:
@@ -139,7 +139,7 @@ class CorruptionConfig(_Strict):
     def noise_schedule(self) -> Schedule:
         vanilla = parse_spec(self.spec) == ["noise"]
         s_min = self.noise.s_min if self.noise.s_min is not None else 0.01
-        s_max = self.noise.s_max if self.noise.s_max is not None else (50.0 if vanilla else 0.1)
+        s_max = self.noise.s_max if self.noise.s_max is not None else (80.0 if vanilla else 0.1)
         return (GeometricNoise if self.noise.schedule == "geometric" else LinearNoise)(s_min, max(s_max, s_min))
 
     def operator(self, size: ImageSize) -> LinearCorruption:

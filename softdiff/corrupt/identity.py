@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from .base import LinearCorruption
@@ -17,3 +18,6 @@ class Identity(LinearCorruption):
 
     def adjoint(self, y: Tensor, t: Tensor) -> Tensor:
         return y
+
+    def dct_gains(self, t: Tensor, height: int, width: int) -> Tensor:
+        return torch.ones(t.shape[0], 1, height, width, dtype=t.dtype, device=t.device)

@@ -39,6 +39,10 @@ class CorruptionProcess:
         """Apply the adjoint ``C_t^T``."""
         return self.operator.adjoint(y, self.time(t, y))
 
+    def dct_gains(self, t: Tensor | float, x: Tensor) -> Tensor | None:
+        """``C_t``'s per-frequency DCT gains for images shaped like ``x`` (None unless DCT-diagonal)."""
+        return self.operator.dct_gains(self.time(t, x), x.shape[-2], x.shape[-1])
+
     def s(self, t: Tensor | float) -> Tensor:
         """Noise level ``s_t`` (same shape as ``t``)."""
         t = torch.as_tensor(t, dtype=torch.get_default_dtype()) if not isinstance(t, Tensor) else t

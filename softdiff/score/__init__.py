@@ -6,13 +6,25 @@ from .objectives import (
     WEIGHTINGS,
     DenoisingScoreMatching,
     LevelTimes,
+    LogitNormalTimes,
+    LogNormalNoise,
+    LossScale,
     Objective,
     SoftScoreMatching,
     X0Regression,
     build_objective,
+    loss_scale,
     uniform_t,
 )
 from .parameterisation import PARAMETERISATIONS, Denoiser, score_from_denoiser
+from .precondition import (
+    DataStatistics,
+    Preconditioning,
+    ScalarPreconditioning,
+    SpectralPreconditioning,
+    build_preconditioning,
+    needs_statistics,
+)
 
 __all__ = [
     "GaussianData",
@@ -25,6 +37,16 @@ __all__ = [
     "build_objective",
     "uniform_t",
     "LevelTimes",
+    "LogNormalNoise",
+    "LogitNormalTimes",
+    "LossScale",
+    "loss_scale",
+    "DataStatistics",
+    "Preconditioning",
+    "ScalarPreconditioning",
+    "SpectralPreconditioning",
+    "build_preconditioning",
+    "needs_statistics",
     "Denoiser",
     "score_from_denoiser",
     "PARAMETERISATIONS",

@@ -17,22 +17,38 @@ With ``r = C_t (h(x_t, t) - x_0)`` and ``w(t)`` the selected weighting:
   scaled by ``1 / s_t^2``). DSM with ``"uniform"`` is soft with ``"inverse_noise"``.
 * ``X0Regression``:           ``w(t) * mean((h - x_0)^2)`` (no operator: the ablation).
 
-Weightings: ``"uniform"`` (``w = 1``), ``"inverse_noise"`` (``w = 1 / s_t^2``) or any
-callable ``w(t, s_t) -> (B,)``.
+**The anchor.** Soft score matching determines only ``C_t h``: every ``h`` with the same
+``C_t h`` has the same loss and the same score, so what ``h`` holds where ``C_t`` is (nearly)
+blind is never trained. The samplers need exactly that part, since they apply ``C_t'`` with
+``t' < t`` (less blur, fewer hidden pixels) to ``h``. ``SoftScoreMatching(anchor=beta)`` adds
+``beta * mean(|h - x_0|^2)``; as ``E[x_0 | x_t]`` minimises both terms, the minimiser (and so
+the score) is unchanged, but ``h`` is now determined everywhere. ``beta = 0`` is the paper's loss.
+
+Weightings: ``"uniform"`` (``w = 1``), ``"inverse_noise"`` (``w = 1 / s_t^2``), a
+:class:`LossScale` (``w = 1 / L_0(t)``, EDM's ``lambda(sigma)`` for any process and objective)
+or any callable ``w(t, s_t) -> (B,)``.
+
+Time samplers: ``uniform_t``, :class:`LevelTimes` (the K selected levels), :class:`LogNormalNoise`
+(EDM's ``ln s ~ N(P_mean, P_std^2)`` through the process's ``s_t``) and :class:`LogitNormalTimes`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Literal
 
 import torch
 from torch import Tensor
 
-from ..corrupt import CorruptionProcess
+from ..corrupt import CorruptionProcess, LevelTable
 from .parameterisation import DenoiserFn
 
 __all__ = [
+    "LossScale",
+    "LogNormalNoise",
+    "LogitNormalTimes",
+    "loss_scale",
     "SoftScoreMatching",
     "DenoisingScoreMatching",
     "X0Regression",
@@ -52,6 +68,31 @@ WEIGHTINGS: dict[str, WeightFn] = {
     "uniform": lambda t, s: torch.ones_like(t),
     "inverse_noise": lambda t, s: s.pow(-2),
 }
+
+
+class LossScale:
+    """``w(t) = 1 / L_0(t)``: each time's loss divided by that of the network-free denoiser.
+
+    ``L_0(t)`` is the expected unweighted loss when the network outputs 0, so that the
+    denoiser is only its skip (for ``precond``: the best linear estimate). For ``x0`` with
+    ``C = I`` and the scalar preconditioning this is ``c_out(t)^2``, i.e. EDM's
+    ``lambda(sigma) = 1 / c_out^2``; it is defined the same way for any operator and
+    objective. ``values`` are ``L_0`` on an even grid of times (see :func:`loss_scale`).
+    """
+
+    def __init__(self, values: Tensor, floor: float = 1e-12) -> None:
+        values = torch.as_tensor(values, dtype=torch.float64)
+        if values.ndim != 1 or values.numel() < 2 or not bool(torch.isfinite(values).all()) or bool((values < 0).any()):
+            raise ValueError("a loss scale needs >= 2 finite, non-negative values on an even grid of times")
+        self.values, self.floor = values, float(floor)
+        self._table = LevelTable(values.clamp_min(floor))
+
+    def __call__(self, t: Tensor, s: Tensor) -> Tensor:
+        return 1.0 / self._table(t)
+
+    def __repr__(self) -> str:
+        lo, hi = self.values.min().item(), self.values.max().item()
+        return f"LossScale({self.values.numel()} times, {lo:.3g} .. {hi:.3g})"
 
 
 def uniform_t(n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
@@ -75,6 +116,55 @@ class LevelTimes:
 
     def __repr__(self) -> str:
         return f"LevelTimes({self.levels})"
+
+
+class LogitNormalTimes:
+    """``t = sigmoid(mean + std * z)``: more training where ``t`` is mid-way (a logit-normal law)."""
+
+    def __init__(self, mean: float = 0.0, std: float = 1.0) -> None:
+        if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+            raise ValueError(f"a logit-normal t-sampler needs a finite mean and std > 0, got {mean}, {std}")
+        self.mean, self.std = float(mean), float(std)
+
+    def __call__(self, n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
+        where = generator.device if generator is not None else device
+        z = torch.randn(n, generator=generator, device=where)
+        return torch.sigmoid(self.mean + self.std * z).to(device)
+
+    def __repr__(self) -> str:
+        return f"LogitNormalTimes({self.mean}, {self.std})"
+
+
+class LogNormalNoise:
+    """EDM's training noise law ``ln s ~ N(p_mean, p_std^2)``, mapped to ``t`` through ``s_t``.
+
+    ``s_t`` must grow strictly with ``t`` (as vanilla diffusion's does); draws outside
+    ``[s_0, s_1]`` land on the nearest end. For processes whose noise barely changes
+    (blur with ``s`` from 0.01 to 0.1) this law says little: use ``LogitNormalTimes``.
+    """
+
+    def __init__(self, process: CorruptionProcess, p_mean: float = -1.2, p_std: float = 1.2, grid: int = 4097) -> None:
+        if not (math.isfinite(p_mean) and math.isfinite(p_std) and p_std > 0):
+            raise ValueError(f"a log-normal noise sampler needs a finite p_mean and p_std > 0, got {p_mean}, {p_std}")
+        ts = torch.linspace(0, 1, grid, dtype=torch.float64)
+        log_s = torch.as_tensor(process.s(ts), dtype=torch.float64).log()
+        if not bool(torch.isfinite(log_s).all()) or bool((log_s.diff() <= 0).any()):
+            raise ValueError("t_sampler 'lognormal' needs a noise schedule s_t > 0 that grows strictly with t")
+        self.p_mean, self.p_std = float(p_mean), float(p_std)
+        self._ts, self._log_s = ts, log_s
+
+    def __call__(self, n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
+        where = generator.device if generator is not None else device
+        log_s = (self.p_mean + self.p_std * torch.randn(n, generator=generator, device=where)).cpu().double()
+        log_s = log_s.clamp(float(self._log_s[0]), float(self._log_s[-1]))
+        hi = torch.searchsorted(self._log_s, log_s).clamp(1, len(self._ts) - 1)
+        lo = hi - 1
+        frac = (log_s - self._log_s[lo]) / (self._log_s[hi] - self._log_s[lo])
+        t = self._ts[lo] + frac * (self._ts[hi] - self._ts[lo])
+        return t.clamp(0, 1).to(device=device, dtype=torch.get_default_dtype())
+
+    def __repr__(self) -> str:
+        return f"LogNormalNoise({self.p_mean}, {self.p_std})"
 
 
 def _weight_fn(weighting: Weighting) -> WeightFn:
@@ -135,12 +225,33 @@ class Objective:
 
 
 class SoftScoreMatching(Objective):
-    """``w(t) * mean(|C_t (h(x_t, t) - x_0)|^2)``: only the corrupted prediction is supervised."""
+    """``w(t) * [mean(|C_t (h - x_0)|^2) + anchor * mean(|h - x_0|^2)]``: the corrupted prediction is supervised.
+
+    ``anchor = 0`` is the paper's loss; ``anchor > 0`` also fixes what ``C_t`` cannot see
+    without moving the minimiser (see the module docstring).
+    """
 
     name = "soft"
 
+    def __init__(
+        self,
+        process: CorruptionProcess,
+        weighting: Weighting = "uniform",
+        t_sampler: TSampler | None = None,
+        anchor: float = 0.0,
+    ) -> None:
+        if not (math.isfinite(anchor) and anchor >= 0):
+            raise ValueError(f"the anchor weight must be a finite number >= 0, got {anchor}")
+        super().__init__(process, weighting, t_sampler)
+        self.anchor = float(anchor)
+
     def term(self, h: Tensor, x0: Tensor, x_t: Tensor, t: Tensor, s: Tensor) -> Tensor:
-        return _pixel_mean(self.process.C(h - x0, t).square())
+        r = h - x0
+        soft = _pixel_mean(self.process.C(r, t).square())
+        return soft + self.anchor * _pixel_mean(r.square()) if self.anchor else soft
+
+    def __repr__(self) -> str:
+        return super().__repr__()[:-1] + f", anchor={self.anchor})"
 
 
 class DenoisingScoreMatching(Objective):
@@ -170,9 +281,36 @@ OBJECTIVES: dict[str, type[Objective]] = {
 
 
 def build_objective(
-    name: str, process: CorruptionProcess, weighting: Weighting = "uniform", t_sampler: TSampler | None = None
+    name: str,
+    process: CorruptionProcess,
+    weighting: Weighting = "uniform",
+    t_sampler: TSampler | None = None,
+    anchor: float = 0.0,
 ) -> Objective:
-    """An objective by its short name (``soft``, ``dsm``, ``x0``)."""
+    """An objective by its short name (``soft``, ``dsm``, ``x0``); ``anchor`` applies to ``soft`` only."""
     if name not in OBJECTIVES:
         raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")
+    if name == "soft":
+        return SoftScoreMatching(process, weighting, t_sampler, anchor)
+    if anchor:
+        raise ValueError(f"the anchor weight applies to the soft objective only, not {name!r}")
     return OBJECTIVES[name](process, weighting, t_sampler)
+
+
+@torch.no_grad()
+def loss_scale(
+    objective: Objective, denoiser: DenoiserFn, images: Tensor, grid: int = 65, generator: torch.Generator | None = None
+) -> LossScale:
+    """Estimate ``L_0(t)``, the unweighted loss of ``denoiser`` (the network-free one), at ``grid`` even times.
+
+    Monte Carlo over ``images`` (all of them at every time, fresh noise from ``generator``);
+    the estimate's relative error is about ``sqrt(2 / len(images))`` per time.
+    """
+    values = torch.empty(grid, dtype=torch.float64)
+    for i, t in enumerate(torch.linspace(0, 1, grid, dtype=torch.float64).tolist()):
+        noise = torch.randn(images.shape, generator=generator, dtype=images.dtype)
+        s = objective.process.s(torch.full((images.shape[0],), t, dtype=images.dtype))
+        x_t = objective.process.C(images, t) + s[:, None, None, None] * noise
+        h = denoiser(x_t, torch.full((images.shape[0],), t, dtype=images.dtype))
+        values[i] = objective.term(h, images, x_t, torch.full_like(s, t), s).double().mean()
+    return LossScale(values)

@@ -1,32 +1,33 @@
-"""Network parameterisations of the denoiser ``h_theta(x_t, t) ~ x_0`` and the score it implies.
+"""The denoiser ``D(x_t, t) ~ x_0`` built from a network and a preconditioning, and the score it implies.
 
 The network is any ``nn.Module`` called as ``net(x_t, t)`` with ``t`` of shape ``(B,)``.
-``"residual"`` (the paper's choice, it stabilises training) predicts a correction,
-``h = x_t + net(x_t, t)``; ``"x0"`` predicts the clean image directly, ``h = net(x_t, t)``.
+How its input is scaled and its output combined with ``x_t`` is the *parameterisation*
+(:mod:`softdiff.score.precondition`): ``"residual"`` (the paper's, ``D = x_t + net``),
+``"x0"`` (``D = net``), or EDM's preconditioning generalised to the process, ``"precond"``
+(scalar, any operator) and ``"precond_dct"`` (per DCT frequency, for the heat blur).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from ..corrupt import CorruptionProcess
+from .precondition import PARAMETERISATIONS, DataStatistics, Parameterisation, build_preconditioning
 
 __all__ = ["Denoiser", "score_from_denoiser", "Parameterisation", "PARAMETERISATIONS"]
 
-Parameterisation = Literal["residual", "x0"]
-PARAMETERISATIONS: tuple[str, ...] = ("residual", "x0")
 DenoiserFn = Callable[[Tensor, Tensor], Tensor]
 
 
 class Denoiser(nn.Module):
-    """``forward(x_t, t) -> x0_hat`` built from a network and a parameterisation.
+    """``forward(x_t, t) -> x0_hat = mean + skip(x~) + out(net(c_in x~, t))``, ``x~ = x_t - C_t mean``.
 
+    ``stats`` (data statistics under the process) is needed by the ``precond`` forms.
     ``autocast`` (e.g. ``torch.bfloat16``) runs only the network in reduced precision;
-    the residual sum, the operator and the loss stay in the input's precision, which
+    the preconditioning, the operator and the loss stay in the input's precision, which
     matters because the noise at small t (``s_t ~ 0.01``) is below bf16's resolution.
     """
 
@@ -36,28 +37,39 @@ class Denoiser(nn.Module):
         process: CorruptionProcess,
         parameterisation: Parameterisation = "residual",
         autocast: torch.dtype | None = None,
+        stats: DataStatistics | None = None,
     ) -> None:
         super().__init__()
-        if parameterisation not in PARAMETERISATIONS:
-            raise ValueError(
-                f"unknown parameterisation {parameterisation!r}; choose one of {', '.join(PARAMETERISATIONS)}"
-            )
         self.net = net
         self.process = process
         self.parameterisation = parameterisation
+        self.precond = build_preconditioning(parameterisation, process, stats)
         self.autocast = autocast
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
         t = _as_batch_time(t, x_t)
+        x = self.precond.centre(x_t, t)
+        x_in = self.precond.c_in(x, t)[:, None, None, None] * x
         if self.autocast is not None:
             with torch.autocast(x_t.device.type, dtype=self.autocast):
-                out = self.net(x_t, t)
+                out = self.net(x_in, t)
             out = out.to(x_t.dtype)
         else:
-            out = self.net(x_t, t)
+            out = self.net(x_in, t)
         if out.shape != x_t.shape:
             raise ValueError(f"the network returned shape {tuple(out.shape)} for an input of shape {tuple(x_t.shape)}")
-        return x_t + out if self.parameterisation == "residual" else out
+        return self.precond.combine(x, out, t)
+
+    @torch.no_grad()
+    def linear(self, x_t: Tensor, t: Tensor) -> Tensor:
+        """The network-free denoiser (its output set to 0): the skip path alone.
+
+        For ``precond`` this is the best linear estimate of ``x_0`` under the data statistics;
+        it defines the loss scale ``L_0(t)`` of the ``normalised`` weighting.
+        """
+        t = _as_batch_time(t, x_t)
+        x = self.precond.centre(x_t, t)
+        return self.precond.combine(x, torch.zeros_like(x), t)
 
     def extra_repr(self) -> str:
         return f"parameterisation={self.parameterisation!r}"

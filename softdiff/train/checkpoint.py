@@ -9,6 +9,7 @@ Layout of a run folder::
         net.safetensors            raw weights
         ema.safetensors            EMA weights
         prior.safetensors          the Gaussian prior at t = 1
+        precond.safetensors        data statistics of the preconditioning and the loss scale (when used)
         state.pt                   optimizer state, RNG states, step (torch.load(weights_only=True))
         config.json                the full resolved RunConfig
         manifest.json              format, step and the SHA-256 of every file above
@@ -43,6 +44,7 @@ CHECKPOINTS = "checkpoints"
 LATEST = "latest"
 MANIFEST = "manifest.json"
 REQUIRED = ("net.safetensors", "ema.safetensors", "prior.safetensors", "state.pt", "config.json")
+OPTIONAL = ("precond.safetensors",)  # absent from checkpoints of runs that need no data statistics
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Checkpoint:
     ema: dict[str, Tensor]
     prior: dict[str, Tensor]
     state: dict
+    precond: dict[str, Tensor] | None = None
 
 
 def _sha256(data: bytes) -> str:
@@ -82,6 +85,7 @@ def save_checkpoint(
     prior: dict[str, Tensor],
     state: dict,
     keep: int = 2,
+    precond: dict[str, Tensor] | None = None,
 ) -> Path:
     """Write ``checkpoints/step-NNNNNNNN`` atomically, point ``latest`` at it, prune to ``keep``."""
     run_dir = Path(run_dir)
@@ -100,6 +104,8 @@ def save_checkpoint(
         "state.pt": buffer.getvalue(),
         "config.json": config.model_dump_json(indent=2).encode(),
     }
+    if precond is not None:
+        files["precond.safetensors"] = _tensors(precond)
     for filename, data in files.items():
         _write(tmp / filename, data)
     manifest = {"format": FORMAT, "step": step, "sha256": {k: _sha256(v) for k, v in files.items()}}
@@ -147,7 +153,7 @@ def _verified(folder: Path) -> dict[str, bytes]:
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
         raise ValueError(f"checkpoint {folder} has a corrupt {MANIFEST}") from None
     contents = {}
-    for filename in REQUIRED:
+    for filename in REQUIRED + tuple(name for name in OPTIONAL if name in hashes):
         file = folder / filename
         if filename not in hashes or not file.is_file():
             raise ValueError(f"checkpoint {folder} is incomplete: {filename} is missing")
@@ -169,6 +175,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         config = RunConfig.model_validate_json(files["config.json"])
         state = torch.load(io.BytesIO(files["state.pt"]), map_location="cpu", weights_only=True)
         tensors = {k: load_safetensors(files[f"{k}.safetensors"]) for k in ("net", "ema", "prior")}
+        precond = load_safetensors(files["precond.safetensors"]) if "precond.safetensors" in files else None
     except (
         ValueError,
         SafetensorError,
@@ -180,4 +187,4 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     step = state.get("step", -1) if isinstance(state, dict) else -1
     if not isinstance(step, int) or step < 0:
         raise ValueError(f"checkpoint {folder} has no valid step in state.pt")
-    return Checkpoint(folder, config, step, tensors["net"], tensors["ema"], tensors["prior"], state)
+    return Checkpoint(folder, config, step, tensors["net"], tensors["ema"], tensors["prior"], state, precond)

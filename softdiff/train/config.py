@@ -48,13 +48,31 @@ class ObjectiveConfig(_Section):
     name: Literal["soft", "dsm", "x0"] = Field(
         "soft", description="soft score matching, DSM on the score, or x0 regression"
     )
-    weighting: Literal["uniform", "inverse_noise"] = Field("uniform", description="w(t): 1 or 1/s_t^2")
-    parameterisation: Literal["residual", "x0"] = Field(
-        "residual", description="h = x_t + net(x_t, t) or h = net(x_t, t)"
+    weighting: Literal["uniform", "inverse_noise", "normalised"] = Field(
+        "uniform", description="w(t): 1, 1/s_t^2, or 1/L_0(t) (EDM's lambda for any process: docs/training.md)"
     )
-    t_sampler: Literal["uniform", "levels"] = Field(
-        "uniform", description="t ~ U[0,1], or uniform over the K levels of corruption.levels"
+    parameterisation: Literal["residual", "x0", "precond", "precond_dct"] = Field(
+        "residual",
+        description="h = x_t + net, h = net, or EDM preconditioning from data statistics (scalar / per DCT frequency)",
     )
+    anchor: float = Field(
+        0.0, ge=0, description="soft only: + anchor * |h - x0|^2, fixes what C_t cannot see (0: the paper's loss)"
+    )
+    t_sampler: Literal["uniform", "levels", "lognormal", "logitnormal"] = Field(
+        "uniform",
+        description="t ~ U[0,1]; uniform over the K levels of corruption.levels; EDM's ln s ~ N(p_mean, p_std^2); "
+        "or t = sigmoid(N(logit_mean, logit_std^2))",
+    )
+    p_mean: float = Field(-1.2, description="lognormal t-sampler: mean of ln s_t")
+    p_std: float = Field(1.2, gt=0, description="lognormal t-sampler: std of ln s_t")
+    logit_mean: float = Field(0.0, description="logitnormal t-sampler: mean of logit(t)")
+    logit_std: float = Field(1.0, gt=0, description="logitnormal t-sampler: std of logit(t)")
+
+    @model_validator(mode="after")
+    def _anchor_for_soft(self) -> ObjectiveConfig:
+        if self.anchor and self.name != "soft":
+            raise ValueError(f"objective.anchor applies to the soft objective only, not {self.name!r}")
+        return self
 
 
 class OptimConfig(_Section):

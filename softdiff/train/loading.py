@@ -11,7 +11,7 @@ from torch import nn
 from ..corrupt import CorruptionProcess
 from ..models import UNet
 from ..samplers.prior import GaussianPrior
-from ..score import Denoiser
+from ..score import DataStatistics, Denoiser, needs_statistics
 from .checkpoint import read_checkpoint
 from .config import RunConfig
 
@@ -56,6 +56,14 @@ def load_run(
         raise ValueError(f"checkpoint {ckpt.path} does not fit the network: {str(err).splitlines()[0]}") from None
     net = net.to(device).eval().requires_grad_(False)
     process = config.corruption.build(shape[1:])
-    denoiser = Denoiser(net, process, config.objective.parameterisation).eval()
+    stats = None
+    if needs_statistics(config.objective.parameterisation):
+        if ckpt.precond is None:
+            raise ValueError(
+                f"checkpoint {ckpt.path} uses parameterisation {config.objective.parameterisation!r} "
+                "but holds no precond.safetensors (its data statistics)"
+            )
+        stats = DataStatistics.from_state_dict(ckpt.precond)
+    denoiser = Denoiser(net, process, config.objective.parameterisation, stats=stats).eval()
     prior = GaussianPrior.from_state_dict(ckpt.prior)
     return TrainedRun(config, process, net, denoiser, prior, ckpt.step, shape, ckpt.path)

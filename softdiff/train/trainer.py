@@ -27,11 +27,12 @@ from ..data import ImageData, load_dataset
 from ..distributed import DistContext, distributed
 from ..imageio import atomic_write_bytes
 from ..samplers.prior import GaussianPrior
-from ..score import Denoiser, LevelTimes, build_objective
+from ..score import Denoiser
 from .checkpoint import LATEST, read_checkpoint, resolve_checkpoint, save_checkpoint
 from .config import RunConfig
 from .distributed import ShardedBatches, check_world, global_draws, rank_seed
 from .loading import build_net
+from .objective import objective_for, precond_state, statistics_for, t_sampler_for
 
 __all__ = ["train", "TrainSummary", "EMA", "derive_seed", "resolve_device", "BatchOrder", "METRICS"]
 
@@ -210,6 +211,9 @@ def _train(
     oc = config.optim
     optimizer = torch.optim.AdamW(net.parameters(), lr=oc.lr, betas=oc.betas, weight_decay=oc.weight_decay)
 
+    x_prior = data.subset(config.data.prior_images, seed=derive_seed(tc.seed, "prior")).batch(slice(None))
+    stored = ckpt.precond if ckpt is not None else None
+    stats = statistics_for(config, process, x_prior, stored)
     if ckpt is not None:
         net.load_state_dict(ckpt.net)
         ema.net.load_state_dict(ckpt.ema)
@@ -218,7 +222,6 @@ def _train(
         torch.set_rng_state(ckpt.state["rng"]["torch"])
         start = ckpt.step
     else:
-        x_prior = data.subset(config.data.prior_images, seed=derive_seed(tc.seed, "prior")).batch(slice(None))
         prior = GaussianPrior.fit(process, x_prior, rank=config.data.prior_rank)
         start = 0
     logged: list[tuple[int, float]] = []
@@ -229,9 +232,13 @@ def _train(
 
     parallel_net = ctx.wrap(net)  # DDP when there are several processes; the EMA follows the bare `net`
     forward_net: nn.Module = torch.compile(parallel_net) if tc.compile else parallel_net  # type: ignore[assignment]
-    denoiser = Denoiser(forward_net, process, config.objective.parameterisation, torch.bfloat16 if tc.amp else None)
-    t_sampler = LevelTimes(len(config.corruption.levels)) if config.objective.t_sampler == "levels" else None
-    objective = build_objective(config.objective.name, process, config.objective.weighting, t_sampler)
+    autocast = torch.bfloat16 if tc.amp else None
+    denoiser = Denoiser(forward_net, process, config.objective.parameterisation, autocast, stats)
+    objective, scale = objective_for(
+        config.objective, process, t_sampler_for(config, process), denoiser, x_prior,
+        derive_seed(tc.seed, "loss-scale"), stored,
+    )  # fmt: skip
+    precond = precond_state(stats, scale)
     batches = ShardedBatches(data, BatchOrder(len(data), tc.batch_size * ctx.world, tc.seed), ctx, tc.channels_last)
 
     def checkpoint(step: int) -> Path:
@@ -241,8 +248,9 @@ def _train(
         ctx.barrier()
         if ctx.is_main:
             path = save_checkpoint(
-                run_dir, step, config, net.state_dict(), ema.net.state_dict(), prior.state_dict(), state, tc.keep
-            )
+                run_dir, step, config, net.state_dict(), ema.net.state_dict(), prior.state_dict(), state, tc.keep,
+                precond,
+            )  # fmt: skip
         ctx.barrier()
         return path if ctx.is_main else run_dir / "checkpoints" / f"step-{step:08d}"
 
@@ -262,7 +270,7 @@ def _train(
     window_loss = torch.zeros((), device=device)
     window_start, window_steps, images = time.perf_counter(), 0, 0
     started = time.perf_counter()
-    with bar, ((run_dir / METRICS).open("a") if ctx.is_main else open(os.devnull, "w")) as metrics:
+    with bar, (run_dir / METRICS).open("a") if ctx.is_main else open(os.devnull, "w") as metrics:
         task = bar.add_task("train", total=tc.steps, completed=start, loss="--")
         for step in range(start, end):
             g = torch.Generator(device=device).manual_seed(derive_seed(tc.seed, "step", step))

@@ -1,0 +1,250 @@
+"""``check_operator``: the laws every ``C_t`` must obey, measured on random data or your images.
+
+Soft score matching, the score ``(C_t h - x_t) / s_t^2`` and every sampler assume that
+``C_t`` is linear, that ``adjoint`` is its transpose, that each sample sees its own ``t``
+and nothing of the other samples, and that ``C_0`` is (close to) the identity. Breaking
+any of these raises no error anywhere: training and sampling just go quietly wrong. So the
+laws are measured here, each as a relative size that is ~1e-16 for a correct float64
+operator and of order 1 for a broken one:
+
+* **linearity**: ``|C(ax + by) - (a Cx + b Cy)| / (|a| |Cx| + |b| |Cy|)`` (whole batch, 2-norms);
+* **adjointness**: ``max_i |<Cx_i, y_i> - <x_i, C^T y_i>| / (|Cx_i| |y_i| + |x_i| |C^T y_i|)``,
+  which lies in [0, 1] by Cauchy-Schwarz;
+* **adjoint = vjp**: ``|C^T y - vjp(y)| / |C^T y|``, the closed-form adjoint against the
+  vector-Jacobian product of ``forward`` from ``torch.func`` (exactly ``C_t^T`` for a linear
+  map; 0 when the operator has no closed form and uses the vjp itself);
+* **per-sample t**: a batch against one sample at a time, forward and adjoint, relative
+  2-norm: catches maps that use one ``t`` for the whole batch or mix samples;
+* **C_0 = I**: ``max |C_0 x - x| / max |x|`` and the same for ``C_0^T``;
+* **shape/dtype/device** and **finite output** of both maps: these stop the check at once,
+  since nothing else can be measured on a wrong shape or on NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .base import LinearCorruption
+
+__all__ = ["check_operator", "OperatorReport", "Law", "DEFAULT_TOLERANCES", "IDENTITY_TOLERANCE"]
+
+DEFAULT_TOLERANCES: dict[torch.dtype, float] = {
+    torch.float64: 1e-10,  # correct operators measure ~1e-16; the built-ins stay below 1e-13
+    torch.float32: 1e-4,  # ~1e-7 per operation, summed over up to ~1e5 pixels
+    torch.float16: 2e-2,
+    torch.bfloat16: 2e-2,
+}
+# C_0 need only be close to I: the paper's blur starts at sigma = 0.01 px, which the exact
+# (DCT) heat blur turns into a change of up to ~1e-3 of the largest pixel.
+IDENTITY_TOLERANCE = 1e-2
+
+
+@dataclass(frozen=True)
+class Law:
+    """One measured law: ``size`` (relative, see the module notes) against its tolerance."""
+
+    name: str
+    size: float
+    tol: float
+    measure: str
+
+    @property
+    def ok(self) -> bool:
+        return self.size <= self.tol  # NaN is never ok
+
+
+@dataclass(frozen=True)
+class OperatorReport:
+    """What :func:`check_operator` measured: one :class:`Law` per law, in a fixed order."""
+
+    operator: str
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    device: str
+    times: tuple[float, ...]
+    closed_form_adjoint: bool
+    laws: tuple[Law, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(law.ok for law in self.laws)
+
+    @property
+    def failures(self) -> tuple[Law, ...]:
+        return tuple(law for law in self.laws if not law.ok)
+
+    def sizes(self) -> dict[str, float]:
+        return {law.name: law.size for law in self.laws}
+
+    def __getitem__(self, name: str) -> float:
+        return self.sizes()[name]
+
+    def raise_on_failure(self) -> OperatorReport:
+        """Raise a one-line ``ValueError`` naming the first broken law and its size; else return self."""
+        for law in self.failures:
+            raise ValueError(_failure(self.operator, law, self.shape, self.dtype))
+        return self
+
+    def __str__(self) -> str:
+        rows = [f"{law.name}: {law.size:.3g} (tol {law.tol:.1g}){'' if law.ok else '  FAILED'}" for law in self.laws]
+        head = f"{self.operator} on {tuple(self.shape)} {str(self.dtype).removeprefix('torch.')} {self.device}"
+        return head + "\n  " + "\n  ".join(rows)
+
+
+def _failure(operator: str, law: Law, shape: Sequence[int], dtype: torch.dtype) -> str:
+    where = f"{tuple(shape)} {str(dtype).removeprefix('torch.')}"
+    return f"{operator} breaks {law.name}: {law.measure} is {law.size:.3g} > {law.tol:.1g} on {where}"
+
+
+def _norm(a: Tensor) -> float:
+    return float(a.double().norm())
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den > 0 else (0.0 if num == 0 else math.inf)
+
+
+def _describe(t: Tensor) -> str:
+    return f"{tuple(t.shape)} {str(t.dtype).removeprefix('torch.')} on {t.device}"
+
+
+def _structure(operator: str, name: str, out: object, x: Tensor) -> None:
+    """Shape, dtype and device preserved, every value finite; else a ``ValueError`` at once."""
+    if not isinstance(out, Tensor):
+        raise ValueError(f"{operator} breaks shape/dtype/device: {name} returned a {type(out).__name__}, not a tensor")
+    if (out.shape, out.dtype, out.device) != (x.shape, x.dtype, x.device):
+        raise ValueError(f"{operator} breaks shape/dtype/device: {name} maps {_describe(x)} to {_describe(out)}")
+    bad = int((~torch.isfinite(out)).sum())
+    if bad:
+        raise ValueError(f"{operator} breaks finite output: {name} gives {bad} NaN/inf of {out.numel()} values")
+
+
+def check_operator(
+    op: LinearCorruption,
+    shape: Sequence[int] | None = None,
+    *,
+    x: Tensor | None = None,
+    y: Tensor | None = None,
+    t: Tensor | Sequence[float] | None = None,
+    dtype: torch.dtype | None = None,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    tol: float | None = None,
+    identity_tol: float | None = IDENTITY_TOLERANCE,
+    raise_on_failure: bool = True,
+) -> OperatorReport:
+    """Measure the operator laws of ``op`` (see the module notes) and raise on the first broken one.
+
+    ``shape`` is ``(B, C, H, W)`` or ``(C, H, W)`` (then ``B = 4``); random ``x`` and ``y``
+    are drawn from ``seed`` unless given (``x`` may be real images). ``t`` defaults to ``0``,
+    ``1`` and random times, one per sample. ``dtype`` (default float64, or that of ``x``)
+    picks the tolerance of :data:`DEFAULT_TOLERANCES` unless ``tol`` is given.
+    ``identity_tol=None`` skips ``C_0 = I`` for operators that are not the identity at
+    ``t = 0``. With ``raise_on_failure=False`` the report is returned either way (shape,
+    dtype, device and NaN errors always raise: nothing else can be measured then).
+    """
+    if not isinstance(op, LinearCorruption):
+        raise TypeError(f"check_operator needs a LinearCorruption, got {type(op).__name__}")
+    g = torch.Generator().manual_seed(seed)
+    if x is None:
+        if shape is None:
+            raise ValueError("check_operator needs a shape (B, C, H, W) or images x")
+        shape = tuple(int(s) for s in shape)
+        if len(shape) == 3:
+            shape = (4, *shape)
+        if len(shape) != 4:
+            raise ValueError(f"shape must be (B, C, H, W) or (C, H, W), got {shape}")
+        dtype = dtype or torch.float64
+        x = torch.randn(shape, generator=g, dtype=torch.float64).to(dtype=dtype, device=device)
+    else:
+        dtype = dtype or x.dtype
+        x = x.to(dtype=dtype, device=device if device is not None else x.device)
+    if x.ndim != 4 or x.shape[0] < 2:
+        raise ValueError(f"need a batch of at least 2 images (B, C, H, W) to test per-sample t, got {tuple(x.shape)}")
+    if tol is None and dtype not in DEFAULT_TOLERANCES:
+        raise ValueError(f"no default tolerance for {dtype}; pass tol=")
+    tol = DEFAULT_TOLERANCES[dtype] if tol is None else float(tol)
+    batch = x.shape[0]
+    if y is None:
+        y = torch.randn(x.shape, generator=g, dtype=torch.float64).to(x)
+    elif y.shape != x.shape:
+        raise ValueError(f"y has shape {tuple(y.shape)} but x has shape {tuple(x.shape)}")
+    y = y.to(x)
+    if t is None:
+        t = torch.cat([torch.tensor([0.0, 1.0]), torch.rand(batch, generator=g, dtype=torch.float64)])[:batch]
+    t = torch.as_tensor(t, dtype=torch.float64).to(x)
+    a, b = (float(v) for v in torch.rand(2, generator=g, dtype=torch.float64) * 3 + 0.5)
+    b = -b  # one coefficient of each sign
+
+    name = _short(op)
+    cx, cy, cty = op(x, t), op(y, t), op.adjoint(y, t)
+    _structure(name, "forward", cx, x)
+    _structure(name, "forward", cy, y)
+    _structure(name, "adjoint", cty, y)
+    closed_form = type(op).adjoint is not LinearCorruption.adjoint
+    laws = [Law("shape/dtype/device", 0.0, 0.0, "mismatches"), Law("finite output", 0.0, 0.0, "NaN/inf values")]
+
+    mixed = op(a * x + b * y, t)
+    _structure(name, "forward", mixed, x)
+    laws.append(
+        Law(
+            "linearity",
+            _ratio(_norm(mixed - (a * cx + b * cy)), abs(a) * _norm(cx) + abs(b) * _norm(cy)),
+            tol,
+            "|C(ax+by) - aCx - bCy| / (|a||Cx| + |b||Cy|)",
+        )
+    )
+
+    cx64, y64, x64, cty64 = (v.double().flatten(1) for v in (cx, y, x, cty))
+    gap = ((cx64 * y64).sum(1) - (x64 * cty64).sum(1)).abs()
+    scale = cx64.norm(dim=1) * y64.norm(dim=1) + x64.norm(dim=1) * cty64.norm(dim=1)
+    adjointness = max(_ratio(float(d), float(s)) for d, s in zip(gap, scale, strict=True))
+    laws.append(Law("adjointness", adjointness, tol, "|<Cx,y> - <x,C^T y>| / (|Cx||y| + |x||C^T y|)"))
+
+    try:
+        vjp = LinearCorruption.adjoint(op, y, t)
+    except Exception as err:  # torch.func cannot trace some forward maps (in-place ops, .item(), numpy)
+        raise ValueError(f"{name}: torch.func.vjp of forward failed ({type(err).__name__}: {err})") from None
+    _structure(name, "the vjp of forward", vjp, y)
+    laws.append(
+        Law(
+            "adjoint = vjp",
+            _ratio(_norm(cty - vjp), max(_norm(cty), _norm(vjp))),
+            tol,
+            "|C^T y - vjp(y)| / |C^T y|",
+        )
+    )
+
+    one_by_one = torch.cat([op(x[i : i + 1], t[i : i + 1]) for i in range(batch)])
+    one_by_one_adj = torch.cat([op.adjoint(y[i : i + 1], t[i : i + 1]) for i in range(batch)])
+    per_sample = max(
+        _ratio(_norm(cx - one_by_one), max(_norm(cx), _norm(one_by_one))),
+        _ratio(_norm(cty - one_by_one_adj), max(_norm(cty), _norm(one_by_one_adj))),
+    )
+    laws.append(Law("per-sample t", per_sample, tol, "|batch - one sample at a time| / |batch|"))
+
+    if identity_tol is not None:
+        peak = float(x.abs().max())
+        c0 = max(float((op(x, 0.0) - x).abs().max()), float((op.adjoint(x, 0.0) - x).abs().max()))
+        laws.append(Law("C_0 = I", _ratio(c0, peak), float(identity_tol), "max|C_0 x - x| / max|x|"))
+
+    report = OperatorReport(
+        operator=name,
+        shape=tuple(x.shape),
+        dtype=dtype,
+        device=str(x.device),
+        times=tuple(float(v) for v in t),
+        closed_form_adjoint=closed_form,
+        laws=tuple(laws),
+    )
+    return report.raise_on_failure() if raise_on_failure else report
+
+
+def _short(op: LinearCorruption, limit: int = 120) -> str:
+    text = repr(op)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

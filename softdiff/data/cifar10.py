@@ -46,7 +46,8 @@ def load_cifar10(split: str = "train", data_dir: Path | None = None) -> ImageDat
         raw = np.fromfile(path, dtype=np.uint8)
         if raw.size == 0 or raw.size % _RECORD:
             raise ValueError(
-                f"{path} is not a CIFAR-10 binary batch ({raw.size} bytes, not a multiple of {_RECORD}); {_HOW_TO_GET}"
+                f"{path} is not a CIFAR-10 binary batch ({raw.size} bytes, not a multiple of {_RECORD}); "
+                f"{_HOW_TO_GET}"
             )
         records.append(raw.reshape(-1, _RECORD))
     table = np.concatenate(records)

@@ -262,7 +262,7 @@ def _train(
     window_loss = torch.zeros((), device=device)
     window_start, window_steps, images = time.perf_counter(), 0, 0
     started = time.perf_counter()
-    with bar, (run_dir / METRICS).open("a") if ctx.is_main else open(os.devnull, "w") as metrics:
+    with bar, ((run_dir / METRICS).open("a") if ctx.is_main else open(os.devnull, "w")) as metrics:
         task = bar.add_task("train", total=tc.steps, completed=start, loss="--")
         for step in range(start, end):
             g = torch.Generator(device=device).manual_seed(derive_seed(tc.seed, "step", step))

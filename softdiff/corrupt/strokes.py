@@ -40,14 +40,18 @@ def _ink_times(seed: int, height: int, width: int, strokes: int, brush: float, l
         heading = 2 * math.pi * torch.rand(1, generator=g, dtype=torch.float64) + turns.cumsum(0)
         moves = _STEP * torch.stack([torch.sin(heading), torch.cos(heading)], dim=1)  # (dy, dx)
         paths.append(torch.cat([start[None], start + moves.cumsum(0)]))
-    points = torch.cat(paths)  # painting order
+    points = torch.cat(paths)  # painting order, (P, 2) as (y, x) in pixels
     ink = torch.arange(len(points), dtype=torch.float64) / len(points)
-    ys, xs = torch.meshgrid(torch.arange(height) + 0.5, torch.arange(width) + 0.5, indexing="ij")
-    centres = torch.stack([ys.flatten(), xs.flatten()], dim=1).to(torch.float64)
+    # each brush position covers the pixel centres within `radius`: look only at its own window
+    reach = torch.arange(-math.ceil(radius) - 1, math.ceil(radius) + 2)
+    dy, dx = (v.flatten() for v in torch.meshgrid(reach, reach, indexing="ij"))
+    iy = points[:, :1].floor().long() + dy  # (P, window)
+    ix = points[:, 1:].floor().long() + dx
+    near = (iy + 0.5 - points[:, :1]) ** 2 + (ix + 0.5 - points[:, 1:]) ** 2 <= radius**2
+    inside = near & (iy >= 0) & (iy < height) & (ix >= 0) & (ix < width)
     first = torch.full((height * width,), math.inf, dtype=torch.float64)
-    for chunk, times in zip(points.split(512), ink.split(512), strict=True):
-        hit = torch.cdist(chunk, centres) <= radius
-        first = torch.minimum(first, torch.where(hit, times[:, None], math.inf).amin(0))
+    index = (iy * width + ix)[inside]
+    first.scatter_reduce_(0, index, ink[:, None].expand_as(inside)[inside], reduce="amin")
     return first.reshape(height, width)
 
 

@@ -151,98 +151,118 @@ def check_operator(
     if not isinstance(op, LinearCorruption):
         raise TypeError(f"check_operator needs a LinearCorruption, got {type(op).__name__}")
     g = torch.Generator().manual_seed(seed)
-    if x is None:
-        if shape is None:
-            raise ValueError("check_operator needs a shape (B, C, H, W) or images x")
-        shape = tuple(int(s) for s in shape)
-        if len(shape) == 3:
-            shape = (4, *shape)
-        if len(shape) != 4:
-            raise ValueError(f"shape must be (B, C, H, W) or (C, H, W), got {shape}")
-        dtype = dtype or torch.float64
-        x = torch.randn(shape, generator=g, dtype=torch.float64).to(dtype=dtype, device=device)
-    else:
-        dtype = dtype or x.dtype
-        x = x.to(dtype=dtype, device=device if device is not None else x.device)
-    if x.ndim != 4 or x.shape[0] < 2:
-        raise ValueError(f"need a batch of at least 2 images (B, C, H, W) to test per-sample t, got {tuple(x.shape)}")
-    if tol is None and dtype not in DEFAULT_TOLERANCES:
-        raise ValueError(f"no default tolerance for {dtype}; pass tol=")
-    tol = DEFAULT_TOLERANCES[dtype] if tol is None else float(tol)
-    batch = x.shape[0]
-    if y is None:
-        y = torch.randn(x.shape, generator=g, dtype=torch.float64).to(x)
-    elif y.shape != x.shape:
-        raise ValueError(f"y has shape {tuple(y.shape)} but x has shape {tuple(x.shape)}")
-    y = y.to(x)
-    if t is None:
-        t = torch.cat([torch.tensor([0.0, 1.0]), torch.rand(batch, generator=g, dtype=torch.float64)])[:batch]
-    t = torch.as_tensor(t, dtype=torch.float64).to(x)
-    a, b = (float(v) for v in torch.rand(2, generator=g, dtype=torch.float64) * 3 + 0.5)
-    b = -b  # one coefficient of each sign
-
+    x, y, t = _inputs(g, shape, x, y, t, dtype, device)
+    if tol is None and x.dtype not in DEFAULT_TOLERANCES:
+        raise ValueError(f"no default tolerance for {x.dtype}; pass tol=")
+    tol = DEFAULT_TOLERANCES[x.dtype] if tol is None else float(tol)
     name = _short(op)
+
     cx = op(x, t)
     _structure(name, "forward", cx, x)  # before the adjoint, whose vjp would fail on a wrong shape
     cy, cty = op(y, t), op.adjoint(y, t)
     _structure(name, "forward", cy, y)
     _structure(name, "adjoint", cty, y)
-    closed_form = type(op).adjoint is not LinearCorruption.adjoint
-    laws = [Law("shape/dtype/device", 0.0, 0.0, "mismatches"), Law("finite output", 0.0, 0.0, "NaN/inf values")]
+    laws = [
+        Law("shape/dtype/device", 0.0, 0.0, "mismatches"),
+        Law("finite output", 0.0, 0.0, "NaN/inf values"),
+        _linearity(op, name, x, y, t, cx, cy, g, tol),
+        _adjointness(x, y, cx, cty, tol),
+        _closed_form_vs_vjp(op, name, y, t, cty, tol),
+        _per_sample(op, x, y, t, cx, cty, tol),
+    ]
+    if identity_tol is not None:
+        peak = float(x.abs().max())
+        c0 = max(float((op(x, 0.0) - x).abs().max()), float((op.adjoint(x, 0.0) - x).abs().max()))
+        laws.append(Law("C_0 = I", _ratio(c0, peak), float(identity_tol), "max|C_0 x - x| / max|x|"))
+    report = OperatorReport(
+        operator=name,
+        shape=tuple(x.shape),
+        dtype=x.dtype,
+        device=str(x.device),
+        times=tuple(float(v) for v in t),
+        closed_form_adjoint=type(op).adjoint is not LinearCorruption.adjoint,
+        laws=tuple(laws),
+    )
+    return report.raise_on_failure() if raise_on_failure else report
 
+
+def _inputs(
+    g: torch.Generator,
+    shape: Sequence[int] | None,
+    x: Tensor | None,
+    y: Tensor | None,
+    t: Tensor | Sequence[float] | None,
+    dtype: torch.dtype | None,
+    device: str | torch.device | None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``x``, ``y`` (random unless given) and one time per sample (``0``, ``1``, then random)."""
+    if x is None:
+        if shape is None:
+            raise ValueError("check_operator needs a shape (B, C, H, W) or images x")
+        shape = tuple(int(s) for s in shape)
+        shape = (4, *shape) if len(shape) == 3 else shape
+        if len(shape) != 4:
+            raise ValueError(f"shape must be (B, C, H, W) or (C, H, W), got {shape}")
+        x = torch.randn(shape, generator=g, dtype=torch.float64).to(dtype=dtype or torch.float64, device=device)
+    else:
+        x = x.to(dtype=dtype or x.dtype, device=device if device is not None else x.device)
+    if x.ndim != 4 or x.shape[0] < 2:
+        raise ValueError(f"need a batch of at least 2 images (B, C, H, W) to test per-sample t, got {tuple(x.shape)}")
+    if y is None:
+        y = torch.randn(x.shape, generator=g, dtype=torch.float64)
+    elif y.shape != x.shape:
+        raise ValueError(f"y has shape {tuple(y.shape)} but x has shape {tuple(x.shape)}")
+    if t is None:
+        t = torch.cat([torch.tensor([0.0, 1.0]), torch.rand(x.shape[0], generator=g, dtype=torch.float64)])
+        t = t[: x.shape[0]]
+    return x, y.to(x), torch.as_tensor(t, dtype=torch.float64).to(x)
+
+
+def _linearity(
+    op: LinearCorruption,
+    name: str,
+    x: Tensor,
+    y: Tensor,
+    t: Tensor,
+    cx: Tensor,
+    cy: Tensor,
+    g: torch.Generator,
+    tol: float,
+) -> Law:
+    a, b = (float(v) for v in torch.rand(2, generator=g, dtype=torch.float64) * 3 + 0.5)
+    b = -b  # one coefficient of each sign: an offset C(0) != 0 cannot cancel
     mixed = op(a * x + b * y, t)
     _structure(name, "forward", mixed, x)
-    laws.append(
-        Law(
-            "linearity",
-            _ratio(_norm(mixed - (a * cx + b * cy)), abs(a) * _norm(cx) + abs(b) * _norm(cy)),
-            tol,
-            "|C(ax+by) - aCx - bCy| / (|a||Cx| + |b||Cy|)",
-        )
-    )
+    size = _ratio(_norm(mixed - (a * cx + b * cy)), a * _norm(cx) - b * _norm(cy))
+    return Law("linearity", size, tol, "|C(ax+by) - aCx - bCy| / (|a||Cx| + |b||Cy|)")
 
+
+def _adjointness(x: Tensor, y: Tensor, cx: Tensor, cty: Tensor, tol: float) -> Law:
     cx64, y64, x64, cty64 = (v.double() for v in (cx, y, x, cty))
     gap = abs(float((cx64 * y64).sum() - (x64 * cty64).sum()))
-    adjointness = _ratio(gap, _norm(cx64) * _norm(y64) + _norm(x64) * _norm(cty64))
-    laws.append(Law("adjointness", adjointness, tol, "|<Cx,y> - <x,C^T y>| / (|Cx||y| + |x||C^T y|)"))
+    size = _ratio(gap, _norm(cx64) * _norm(y64) + _norm(x64) * _norm(cty64))
+    return Law("adjointness", size, tol, "|<Cx,y> - <x,C^T y>| / (|Cx||y| + |x||C^T y|)")
 
+
+def _closed_form_vs_vjp(op: LinearCorruption, name: str, y: Tensor, t: Tensor, cty: Tensor, tol: float) -> Law:
     try:
         vjp = LinearCorruption.adjoint(op, y, t)
     except Exception as err:  # torch.func cannot trace some forward maps (in-place ops, .item(), numpy)
         raise ValueError(f"{name}: torch.func.vjp of forward failed ({type(err).__name__}: {err})") from None
     _structure(name, "the vjp of forward", vjp, y)
-    laws.append(
-        Law(
-            "adjoint = vjp",
-            _ratio(_norm(cty - vjp), max(_norm(cty), _norm(vjp))),
-            tol,
-            "|C^T y - vjp(y)| / |C^T y|",
-        )
-    )
+    size = _ratio(_norm(cty - vjp), max(_norm(cty), _norm(vjp)))
+    return Law("adjoint = vjp", size, tol, "|C^T y - vjp(y)| / |C^T y|")
 
-    one_by_one = torch.cat([op(x[i : i + 1], t[i : i + 1]) for i in range(batch)])
-    one_by_one_adj = torch.cat([op.adjoint(y[i : i + 1], t[i : i + 1]) for i in range(batch)])
-    per_sample = max(
-        _ratio(_norm(cx - one_by_one), max(_norm(cx), _norm(one_by_one))),
-        _ratio(_norm(cty - one_by_one_adj), max(_norm(cty), _norm(one_by_one_adj))),
-    )
-    laws.append(Law("per-sample t", per_sample, tol, "|batch - one sample at a time| / |batch|"))
 
-    if identity_tol is not None:
-        peak = float(x.abs().max())
-        c0 = max(float((op(x, 0.0) - x).abs().max()), float((op.adjoint(x, 0.0) - x).abs().max()))
-        laws.append(Law("C_0 = I", _ratio(c0, peak), float(identity_tol), "max|C_0 x - x| / max|x|"))
-
-    report = OperatorReport(
-        operator=name,
-        shape=tuple(x.shape),
-        dtype=dtype,
-        device=str(x.device),
-        times=tuple(float(v) for v in t),
-        closed_form_adjoint=closed_form,
-        laws=tuple(laws),
+def _per_sample(op: LinearCorruption, x: Tensor, y: Tensor, t: Tensor, cx: Tensor, cty: Tensor, tol: float) -> Law:
+    batch = range(x.shape[0])
+    alone = torch.cat([op(x[i : i + 1], t[i : i + 1]) for i in batch])
+    alone_adjoint = torch.cat([op.adjoint(y[i : i + 1], t[i : i + 1]) for i in batch])
+    size = max(
+        _ratio(_norm(cx - alone), max(_norm(cx), _norm(alone))),
+        _ratio(_norm(cty - alone_adjoint), max(_norm(cty), _norm(alone_adjoint))),
     )
-    return report.raise_on_failure() if raise_on_failure else report
+    return Law("per-sample t", size, tol, "|batch - one sample at a time| / |batch|")
 
 
 def _short(op: LinearCorruption, limit: int = 120) -> str:

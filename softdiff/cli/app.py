@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import corrupt, eval, features, sample, schedule, train
+from . import check, corrupt, eval, features, sample, schedule, train
 
 app = typer.Typer(
     name="softdiff",
@@ -21,6 +21,7 @@ def _root() -> None:
 
 
 app.command("corrupt")(corrupt.corrupt)
+app.command("check-operator")(check.check_operator_command)
 app.command("schedule")(schedule.schedule)
 app.command("train")(train.train_command)
 app.command("sample")(sample.sample)

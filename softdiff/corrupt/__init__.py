@@ -2,6 +2,7 @@
 
 from .base import Compose, LinearCorruption, as_time, compose
 from .blur import GaussianBlur, dct_matrix
+from .checks import Law, OperatorReport, check_operator
 from .config import (
     BlurConfig,
     CorruptionConfig,
@@ -12,6 +13,8 @@ from .config import (
     parse_spec,
     register_corruption,
 )
+from .desaturate import Desaturate
+from .fade import FadeToMean
 from .identity import Identity
 from .levels import (
     DataMoments,
@@ -25,8 +28,10 @@ from .levels import (
     select_path,
 )
 from .mask import Mask
+from .motion import MotionBlur
 from .process import CorruptionProcess
 from .schedules import Geometric, GeometricNoise, LevelTable, Linear, LinearNoise, Schedule
+from .strokes import Strokes
 
 __all__ = [
     "LinearCorruption",
@@ -37,6 +42,13 @@ __all__ = [
     "GaussianBlur",
     "dct_matrix",
     "Mask",
+    "Desaturate",
+    "FadeToMean",
+    "Strokes",
+    "MotionBlur",
+    "check_operator",
+    "OperatorReport",
+    "Law",
     "Schedule",
     "Geometric",
     "Linear",

@@ -3,6 +3,20 @@
 A corruption is a family of linear maps ``C_t`` indexed by ``t`` in [0, 1]. Subclasses
 implement ``forward(x, t)``; the adjoint ``C_t^T`` comes for free from ``torch.func.vjp``
 (exact for a linear map) unless a subclass overrides it with a closed form.
+
+House rules for operators (they are plain objects, not ``nn.Module``s):
+
+* **Attributes.** Public attributes are the constructor's parameters, so ``repr`` reads
+  like the call that built the operator. Anything else (caches, precomputed tensors) gets
+  a leading underscore and stays out of ``repr``; a public tensor of more than 8 values
+  is shown by shape and dtype, never dumped.
+* **Tensors follow the input.** Nothing moves an operator to a device, so a tensor it
+  holds (kept on the CPU, ideally in float64) is moved to the input's device and dtype
+  inside ``forward``/``adjoint``: ``self._kernel.to(x)``. The output then has the input's
+  dtype and device on CPU and GPU alike, as :func:`softdiff.corrupt.check_operator` checks.
+* **Strength.** An operator may define ``strength(t)`` (a tensor of the same shape as
+  ``t``, e.g. a blur width) and a class attribute ``strength_name``; level selection
+  reports it per level (``softdiff schedule``).
 """
 
 from __future__ import annotations
@@ -94,8 +108,17 @@ class LinearCorruption:
         return self(eye, t).reshape(n, n).T
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        fields = ", ".join(f"{k}={_short_repr(v)}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({fields})"
+
+
+def _short_repr(value: object) -> str:
+    """``repr`` of an attribute; a tensor of more than 8 values shows its shape and dtype instead."""
+    if isinstance(value, Tensor) and value.numel() <= 8:
+        return f"tensor({value.tolist()})"
+    if isinstance(value, Tensor):
+        return f"tensor(shape={tuple(value.shape)}, dtype={str(value.dtype).removeprefix('torch.')})"
+    return repr(value)
 
 
 class Compose(LinearCorruption):

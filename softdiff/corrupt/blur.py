@@ -40,6 +40,8 @@ def _heat_blur_1d(n: int, sigma: Tensor) -> Tensor:
 class GaussianBlur(LinearCorruption):
     """Gaussian blur of width ``sigma(t)`` pixels, ``sigma(0) = sigma_min`` (≈ identity)."""
 
+    strength_name = "blur_sigma"
+
     def __init__(
         self,
         sigma_min: float = 0.01,
@@ -65,6 +67,10 @@ class GaussianBlur(LinearCorruption):
     def sigma(self, t: Tensor) -> Tensor:
         """Blur width in pixels at each time."""
         return self.schedule(t)
+
+    def strength(self, t: Tensor) -> Tensor:
+        """The blur width ``sigma(t)`` (reported per level by level selection)."""
+        return self.sigma(t)
 
     @staticmethod
     def max_taps(height: int, width: int) -> int:

@@ -3,6 +3,8 @@
 A spec is a ``+``-separated chain of registered operator names applied left to right:
 ``"blur+mask"`` blurs first, then masks (``C_t = M_t B_t``). ``"noise"`` is the identity
 operator (vanilla diffusion). :func:`register_corruption` adds a name for a new operator.
+The zoo operators (``desaturate``, ``fademean``, ``strokes``, ``motion``) have no config
+section yet: their spec names build them with their defaults (lengths scaled to the image).
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .base import LinearCorruption, compose
 from .blur import GaussianBlur
+from .desaturate import Desaturate
+from .fade import FadeToMean
 from .identity import Identity
 from .mask import Mask
+from .motion import MotionBlur
 from .process import CorruptionProcess
 from .schedules import GeometricNoise, LevelTable, LinearNoise, Schedule
+from .strokes import Strokes
 
 __all__ = [
     "BlurConfig",
@@ -96,6 +102,10 @@ register_corruption("blur", _blur)
 register_corruption(
     "mask", lambda config, size: Mask(config.mask.kind, config.mask.max_fraction, seed=config.mask.seed)
 )
+register_corruption("desaturate", lambda config, size: Desaturate())
+register_corruption("fademean", lambda config, size: FadeToMean())  # "fade" would read as Mask(kind="fade")
+register_corruption("strokes", lambda config, size: Strokes())
+register_corruption("motion", lambda config, size: MotionBlur(max_length=0.5 * min(size)))
 
 
 def parse_spec(spec: str) -> list[str]:

@@ -54,8 +54,7 @@ from torch import Tensor
 
 from ..stats import eigh_psd, frechet_distance_roots, root_from_eigh
 from .base import Compose, LinearCorruption
-from .blur import GaussianBlur, dct_matrix
-from .mask import Mask
+from .blur import dct_matrix
 from .process import CorruptionProcess
 
 __all__ = [
@@ -347,7 +346,8 @@ def _leaves(op: LinearCorruption) -> list[LinearCorruption]:
 def level_strengths(process: CorruptionProcess, times: Tensor | list[float]) -> dict[str, list[float]]:
     """Named strengths of the un-warped process at source times: blur sigma, mask fraction, noise s.
 
-    A user-defined operator shows up too when it has a ``strength(t)`` method.
+    Every operator of the chain with a ``strength(t)`` method contributes one, named by its
+    ``strength_name`` (default: its class name in lower case); repeated names get ``_2``, ...
     """
     u = torch.as_tensor(times, dtype=torch.float64)
     out: dict[str, list[float]] = {}
@@ -359,12 +359,8 @@ def level_strengths(process: CorruptionProcess, times: Tensor | list[float]) -> 
         out[key] = [float(v) for v in values]
 
     for leaf in _leaves(process.operator):
-        if isinstance(leaf, GaussianBlur):
-            put("blur_sigma", leaf.sigma(u))
-        elif isinstance(leaf, Mask):
-            put("mask_fraction", leaf.fraction(u))
-        elif callable(getattr(leaf, "strength", None)):
-            put(type(leaf).__name__.lower(), leaf.strength(u))
+        if callable(getattr(leaf, "strength", None)):
+            put(getattr(leaf, "strength_name", None) or type(leaf).__name__.lower(), leaf.strength(u))
     put("noise_s", process.noise(u))
     return out
 

@@ -36,6 +36,8 @@ def _random_field(seed: int, height: int, width: int) -> Tensor:
 class Mask(LinearCorruption):
     """Diagonal mask whose hidden fraction ``f(t)`` grows from 0 to ``max_fraction``."""
 
+    strength_name = "mask_fraction"
+
     def __init__(
         self,
         kind: Kind = "pixels",
@@ -52,6 +54,10 @@ class Mask(LinearCorruption):
 
     def fraction(self, t: Tensor) -> Tensor:
         return self.schedule(t).clamp(0, 1)
+
+    def strength(self, t: Tensor) -> Tensor:
+        """The hidden fraction ``f(t)`` (reported per level by level selection)."""
+        return self.fraction(t)
 
     def weights(self, t: Tensor, height: int, width: int) -> Tensor:
         """The diagonal ``m_t`` as a ``(B, 1, H, W)`` tensor of the dtype/device of ``t``."""

@@ -11,7 +11,10 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import tomllib
+try:
+    import tomllib  # novermin: guarded, tomli below
+except ModuleNotFoundError:  # Python 3.10: the same parser, as the tomli package (a dependency there)
+    import tomli as tomllib
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..corrupt import CorruptionConfig

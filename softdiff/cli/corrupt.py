@@ -10,14 +10,18 @@ import typer
 from ..corrupt import CorruptionConfig
 from ..data import DATASETS, load_dataset
 from ..imageio import load_image, save_grid
+from ..train import read_checkpoint
 from .common import console, user_errors
 
 
 @user_errors
 def corrupt(
     source: str = typer.Argument(..., help="An image file, or a data set name (fashion-mnist, synthetic, ...)."),
-    corruption: str = typer.Option(
-        "blur", "--corruption", "-c", help="Operator spec: noise, blur, mask, blur+mask, ..."
+    corruption: str | None = typer.Option(
+        None, "--corruption", "-c", help="Operator spec: noise, blur, mask, blur+mask, ... (default: blur)"
+    ),
+    ckpt: Path | None = typer.Option(
+        None, "--ckpt", help="Show the process of a trained run (its operator, noise and levels) instead."
     ),
     levels: int = typer.Option(8, "--levels", "-k", min=2, help="Number of times from t=0 to t=1 (columns)."),
     n: int = typer.Option(4, "-n", min=1, help="Images from a data set (rows)."),
@@ -35,7 +39,12 @@ def corrupt(
         x0 = load_dataset(source, "test", data_dir).subset(n, seed).batch(slice(None))
     else:
         raise ValueError(f"{source!r} is neither an image file nor a data set ({', '.join(sorted(DATASETS))})")
-    config = CorruptionConfig(spec=corruption)
+    if ckpt is not None:
+        if corruption is not None or level_file is not None:
+            raise ValueError("--ckpt shows the run's own process; drop --corruption and --level-file")
+        config = read_checkpoint(ckpt).config.corruption
+    else:
+        config = CorruptionConfig(spec=corruption or "blur")
     if level_file is not None:
         config = config.with_levels_file(level_file)
     process = config.build((x0.shape[-2], x0.shape[-1]))
@@ -47,4 +56,5 @@ def corrupt(
         columns.append(xt)
     strip = torch.stack(columns, dim=1).flatten(0, 1)  # row-major: image i, level k
     save_grid(strip, out, nrow=levels, scale=scale)
-    console.print(f"wrote {out} ({x0.shape[0]} images x {levels} levels of {corruption!r}, t = 0 .. 1)")
+    retimed = ", selected levels" if config.levels is not None else ""
+    console.print(f"wrote {out} ({x0.shape[0]} images x {levels} levels of {config.spec!r}{retimed}, t = 0 .. 1)")

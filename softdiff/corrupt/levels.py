@@ -476,10 +476,12 @@ def _progress(enabled: bool):
     if not enabled:
         return nullcontext(None)
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+    from ..progress import LoggedProgress
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    return Progress(*columns, console=Console(stderr=True))
+    return LoggedProgress(*columns, console=Console(stderr=True))
 
 
 def _moments(images: Tensor | DataMoments, samples: int | None, seed: int) -> DataMoments:

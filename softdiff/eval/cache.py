@@ -12,13 +12,13 @@ import warnings
 from pathlib import Path
 
 import torch
-from rich.progress import Progress
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 from torch import Tensor
 
 from ..data import ImageData
 from ..imageio import atomic_write_bytes
+from ..progress import LoggedProgress
 from .extractors import FeatureExtractor
 from .features import data_digest
 
@@ -49,7 +49,7 @@ def extract_features(
     images = _images(data)
     extractor = extractor.to(device).eval()
     out = []
-    with Progress(disable=not progress, transient=True) as bar:
+    with LoggedProgress(disable=not progress, transient=True) as bar:
         task = bar.add_task(label, total=len(images))
         for start in range(0, len(images), batch_size):
             batch = images[start : start + batch_size].to(device)

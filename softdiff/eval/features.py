@@ -139,9 +139,9 @@ def train_feature_net(
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
     start_time = time.perf_counter()
-    from rich.progress import Progress
+    from ..progress import LoggedProgress
 
-    with Progress(disable=not progress, transient=True) as bar:
+    with LoggedProgress(disable=not progress, transient=True) as bar:
         task = bar.add_task("training feature net", total=epochs * steps_per_epoch)
         for epoch in range(epochs):
             net.train()

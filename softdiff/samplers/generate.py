@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import Tensor
 
 from ..corrupt import CorruptionProcess
+from ..progress import LoggedProgress
 from .core import Denoiser, Sampler, get
 from .grids import check_grid, uniform_grid
 from .noise import SeededNoise
@@ -35,8 +36,8 @@ def draw_prior(prior: GaussianPrior, noise: SeededNoise, device: torch.device | 
     return prior.sample_from(z, eta)
 
 
-def _progress(enabled: bool) -> Progress:
-    return Progress(
+def _progress(enabled: bool) -> LoggedProgress:
+    return LoggedProgress(
         TextColumn("[bold]sampling[/] {task.description}"),
         BarColumn(),
         MofNCompleteColumn(),

@@ -19,13 +19,14 @@ from pathlib import Path
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.text import Text
 from torch import Tensor, nn
 
 from ..data import ImageData, load_dataset
 from ..distributed import DistContext, distributed
 from ..imageio import atomic_write_bytes
+from ..progress import LoggedProgress
 from ..samplers.prior import GaussianPrior
 from ..score import Denoiser
 from .checkpoint import LATEST, read_checkpoint, resolve_checkpoint, save_checkpoint
@@ -256,7 +257,7 @@ def _train(
 
     summary = TrainSummary(run_dir, start, logged[-1][1] if logged else math.nan, logged, net=net, ema_net=ema.net)
     end = tc.steps if stop_at is None else min(tc.steps, stop_at)
-    bar = Progress(
+    bar = LoggedProgress(
         TextColumn("[bold]train[/]"),
         BarColumn(),
         MofNCompleteColumn(),

@@ -58,7 +58,8 @@ class Step:
         self.denoiser = Denoiser(self.forward_net, self.process, config.objective.parameterisation)
         self.objective = SoftScoreMatching(self.process)
         self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=config.optim.lr)
-        self.ema = EMA(self.net, config.optim.ema_decay)
+        o = config.optim
+        self.ema = EMA(self.net, o.ema_halflife, o.ema_rampup, o.ema_decay)
         self.updates = 0
 
     def __call__(self) -> dict[str, float]:
@@ -94,7 +95,7 @@ class Step:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.updates += 1
-        self.ema.update(self.net, self.updates)
+        self.ema.update(self.net, self.updates, x0.shape[0])
         lap("optim")
         return times
 

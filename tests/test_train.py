@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from softdiff.cli import app
 from softdiff.data import synthetic_shapes
 from softdiff.train import RunConfig, build_config, load_run, read_checkpoint, train
+from softdiff.train.trainer import EMA
 
 DATA = synthetic_shapes(n=256, size=12, seed=0)
 
@@ -209,3 +210,23 @@ def test_cli_levels_file_retimes_the_process_and_can_drive_the_t_sampler(tmp_pat
     loaded = load_run(run)
     assert loaded.config.corruption.levels == [0.0, 0.2, 0.5, 1.0] and loaded.process.warp is not None
     assert loaded.config.objective.t_sampler == "levels"
+
+
+def test_ema_follows_edms_half_life_with_ramp_up() -> None:
+    """Half-life min(halflife, rampup * images seen) images; a fixed decay (legacy) replaces the rule."""
+    net = nn.Linear(2, 2)
+    ema = EMA(net, halflife=1000.0, rampup=0.05)
+    assert ema.decay_at(1, 64) == pytest.approx(0.5 ** (64 / (0.05 * 64)))  # ramp-up: 3.2-image half-life
+    assert ema.decay_at(100, 64) == pytest.approx(0.5 ** (64 / 320))
+    assert ema.decay_at(10_000, 64) == pytest.approx(0.5 ** (64 / 1000))  # capped at the half-life
+    assert EMA(net, halflife=1000.0, rampup=None).decay_at(1, 64) == pytest.approx(0.5 ** (64 / 1000))
+    legacy = EMA(net, decay=0.999)
+    assert legacy.decay_at(1, 64) == pytest.approx(2 / 11) and legacy.decay_at(10**6, 64) == 0.999
+    before = [p.clone() for p in ema.net.parameters()]
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+    ema.update(net, 100, 64)
+    d = ema.decay_at(100, 64)
+    for old, new, cur in zip(before, ema.net.parameters(), net.parameters(), strict=True):
+        torch.testing.assert_close(new, d * old + (1 - d) * cur)

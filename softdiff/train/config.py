@@ -84,7 +84,18 @@ class OptimConfig(_Section):
     betas: tuple[float, float] = (0.9, 0.99)
     warmup: int = Field(100, ge=0, description="steps of linear learning-rate warm-up")
     grad_clip: float | None = Field(1.0, gt=0, description="clip the global gradient norm (None: off)")
-    ema_decay: float = Field(0.999, ge=0, lt=1, description="EMA of weights (warmed up as min(decay, (1+n)/(10+n)))")
+    ema_halflife: float = Field(
+        500_000, gt=0, description="EMA half-life of the weights in training images (EDM's; world-size free)"
+    )
+    ema_rampup: float | None = Field(
+        0.05, gt=0, description="cap the half-life at this fraction of the images seen so far (EDM's ramp-up)"
+    )
+    ema_decay: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="fixed per-step EMA decay warmed up as min(decay, (1+n)/(10+n)); replaces the half-life",
+    )
 
     @model_validator(mode="after")
     def _betas(self) -> OptimConfig:

@@ -74,15 +74,32 @@ class BatchOrder:
 
 
 class EMA:
-    """Exponential moving average of a network's weights, warmed up as ``min(decay, (1+n)/(10+n))``."""
+    """Exponential moving average of a network's weights.
 
-    def __init__(self, net: nn.Module, decay: float) -> None:
-        self.decay = decay
+    EDM's rule (Karras et al. 2022): after ``images`` training images in all, the average
+    has a half-life of ``min(halflife, rampup * images)`` images, so each update of
+    ``batch`` images decays it by ``0.5 ** (batch / half-life)``. The ramp-up makes a short run
+    average over its recent past instead of its poor start, and a half-life counted in images
+    does not change with the batch or world size. ``decay`` (a fixed per-step value, warmed up
+    as ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates) replaces the rule when given.
+    """
+
+    def __init__(
+        self, net: nn.Module, halflife: float = 500_000, rampup: float | None = 0.05, decay: float | None = None
+    ) -> None:
+        self.halflife, self.rampup, self.decay = halflife, rampup, decay
         self.net = copy.deepcopy(net).eval().requires_grad_(False)
 
+    def decay_at(self, updates: int, batch: int) -> float:
+        """The decay of update number ``updates`` (from 1), each of ``batch`` images in all."""
+        if self.decay is not None:
+            return min(self.decay, (1 + updates) / (10 + updates))
+        halflife = self.halflife if self.rampup is None else min(self.halflife, self.rampup * updates * batch)
+        return 0.5 ** (batch / halflife)
+
     @torch.no_grad()
-    def update(self, net: nn.Module, updates: int) -> None:
-        decay = min(self.decay, (1 + updates) / (10 + updates))
+    def update(self, net: nn.Module, updates: int, batch: int) -> None:
+        decay = self.decay_at(updates, batch)
         ema_p = [p for p in self.net.parameters()]
         torch._foreach_lerp_(ema_p, [p.detach() for p in net.parameters()], 1.0 - decay)
         for b_ema, b in zip(self.net.buffers(), net.buffers(), strict=True):
@@ -208,7 +225,7 @@ def _train(
     net = net.to(device)
     if tc.channels_last:
         net = net.to(memory_format=torch.channels_last)
-    ema = EMA(net, config.optim.ema_decay)
+    ema = EMA(net, config.optim.ema_halflife, config.optim.ema_rampup, config.optim.ema_decay)
     oc = config.optim
     optimizer = torch.optim.AdamW(net.parameters(), lr=oc.lr, betas=oc.betas, weight_decay=oc.weight_decay)
 
@@ -286,7 +303,7 @@ def _train(
             loss.backward()
             grad_norm = nn.utils.clip_grad_norm_(net.parameters(), oc.grad_clip) if oc.grad_clip else None
             optimizer.step()
-            ema.update(net, step + 1)
+            ema.update(net, step + 1, tc.batch_size * ctx.world)
             window_loss += loss.detach()
             window_steps += 1
             images += x0.shape[0] * ctx.world

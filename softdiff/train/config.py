@@ -83,6 +83,10 @@ class OptimConfig(_Section):
     weight_decay: float = Field(0.0, ge=0)
     betas: tuple[float, float] = (0.9, 0.99)
     warmup: int = Field(100, ge=0, description="steps of linear learning-rate warm-up")
+    lr_decay: Literal["constant", "cosine", "linear"] = Field(
+        "constant", description="after warm-up: keep the peak, or decay to lr_final * lr by the last step"
+    )
+    lr_final: float = Field(0.0, ge=0, le=1, description="final learning rate as a fraction of the peak (decays only)")
     grad_clip: float | None = Field(1.0, gt=0, description="clip the global gradient norm (None: off)")
     ema_halflife: float = Field(
         500_000, gt=0, description="EMA half-life of the weights in training images (EDM's; world-size free)"

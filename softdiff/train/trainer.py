@@ -33,6 +33,7 @@ from .checkpoint import LATEST, read_checkpoint, resolve_checkpoint, save_checkp
 from .config import RunConfig
 from .distributed import ShardedBatches, check_world, global_draws, rank_seed
 from .loading import build_net
+from .lr import LRSchedule
 from .objective import objective_for, precond_state, statistics_for, t_sampler_for
 
 __all__ = ["train", "TrainSummary", "EMA", "derive_seed", "resolve_device", "BatchOrder", "METRICS"]
@@ -257,6 +258,7 @@ def _train(
         derive_seed(tc.seed, "loss-scale"), stored,
     )  # fmt: skip
     precond = precond_state(stats, scale)
+    lr_at = LRSchedule(oc.lr, oc.warmup, tc.steps, oc.lr_decay, oc.lr_final)
     batches = ShardedBatches(data, BatchOrder(len(data), tc.batch_size * ctx.world, tc.seed), ctx, tc.channels_last)
 
     def checkpoint(step: int) -> Path:
@@ -294,7 +296,7 @@ def _train(
             g = torch.Generator(device=device).manual_seed(derive_seed(tc.seed, "step", step))
             torch.manual_seed(rank_seed(derive_seed(tc.seed, "global", step), ctx))  # dropout, other global draws
             x0 = batches(step)
-            lr = oc.lr * min(1.0, (step + 1) / oc.warmup) if oc.warmup else oc.lr
+            lr = lr_at(step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             t, noise = global_draws(objective.t_sampler, x0, g, ctx)

@@ -13,7 +13,7 @@
 #   bash bench/gpu_quality.sh           # on the GPU machine, repo root, with .devcarry-quality carried
 #   GPU_QUALITY_TINY=1 nice -n 10 bash bench/gpu_quality.sh   # CPU smoke test of this script (a few minutes)
 #
-# Safe against a time limit: everything ends by BUDGET_S + 60 s (a hard `timeout`), checkpoints
+# Safe against a time limit: everything ends by about BUDGET_S + 60 s (a hard `timeout`), checkpoints
 # are written every CKPT steps, every finished cell is stored at once, and $OUT/quality.json is
 # rewritten after each stage; a re-run on the same machine resumes (runs live in RUNS).
 # $OUT gets at most 7 files: quality.json, log.txt, quality-fid-vs-nfe.png, one
@@ -97,9 +97,13 @@ if [[ "$TINY" != 1 && "$CUDA" != 1 ]]; then
   die "torch sees no CUDA device; this script is for a GPU machine (GPU_QUALITY_TINY=1 runs its CPU smoke test)"
 fi
 missing() { "$PYTHON" - <<'EOF'
+import importlib.metadata
 import importlib.util
 mods = ("pydantic", "kornia", "typer", "rich", "torchmetrics", "safetensors", "matplotlib", "PIL", "numpy")
-print(" ".join(m for m in mods if importlib.util.find_spec(m) is None))
+absent = [m for m in mods if importlib.util.find_spec(m) is None]
+if "pydantic" not in absent and int(importlib.metadata.version("pydantic").split(".")[0]) < 2:
+    absent.append("pydantic>=2")
+print(" ".join(absent))
 EOF
 }
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"

@@ -54,13 +54,13 @@ class Evaluator:
     def load(self, ckpt: Path) -> TrainedRun:
         return load_run(ckpt, device=self.device)
 
-    def cells(self, run: TrainedRun, sampler: str, steps: list[int]) -> list[dict[str, Any]]:
-        """Evaluate (resuming from RUN/eval/eval.json) and log each cell as it finishes."""
+    def cells(self, run: TrainedRun, sampler: str, steps: list[int], label: str | None = None) -> list[dict[str, Any]]:
+        """Evaluate (resuming from RUN/eval/eval.json) and log each cell as it finishes (``label``: the run's name)."""
 
         def log(result: dict[str, Any], reused: bool) -> None:
             how = "reused" if reused else f"{result['seconds']:.0f} s"
             console.print(
-                f"{run.config.corruption.spec:>6} {result['sampler']:>9} NFE {result['nfe']:>3}: "
+                f"{label or run.config.corruption.spec:>6} {result['sampler']:>9} NFE {result['nfe']:>3}: "
                 f"FID {result['fid']:.2f} ({how})",
                 highlight=False,
                 markup=False,
@@ -120,9 +120,22 @@ def budget(run: TrainedRun) -> dict[str, Any]:
         "batch_size": config.train.batch_size,
         "base_channels": config.model.base_channels,
         "parameters": sum(p.numel() for p in run.net.parameters()),
-        "train_wall_seconds": lines[-1].get("elapsed_s") if lines else None,
+        "train_wall_seconds": loop_seconds(lines) if lines else None,
         "final_logged_loss": lines[-1].get("loss") if lines else None,
     }
+
+
+def loop_seconds(lines: list[dict[str, Any]]) -> float:
+    """Training-loop seconds of a run, summed over its segments (``elapsed_s`` restarts on every resume)."""
+    total = last = 0.0
+    for record in lines:
+        elapsed = record.get("elapsed_s")
+        if elapsed is None:
+            continue
+        if elapsed < last:  # a resumed segment starts its clock at 0
+            total += last
+        last = elapsed
+    return total + last
 
 
 def nfe_table(curves: dict[str, list[dict[str, Any]]], title: str) -> Table:

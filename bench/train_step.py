@@ -31,8 +31,9 @@ from rich.console import Console
 from rich.table import Table
 
 from softdiff.data import ImageData, load_dataset
-from softdiff.score import Denoiser, SoftScoreMatching
+from softdiff.score import Denoiser
 from softdiff.train import EMA, RunConfig, build_net, train
+from softdiff.train.objective import objective_for, statistics_for
 
 console = Console()
 
@@ -55,8 +56,10 @@ class Step:
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.forward_net = torch.compile(self.net) if compile_net else self.net
-        self.denoiser = Denoiser(self.forward_net, self.process, config.objective.parameterisation)
-        self.objective = SoftScoreMatching(self.process)
+        images = data.batch(slice(0, 512))
+        stats = statistics_for(config, self.process, images, None)
+        self.denoiser = Denoiser(self.forward_net, self.process, config.objective.parameterisation, stats=stats)
+        self.objective, _ = objective_for(config.objective, self.process, None, self.denoiser, images, 0, None)
         self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=config.optim.lr)
         o = config.optim
         self.ema = EMA(self.net, o.ema_halflife, o.ema_rampup, o.ema_decay)

@@ -58,7 +58,7 @@ def test_a_few_hundred_steps_reduce_the_loss(tmp_path: Path) -> None:
     summary = train(cfg, tmp_path / "run", data=DATA, net=tiny_net(), progress=False)
     losses = [loss for _, loss in summary.losses]
     assert summary.step == 200 and len(losses) == 10
-    assert losses[-1] < 0.6 * losses[0], losses
+    assert losses[-1] < 0.8 * losses[0], losses  # from the linear estimate precond starts at
     assert [m["step"] for m in metrics(tmp_path / "run")] == list(range(20, 201, 20))
 
 
@@ -244,3 +244,21 @@ def test_learning_rate_schedule() -> None:
     assert cosine(54) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 44 / 89))))
     linear = LRSchedule(2.0, warmup=0, total=11, decay="linear")
     assert [linear(s) for s in (0, 5, 10)] == pytest.approx([2.0, 1.0, 0.0])
+
+
+def test_vanilla_diffusion_at_edms_noise_range_trains_stably_with_the_defaults(tmp_path: Path) -> None:
+    """C_t = I with s from 0.01 to 80 (the default for 'noise') and every objective/optim default: 300 steps."""
+    cfg = RunConfig.model_validate(
+        {
+            "corruption": {"spec": "noise"},
+            "model": {"base_channels": 8},
+            "data": {"dataset": "synthetic", "prior_images": 64, "prior_rank": 4},
+            "train": {"steps": 300, "batch_size": 16, "log_every": 25, "ckpt_every": 1000, "device": "cpu"},
+        }
+    )
+    assert cfg.corruption.noise_schedule()(torch.tensor(1.0)) == pytest.approx(80.0)
+    summary = train(cfg, tmp_path / "vanilla", data=DATA, progress=False)
+    losses = [loss for _, loss in summary.losses]
+    assert all(math.isfinite(loss) for loss in losses)
+    assert max(losses) < 1.0  # on the data's scale at every logged step: no blow-up (the residual form: ~200)
+    assert sum(losses[-4:]) / 4 < 0.95 * sum(losses[:2]) / 2  # and it learns

@@ -55,7 +55,7 @@ class ObjectiveConfig(_Section):
         "uniform", description="w(t): 1, 1/s_t^2, or 1/L_0(t) (EDM's lambda for any process: docs/training.md)"
     )
     parameterisation: Literal["residual", "x0", "precond", "precond_dct"] = Field(
-        "residual",
+        "precond",
         description="h = x_t + net, h = net, or EDM preconditioning from data statistics (scalar / per DCT frequency)",
     )
     anchor: float = Field(

@@ -202,3 +202,24 @@ def test_statistics_round_trip_and_refusals() -> None:
     del state["spectrum"]
     with pytest.raises(ValueError, match="missing"):
         DataStatistics.from_state_dict(state)
+
+
+def test_balanced_loss_scale_gives_any_objective_the_x0_losss_scale() -> None:
+    """relative_to=x0: 1 for x0 itself; 1 + anchor for the anchored soft loss at C = I; below 1 + anchor under blur."""
+    images = torch.randn(512, 1, 6, 6, dtype=F64) * 0.5
+    for spec in ("noise", "blur"):
+        process = build_process(spec, (6, 6))
+        denoiser = Denoiser(Zero(), process, "precond", stats=DataStatistics.estimate(process, images, grid=9))
+
+        def ratio(objective) -> Tensor:
+            scale = loss_scale(
+                objective, denoiser.linear, images, 5, torch.Generator(), relative_to=X0Regression(process)
+            )
+            return scale.values
+
+        torch.testing.assert_close(ratio(X0Regression(process)), torch.ones(5, dtype=F64))
+        anchored = ratio(SoftScoreMatching(process, anchor=0.5))
+        if spec == "noise":
+            torch.testing.assert_close(anchored, torch.full((5,), 1.5, dtype=F64))
+        else:  # the blur hides part of the residual from the soft term as t grows
+            assert bool((anchored <= 1.5 + 1e-9).all()) and float(anchored[-1]) < 1.0 < float(anchored[0])

@@ -299,10 +299,17 @@ def build_objective(
 
 @torch.no_grad()
 def loss_scale(
-    objective: Objective, denoiser: DenoiserFn, images: Tensor, grid: int = 65, generator: torch.Generator | None = None
+    objective: Objective,
+    denoiser: DenoiserFn,
+    images: Tensor,
+    grid: int = 65,
+    generator: torch.Generator | None = None,
+    relative_to: Objective | None = None,
 ) -> LossScale:
     """Estimate ``L_0(t)``, the unweighted loss of ``denoiser`` (the network-free one), at ``grid`` even times.
 
+    With ``relative_to``, the ratio of the two objectives' ``L_0`` on the same draws: weighting by
+    it gives ``objective`` the per-time scale of the other (``"balanced"``: that of ``x0``).
     Monte Carlo over ``images`` (all of them at every time, fresh noise from ``generator``);
     the estimate's relative error is about ``sqrt(2 / len(images))`` per time.
     """
@@ -312,5 +319,8 @@ def loss_scale(
         s = objective.process.s(torch.full((images.shape[0],), t, dtype=images.dtype))
         x_t = objective.process.C(images, t) + s[:, None, None, None] * noise
         h = denoiser(x_t, torch.full((images.shape[0],), t, dtype=images.dtype))
-        values[i] = objective.term(h, images, x_t, torch.full_like(s, t), s).double().mean()
+        tt = torch.full_like(s, t)
+        values[i] = objective.term(h, images, x_t, tt, s).double().mean()
+        if relative_to is not None:
+            values[i] /= relative_to.term(h, images, x_t, tt, s).double().mean().clamp_min(1e-30)
     return LossScale(values)

@@ -51,8 +51,10 @@ class ObjectiveConfig(_Section):
     name: Literal["soft", "dsm", "x0"] = Field(
         "soft", description="soft score matching, DSM on the score, or x0 regression"
     )
-    weighting: Literal["uniform", "inverse_noise", "normalised"] = Field(
-        "uniform", description="w(t): 1, 1/s_t^2, or 1/L_0(t) (EDM's lambda for any process: docs/training.md)"
+    weighting: Literal["uniform", "inverse_noise", "normalised", "balanced"] = Field(
+        "uniform",
+        description="w(t): 1, 1/s_t^2, 1/L_0(t) (EDM's lambda for any process), or the x0 loss's per-t scale "
+        "(docs/training.md)",
     )
     parameterisation: Literal["residual", "x0", "precond", "precond_dct"] = Field(
         "precond",

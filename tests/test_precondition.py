@@ -211,11 +211,9 @@ def test_balanced_loss_scale_gives_any_objective_the_x0_losss_scale() -> None:
         process = build_process(spec, (6, 6))
         denoiser = Denoiser(Zero(), process, "precond", stats=DataStatistics.estimate(process, images, grid=9))
 
-        def ratio(objective) -> Tensor:
-            scale = loss_scale(
-                objective, denoiser.linear, images, 5, torch.Generator(), relative_to=X0Regression(process)
-            )
-            return scale.values
+        def ratio(objective, denoiser=denoiser, process=process) -> Tensor:
+            reference = X0Regression(process)
+            return loss_scale(objective, denoiser.linear, images, 5, torch.Generator(), relative_to=reference).values
 
         torch.testing.assert_close(ratio(X0Regression(process)), torch.ones(5, dtype=F64))
         anchored = ratio(SoftScoreMatching(process, anchor=0.5))

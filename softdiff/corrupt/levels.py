@@ -388,6 +388,7 @@ class LevelSelection:
     pairs_computed: int = 0
     spec: str | None = None
     config: dict[str, object] | None = None  # the CorruptionConfig the levels were chosen for, when known
+    data: dict[str, object] | None = None  # the data they were fitted on ({"dataset": ..., "shape": [C, H, W]})
 
     @property
     def k(self) -> int:
@@ -403,6 +404,7 @@ class LevelSelection:
             "k": self.k,
             "spec": self.spec,
             "config": self.config,
+            "data": self.data,
             "operator": self.operator,
             "noise": self.noise,
             "projection": self.projection,
@@ -426,7 +428,7 @@ class LevelSelection:
         if data.get("format") != LEVELS_FORMAT:
             raise ValueError(f"not a {LEVELS_FORMAT} level table (format={data.get('format')!r})")
         n = int(data["candidates"])  # type: ignore[arg-type]
-        optional = ("operator", "noise", "projection", "samples", "pairs_computed", "spec", "config")
+        optional = ("operator", "noise", "projection", "samples", "pairs_computed", "spec", "config", "data")
         return cls(
             times=tuple(float(v) for v in data["t"]),  # type: ignore[union-attr]
             distances=tuple(float(v) for v in data["distances"]),  # type: ignore[union-attr]

@@ -71,7 +71,10 @@ TAMPERED: dict[str, Callable[[Path], None]] = {
     "NAN_EMA": lambda f: (_edit_tensors(f, "ema.safetensors"), rehash(f)),
     "NAN_PRIOR": lambda f: (_edit_tensors(f, "prior.safetensors"), rehash(f)),
     "NO_OPTIMIZER": lambda f: (_edit_state(f, lambda s: s.pop("optimizer")), rehash(f)),
-    "BAD_RNG": lambda f: (_edit_state(f, lambda s: s["rng"].update(torch=torch.zeros(3, dtype=torch.uint8))), rehash(f)),
+    "BAD_RNG": lambda f: (
+        _edit_state(f, lambda s: s["rng"].update(torch=torch.zeros(3, dtype=torch.uint8))),
+        rehash(f),
+    ),
 }
 
 
@@ -89,7 +92,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, run_dir: Path) -> dict[str
     for name, damage in TAMPERED.items():
         copy = root / name.lower()
         shutil.copytree(run_dir, copy)
-        damage((copy / (copy / "latest").read_text().strip()))
+        damage(copy / (copy / "latest").read_text().strip())
         paths[name] = copy
     paths["FILE"] = root / "notes.txt"
     paths["FILE"].write_text("not an image, a config or a checkpoint\n")

@@ -155,6 +155,7 @@ def train_command(
             f"stopped by {summary.stopped_by} at step {summary.step} of {run_config.train.steps}: wrote checkpoint "
             f"{summary.checkpoint}; continue with the same command and --resume",
             highlight=False,
+            soft_wrap=True,
         )
         raise typer.Exit(SIGNAL_EXIT + int(signal.Signals[summary.stopped_by]))
     if summary.checkpoint is None:  # resumed a run that had already reached --steps

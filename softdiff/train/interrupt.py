@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
+from time import monotonic
 from types import FrameType
 
 import torch
@@ -66,19 +66,19 @@ class StepClock:
     def __init__(self, signals: StopSignals, minutes: float | None, ctx: DistContext) -> None:
         self.signals, self.ctx = signals, ctx
         self.seconds = None if minutes is None else minutes * 60.0
-        self.last_checkpoint = time.monotonic()
+        self.last_checkpoint = monotonic()
         self._group = None
         if ctx.active:  # a CPU group for the decisions: no device sync even when training runs on NCCL
             self._group = dist.group.WORLD if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
 
     def checkpointed(self) -> None:
         """Restart the timer (a checkpoint was just written)."""
-        self.last_checkpoint = time.monotonic()
+        self.last_checkpoint = monotonic()
 
     def poll(self) -> tuple[bool, bool]:
         """``(stop, checkpoint_due)``, the same on every rank."""
         stop = self.signals.received is not None
-        due = self.ctx.is_main and self.seconds is not None and time.monotonic() - self.last_checkpoint >= self.seconds
+        due = self.ctx.is_main and self.seconds is not None and monotonic() - self.last_checkpoint >= self.seconds
         if not self.ctx.active:
             return stop, due
         flags = torch.tensor([int(stop), int(due)])

@@ -231,7 +231,9 @@ def _train(
         clean_temporaries(run_dir)
         if fresh_start:
             (console or Console()).print(
-                f"nothing to resume in {run_dir} (no checkpoint yet): starting the run from step 0", highlight=False
+                f"nothing to resume in {run_dir} (no checkpoint yet): starting the run from step 0",
+                highlight=False,
+                soft_wrap=True,
             )
 
     tc = config.train
@@ -379,9 +381,10 @@ def _train(
             if (stop or due or done % tc.ckpt_every == 0) and done != tc.steps:
                 if guard.flush():
                     raise diverged()
-                summary.checkpoint = checkpoint(done)
-                saved = done
-                clock.checkpointed()
+                if stop or guard.streak == 0:  # during a run of bad steps the last good checkpoint stays the latest
+                    summary.checkpoint = checkpoint(done)
+                    saved = done
+                    clock.checkpointed()
             if stop and done != tc.steps:
                 summary.stopped_by = signals.name
                 break

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -27,7 +28,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_train import DATA, tiny_net
+from test_train import DATA, TinyNet, tiny_net
 from typer.testing import CliRunner
 
 from softdiff.cli import app
@@ -144,6 +145,34 @@ def test_two_ranks_equal_one_process_with_the_global_batch_and_resume(tmp_path: 
 
     with pytest.raises(ValueError, match=r"trained by 2 process\(es\).*--nproc 2"):
         train(config(PER_RANK), run, data=DATA, net=tiny_net(), progress=False, resume=True)
+
+
+def _train_rank_signalled(run: Path) -> None:
+    """Rank 1 alone gets SIGTERM during step 3; each rank records where it stopped and why."""
+    rank = int(os.environ["RANK"])
+
+    class Signalled(TinyNet):
+        calls = 0
+
+        def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            type(self).calls += 1
+            if rank == 1 and type(self).calls == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return super().forward(x, t)
+
+    torch.manual_seed(0)  # the same initial weights on both ranks, as tiny_net()
+    summary = train(config(PER_RANK), run, data=DATA, net=Signalled(), progress=False)
+    report = {"step": summary.step, "stopped_by": summary.stopped_by, "checkpoint": str(summary.checkpoint)}
+    (run.parent / f"stopped-rank{rank}.json").write_text(json.dumps(report))
+
+
+def test_a_signal_on_one_rank_stops_every_rank_at_the_same_step(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run_ranks(_train_rank_signalled, run)
+    reports = [json.loads((tmp_path / f"stopped-rank{r}.json").read_text()) for r in range(2)]
+    assert [(r["step"], r["stopped_by"]) for r in reports] == [(3, "SIGTERM"), (3, "SIGTERM")]
+    assert read_checkpoint(run).step == 3 and reports[0]["checkpoint"].endswith("step-00000003")
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000003"]
 
 
 @pytest.fixture(scope="module")

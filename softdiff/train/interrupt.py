@@ -75,12 +75,12 @@ class StepClock:
         """Restart the timer (a checkpoint was just written)."""
         self.last_checkpoint = monotonic()
 
-    def poll(self) -> tuple[bool, bool]:
-        """``(stop, checkpoint_due)``, the same on every rank."""
-        stop = self.signals.received is not None
+    def poll(self) -> tuple[str | None, bool]:
+        """``(signal name or None, checkpoint_due)``, the same on every rank (the highest signal number wins)."""
+        received = self.signals.received or 0
         due = self.ctx.is_main and self.seconds is not None and monotonic() - self.last_checkpoint >= self.seconds
-        if not self.ctx.active:
-            return stop, due
-        flags = torch.tensor([int(stop), int(due)])
-        dist.all_reduce(flags, op=dist.ReduceOp.MAX, group=self._group)
-        return bool(flags[0]), bool(flags[1])
+        if self.ctx.active:
+            flags = torch.tensor([received, int(due)])
+            dist.all_reduce(flags, op=dist.ReduceOp.MAX, group=self._group)
+            received, due = int(flags[0]), bool(flags[1])
+        return (signal.Signals(received).name if received else None), due

@@ -377,7 +377,7 @@ def _train(
                     bar.update(task, loss=f"{mean_loss:.4f}")
             bar.update(task, completed=done)
             summary.step = done
-            stop, due = clock.poll()
+            stop, due = clock.poll()  # stop: the name of the signal some rank received
             if (stop or due or done % tc.ckpt_every == 0) and done != tc.steps:
                 if guard.flush():
                     raise diverged()
@@ -386,7 +386,7 @@ def _train(
                     saved = done
                     clock.checkpointed()
             if stop and done != tc.steps:
-                summary.stopped_by = signals.name
+                summary.stopped_by = stop
                 break
         if guard.flush():
             raise diverged()

@@ -19,6 +19,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +34,7 @@ from test_train import DATA, TinyNet, tiny_net
 from typer.testing import CliRunner
 
 from softdiff.cli import app
-from softdiff.distributed import relaunch, shard_range, strip_option
+from softdiff.distributed import call_forwarding_sigterm, relaunch, shard_range, strip_option
 from softdiff.train import RunConfig, read_checkpoint, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -238,3 +240,21 @@ def test_shard_range_and_strip_option() -> None:
             assert max(map(len, blocks)) - min(map(len, blocks)) <= 1
     args = ["--steps", "3", "--nproc", "2", "--out", "x", "--nproc=4"]
     assert strip_option(args, "--nproc") == (["--steps", "3", "--out", "x"], "4")
+
+
+def test_the_nproc_launcher_passes_sigterm_on_to_torchrun(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    child = "import signal, sys, time; signal.signal(signal.SIGTERM, lambda *a: sys.exit(42)); "
+    child += f"open({str(ready)!r}, 'w').close(); time.sleep(60)"
+
+    def signal_when_ready() -> None:
+        while not ready.exists():
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)  # to the launcher (this process), as a scheduler would
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    threading.Thread(target=signal_when_ready, daemon=True).start()
+    start = time.monotonic()
+    assert call_forwarding_sigterm([sys.executable, "-c", child]) == 42
+    assert time.monotonic() - start < 50
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before  # handlers restored

@@ -279,7 +279,8 @@ def _as_matrix(dist: np.ndarray | Tensor) -> np.ndarray:
     return arr
 
 
-def _check_k(k: int, n: int) -> None:
+def check_level_count(k: int, n: int) -> None:
+    """``k`` levels can be chosen from ``n`` candidates (first and last included), else a ``ValueError``."""
     if k < 2:
         raise ValueError(f"k must be at least 2 (the first and the last level), got {k}")
     if k > n:
@@ -289,7 +290,7 @@ def _check_k(k: int, n: int) -> None:
 def _bisect(dist: _Distances, k: int, guess: float | None = None) -> tuple[list[int], float]:
     """The K-level fewest-hop path at the smallest feasible epsilon, and that epsilon (its longest hop)."""
     n, target = dist.n, k - 1
-    _check_k(k, n)
+    check_level_count(k, n)
 
     def hops(eps: float) -> tuple[int, list[int] | None]:
         path = _fewest_hops(dist, eps)
@@ -546,7 +547,7 @@ def select_levels(
     """
     if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 2:
         raise ValueError(f"candidates must be an integer >= 2, got {candidates!r}")
-    _check_k(k, candidates)
+    check_level_count(k, candidates)
     moments = _moments(images, samples, seed)
     base = CorruptionProcess(process.operator, process.noise)
     project = make_projection(projection, moments.shape)

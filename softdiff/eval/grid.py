@@ -74,8 +74,10 @@ def parse_steps(text: str) -> list[int]:
             value = int(part)
         except ValueError:
             raise ValueError(f"bad step list {text!r}: {part!r} is not an integer; e.g. --steps 5,10,20,50") from None
-        if not 1 <= value <= MAX_STEPS:
-            raise ValueError(f"bad step list {text!r}: step counts must lie in 1..{MAX_STEPS:,}, got {value:,}")
+        if value < 1:
+            raise ValueError(f"bad step list {text!r}: step counts must be >= 1, got {value}")
+        if value > MAX_STEPS:
+            raise ValueError(f"bad step list {text!r}: step counts must be at most {MAX_STEPS:,}, got {value:,}")
         steps.append(value)
     return list(dict.fromkeys(steps))
 

@@ -35,6 +35,7 @@ from ..resources import check_memory, describe_os_error, writable_dir
 from ..samplers.prior import GaussianPrior
 from ..score import Denoiser, LevelTimes, build_objective
 from .checkpoint import (
+    CHECKPOINTS,
     Checkpoint,
     clean_temporaries,
     find_checkpoint,
@@ -150,7 +151,8 @@ def _start_metrics(path: Path, resume_step: int | None) -> list[tuple[int, float
                 record = json.loads(line)
                 if record["step"] <= resume_step:
                     kept.append(line)
-                    losses.append((record["step"], record["loss"]))
+                    if record["loss"] is not None:  # None: every step of that window was skipped
+                        losses.append((record["step"], record["loss"]))
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue  # a line cut by a crash
     atomic_write_bytes(path, "".join(f"{line}\n" for line in kept).encode())
@@ -228,6 +230,8 @@ def _train(
         raise ValueError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     if ctx.is_main:  # fail before minutes of data loading, and clear what a killed run left behind
         writable_dir(run_dir, "run folder")
+        if (run_dir / CHECKPOINTS).exists():
+            writable_dir(run_dir / CHECKPOINTS, "checkpoint folder")
         clean_temporaries(run_dir)
         if fresh_start:
             (console or Console()).print(
@@ -274,6 +278,8 @@ def _train(
         prior = GaussianPrior.from_state_dict(ckpt.prior)
         start = ckpt.step
     else:
+        prior_images = min(config.data.prior_images, len(data))
+        check_memory(3 * 8 * prior_images * channels * height * width, f"fitting the prior on {prior_images} images")
         x_prior = data.subset(config.data.prior_images, seed=derive_seed(tc.seed, "prior")).batch(slice(None))
         prior = GaussianPrior.fit(process, x_prior, rank=config.data.prior_rank)
         start = 0

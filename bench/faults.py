@@ -35,7 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "faults.json"
-STEPS = 60
+STEPS = 120
 
 
 def base_args(dataset: str) -> list[str]:

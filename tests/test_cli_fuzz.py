@@ -274,7 +274,11 @@ def test_the_fuzz_covers_every_command_with_at_least_100_cases() -> None:
     assert {"train", "sample", "eval", "corrupt", "schedule", "features train"} <= commands
 
 
-@pytest.mark.parametrize("args", CASES, ids=[" ".join(a)[:80] for a in CASES])
+def _case_id(args: list[str]) -> str:
+    return f"{args[0]} .. {' '.join(args[-3:])}" if len(args) > 4 else " ".join(args)
+
+
+@pytest.mark.parametrize("args", CASES, ids=[_case_id(a) for a in CASES])
 def test_malformed_invocation_is_one_error_line(args: list[str], hostile: dict[str, str]) -> None:
     result = runner.invoke(app, _fill(args, hostile))
     output = result.output

@@ -20,7 +20,7 @@ data:
 # docs/benchmarks.md and docs/schedule.md.
 LEVELS ?= docs/levels-blur-fashion-mnist.json
 run: install data
-	softdiff train --objective x0 --levels $(LEVELS) --out $(RUN) $$(test -f $(RUN)/latest && echo --resume)
+	softdiff train --objective x0 --levels $(LEVELS) --out $(RUN) --resume
 	softdiff corrupt fashion-mnist --corruption blur --levels 8 -n 4 --out $(RUN)/corruption.png
 	softdiff sample --ckpt $(RUN) --sampler momentum --steps 50 -n 64 --out $(RUN)/samples-momentum
 	softdiff sample --ckpt $(RUN) --sampler naive --steps 50 -n 64 --out $(RUN)/samples-naive

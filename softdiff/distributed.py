@@ -14,6 +14,7 @@ machine (``--nproc N``).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -33,6 +34,7 @@ __all__ = [
     "shard_range",
     "relaunch",
     "strip_option",
+    "call_forwarding_sigterm",
 ]
 
 
@@ -189,4 +191,23 @@ def relaunch(command: str, nproc: int, argv: Sequence[str] | None = None) -> int
         raise ValueError(f"--nproc re-launches the command line, which must contain '{command}' (got {argv})")
     rest, _ = strip_option(argv[argv.index(command) + 1 :], "--nproc")
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
-    return subprocess.call([*launcher, "-m", "softdiff", command, *rest])
+    return call_forwarding_sigterm([*launcher, "-m", "softdiff", command, *rest])
+
+
+def call_forwarding_sigterm(args: Sequence[str]) -> int:
+    """Run ``args`` and return its exit code, passing a SIGTERM sent to this process on to it.
+
+    A scheduler that signals the launching ``softdiff train --nproc N`` reaches torchrun, which
+    passes the signal to every worker (they checkpoint and stop). Ctrl-C already reaches the
+    whole process group from the terminal, so SIGINT is ignored here rather than sent twice.
+    """
+    child = subprocess.Popen(list(args))
+    previous = {
+        signal.SIGTERM: signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signum)),
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    }
+    try:
+        return child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

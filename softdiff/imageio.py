@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-__all__ = ["to_uint8", "make_grid", "save_grid", "load_image", "atomic_write_bytes"]
+__all__ = ["to_uint8", "make_grid", "save_grid", "load_image", "atomic_write_bytes", "open_image", "convert_image"]
+
+WIDE_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # 16-bit grey PNGs (and 32-bit ints) hold 0..65535
 
 
 def to_uint8(images: Tensor) -> Tensor:
@@ -65,17 +68,40 @@ def save_grid(images: Tensor, path: str | Path, nrow: int | None = None, scale: 
     return path
 
 
-def load_image(path: str | Path, channels: int | None = None, size: tuple[int, int] | None = None) -> Tensor:
-    """Read an image file as a ``(1, C, H, W)`` float tensor in [-1, 1]."""
+def open_image(path: str | Path) -> Image.Image:
+    """Open and decode an image file; a missing, unreadable or decompression-bomb file is a ``ValueError``.
+
+    Pillow only warns between ``Image.MAX_IMAGE_PIXELS`` and twice that; here both are refused,
+    so a small file that expands to gigabytes of pixels never gets decoded.
+    """
     try:
-        picture = Image.open(path)
-        picture.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            picture = Image.open(path)
+            picture.load()
     except FileNotFoundError:
         raise ValueError(f"image {path} does not exist") from None
-    except OSError as err:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        limit = Image.MAX_IMAGE_PIXELS
+        raise ValueError(f"{path} has too many pixels to decode safely (more than {limit:,}); resize it") from None
+    except OSError as err:  # incl. PIL.UnidentifiedImageError
         raise ValueError(f"{path} is not a readable image ({err})") from None
-    mode = {1: "L", 3: "RGB"}.get(channels or (1 if picture.mode in ("L", "1", "I", "F") else 3))
-    picture = picture.convert(mode)
+    return picture
+
+
+def convert_image(picture: Image.Image, mode: str) -> Image.Image:
+    """``picture.convert(mode)`` that keeps a 16-bit grey image's levels (Pillow would clip them at 255)."""
+    if picture.mode in WIDE_GREY:
+        wide = np.asarray(picture).astype(np.float64)
+        picture = Image.fromarray(np.clip(np.round(wide / 257.0), 0, 255).astype(np.uint8), mode="L")
+    return picture if picture.mode == mode else picture.convert(mode)
+
+
+def load_image(path: str | Path, channels: int | None = None, size: tuple[int, int] | None = None) -> Tensor:
+    """Read an image file as a ``(1, C, H, W)`` float tensor in [-1, 1]."""
+    picture = open_image(path)
+    mode = {1: "L", 3: "RGB"}.get(channels or (1 if picture.mode in ("L", "1", "F", *WIDE_GREY) else 3))
+    picture = convert_image(picture, mode)
     if size is not None:
         picture = picture.resize((size[1], size[0]), Image.BICUBIC)
     array = np.asarray(picture, dtype=np.uint8)

@@ -15,9 +15,12 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -27,11 +30,11 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_train import DATA, tiny_net
+from test_train import DATA, TinyNet, tiny_net
 from typer.testing import CliRunner
 
 from softdiff.cli import app
-from softdiff.distributed import relaunch, shard_range, strip_option
+from softdiff.distributed import call_forwarding_sigterm, relaunch, shard_range, strip_option
 from softdiff.train import RunConfig, read_checkpoint, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,6 +149,34 @@ def test_two_ranks_equal_one_process_with_the_global_batch_and_resume(tmp_path: 
         train(config(PER_RANK), run, data=DATA, net=tiny_net(), progress=False, resume=True)
 
 
+def _train_rank_signalled(run: Path) -> None:
+    """Rank 1 alone gets SIGTERM during step 3; each rank records where it stopped and why."""
+    rank = int(os.environ["RANK"])
+
+    class Signalled(TinyNet):
+        calls = 0
+
+        def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            type(self).calls += 1
+            if rank == 1 and type(self).calls == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return super().forward(x, t)
+
+    torch.manual_seed(0)  # the same initial weights on both ranks, as tiny_net()
+    summary = train(config(PER_RANK), run, data=DATA, net=Signalled(), progress=False)
+    report = {"step": summary.step, "stopped_by": summary.stopped_by, "checkpoint": str(summary.checkpoint)}
+    (run.parent / f"stopped-rank{rank}.json").write_text(json.dumps(report))
+
+
+def test_a_signal_on_one_rank_stops_every_rank_at_the_same_step(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run_ranks(_train_rank_signalled, run)
+    reports = [json.loads((tmp_path / f"stopped-rank{r}.json").read_text()) for r in range(2)]
+    assert [(r["step"], r["stopped_by"]) for r in reports] == [(3, "SIGTERM"), (3, "SIGTERM")]
+    assert read_checkpoint(run).step == 3 and reports[0]["checkpoint"].endswith("step-00000003")
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000003"]
+
+
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     """A U-Net run trained by ``softdiff train --nproc 2`` (the real torchrun launcher)."""
@@ -209,3 +240,21 @@ def test_shard_range_and_strip_option() -> None:
             assert max(map(len, blocks)) - min(map(len, blocks)) <= 1
     args = ["--steps", "3", "--nproc", "2", "--out", "x", "--nproc=4"]
     assert strip_option(args, "--nproc") == (["--steps", "3", "--out", "x"], "4")
+
+
+def test_the_nproc_launcher_passes_sigterm_on_to_torchrun(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    child = "import signal, sys, time; signal.signal(signal.SIGTERM, lambda *a: sys.exit(42)); "
+    child += f"open({str(ready)!r}, 'w').close(); time.sleep(60)"
+
+    def signal_when_ready() -> None:
+        while not ready.exists():
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)  # to the launcher (this process), as a scheduler would
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    threading.Thread(target=signal_when_ready, daemon=True).start()
+    start = time.monotonic()
+    assert call_forwarding_sigterm([sys.executable, "-c", child]) == 42
+    assert time.monotonic() - start < 50
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before  # handlers restored

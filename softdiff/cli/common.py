@@ -12,6 +12,8 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from ..resources import describe_os_error
+
 __all__ = ["console", "err_console", "user_errors", "fail"]
 
 console = Console()
@@ -19,7 +21,8 @@ err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., object])
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, PermissionError, IsADirectoryError)
+# OSError: the machine's side of a user's request (a full disk, a read-only folder, a missing permission)
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -38,6 +41,8 @@ def _describe(err: BaseException) -> str:
         return "invalid configuration: " + "; ".join(parts)
     if isinstance(err, FileNotFoundError) and err.filename:
         return f"{err.filename} does not exist"
+    if isinstance(err, OSError):
+        return describe_os_error(err)
     return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 

@@ -6,12 +6,18 @@ from pathlib import Path
 
 import torch
 import typer
+from PIL import Image
 
 from ..corrupt import CorruptionConfig
 from ..data import DATASETS, load_dataset
 from ..imageio import load_image, save_grid
+from ..resources import writable_file
 from ..train import read_checkpoint
 from .common import console, user_errors
+
+MAX_SIDE = 2048  # the exact DCT blur builds side x side matrices per image: larger images are resized first
+MAX_LEVELS = 256
+MAX_SCALE = 64
 
 
 @user_errors
@@ -23,30 +29,50 @@ def corrupt(
     ckpt: Path | None = typer.Option(
         None, "--ckpt", help="Show the process of a trained run (its operator, noise and levels) instead."
     ),
-    levels: int = typer.Option(8, "--levels", "-k", min=2, help="Number of times from t=0 to t=1 (columns)."),
+    levels: int = typer.Option(
+        8, "--levels", "-k", min=2, max=MAX_LEVELS, help="Number of times from t=0 to t=1 (columns)."
+    ),
     n: int = typer.Option(4, "-n", min=1, help="Images from a data set (rows)."),
     no_noise: bool = typer.Option(False, "--no-noise", help="Show C_t x only, without the s_t noise."),
     level_file: Path | None = typer.Option(None, "--level-file", help="Level table JSON from `softdiff schedule`."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Folder holding the data set files."),
-    seed: int = typer.Option(0, help="Seed for the images picked and the noise."),
-    scale: int = typer.Option(3, help="Enlarge the PNG by this factor."),
+    seed: int = typer.Option(0, min=0, help="Seed for the images picked and the noise."),
+    scale: int = typer.Option(3, min=1, max=MAX_SCALE, help="Enlarge the PNG by this factor."),
     out: Path = typer.Option(Path("corruption.png"), "--out", "-o", help="Where to write the PNG strip."),
 ) -> None:
     """Write a PNG strip of images at increasing corruption t (rows: images, columns: t)."""
-    if Path(source).is_file():
-        x0 = load_image(source)
-    elif source in DATASETS:
-        x0 = load_dataset(source, "test", data_dir).subset(n, seed).batch(slice(None))
-    else:
-        raise ValueError(f"{source!r} is neither an image file nor a data set ({', '.join(sorted(DATASETS))})")
-    if ckpt is not None:
+    writable_file(out, "--out PNG")
+    if ckpt is not None:  # the run's own process; a bad spec or checkpoint fails before any image is read
         if corruption is not None or level_file is not None:
             raise ValueError("--ckpt shows the run's own process; drop --corruption and --level-file")
         config = read_checkpoint(ckpt).config.corruption
     else:
         config = CorruptionConfig(spec=corruption or "blur")
+    if Path(source).is_file():
+        if data_dir is not None:
+            raise ValueError(f"--data-dir is for data sets; {source} is an image file")
+        x0 = load_image(source)
+        if max(x0.shape[-2:]) > MAX_SIDE:
+            raise ValueError(
+                f"{source} is {x0.shape[-1]}x{x0.shape[-2]} pixels; corrupt takes images up to {MAX_SIDE} "
+                "pixels a side (resize it first)"
+            )
+    elif source in DATASETS:
+        data = load_dataset(source, "test", data_dir)
+        if n > len(data):
+            raise ValueError(f"-n {n} is more than the {len(data)} images of the {source} test split")
+        x0 = data.subset(n, seed).batch(slice(None))
+    else:
+        raise ValueError(f"{source!r} is neither an image file nor a data set ({', '.join(sorted(DATASETS))})")
+    pixels = (x0.shape[0] * (x0.shape[-2] + 2) + 2) * (levels * (x0.shape[-1] + 2) + 2) * scale**2
+    if pixels > Image.MAX_IMAGE_PIXELS:
+        raise ValueError(
+            f"the strip would have {pixels:,} pixels, more than image readers accept ({Image.MAX_IMAGE_PIXELS:,}); "
+            "lower --scale, --levels or -n"
+        )
     if level_file is not None:
-        config = config.with_levels_file(level_file)
+        dataset = source if source in DATASETS and not Path(source).is_file() else None
+        config = config.with_levels_file(level_file, dataset=dataset, shape=tuple(x0.shape[1:]))
     process = config.build((x0.shape[-2], x0.shape[-1]))
     ts = torch.linspace(0, 1, levels)
     g = torch.Generator().manual_seed(seed)

@@ -9,7 +9,9 @@ import typer
 from rich.table import Table
 
 from ..eval import get_extractor, load_results, parse_samplers, parse_steps, plot_fid_vs_nfe, sweep
+from ..resources import writable_dir
 from ..samplers import names
+from ..samplers.generate import check_sample_memory
 from ..train import load_run
 from ..train.trainer import resolve_device
 from .common import console, user_errors
@@ -43,7 +45,9 @@ def evaluate(
     inception_weights: Path | None = typer.Option(
         None, "--inception-weights", help="Inception-v3 weights file for --features inception."
     ),
-    seed: int = typer.Option(0, "--seed", help="Sample i depends only on (seed, i); also seeds the KID subsets."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, help="Sample i depends only on (seed, i); also seeds the KID subsets."
+    ),
     batch_size: int = typer.Option(256, "--batch-size", "-b", min=1, help="Images per sampling batch."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default: RUN/eval)."),
@@ -61,10 +65,15 @@ def evaluate(
     if n < 2:
         raise ValueError(f"-n must be at least 2 images for FID/KID, got {n}")
     out = out if out is not None else Path(ckpt) / "eval"
-    load_results(out / RESULTS_FILE)  # an unreadable results file fails before hours of sampling
-    extractor = get_extractor(features, inception_weights=inception_weights)
     target = resolve_device(device)
+    if cache_dir is not None and cache_dir.exists() and not cache_dir.is_dir():
+        raise ValueError(f"--cache-dir {cache_dir} is a file, not a folder")
+    load_results(out / RESULTS_FILE)  # an unreadable results file fails before hours of sampling
+    if Path(ckpt).exists():  # a missing checkpoint is reported as such by load_run, not as an output problem
+        writable_dir(out, "--out folder")
+    extractor = get_extractor(features, inception_weights=inception_weights)
     run = load_run(ckpt, device=target)
+    check_sample_memory(n, run.image_shape)
     console.print(
         f"evaluating {run.path} (step {run.step}, corruption {run.config.corruption.spec}) with {n} images per cell, "
         f"seed {seed}, features: {extractor.description}",

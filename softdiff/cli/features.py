@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,7 @@ import typer
 
 from ..data import load_dataset
 from ..eval.features import FEATURE_NET_PATH, save_feature_net, train_feature_net
+from ..resources import writable_file
 from .common import console, user_errors
 
 app = typer.Typer(help="The domain feature network behind offline FID/KID.", no_args_is_help=True)
@@ -19,7 +21,7 @@ app = typer.Typer(help="The domain feature network behind offline FID/KID.", no_
 @user_errors
 def train(
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the 60k training images.")] = 3,
-    seed: Annotated[int, typer.Option(help="Seed for initialisation, shuffling and dropout.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed for initialisation, shuffling and dropout.")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 128,
     lr: Annotated[float, typer.Option("--lr", min=0.0, help="Peak learning rate of the one-cycle schedule.")] = 3e-3,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Folder holding the Fashion-MNIST files.")] = None,
@@ -34,6 +36,11 @@ def train(
     ] = Path(FEATURE_NET_PATH.name),
 ) -> None:
     """Train the feature classifier reproducibly, report its test accuracy, write weights + record."""
+    if not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"--lr must be a positive finite number, got {lr}")
+    if out.suffix != ".safetensors":
+        raise ValueError(f"--out must end in .safetensors, got {out}")
+    writable_file(out, "--out weights file")  # before minutes of training
     train_data = load_dataset("fashion-mnist", "train", data_dir)
     test_data = load_dataset("fashion-mnist", "test", data_dir)
     net, record = train_feature_net(train_data, test_data, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr)

@@ -11,9 +11,11 @@ import torch
 import typer
 from PIL import Image
 
-from ..distributed import distributed, relaunch
+from ..distributed import distributed, is_main_process, relaunch
 from ..imageio import atomic_write_bytes, make_grid, save_grid, to_uint8
+from ..resources import writable_dir
 from ..samplers import Trajectory, generate_sharded, get, names, nfe
+from ..samplers.grids import MAX_STEPS
 from ..train import load_run
 from ..train.trainer import resolve_device
 from .common import console, user_errors
@@ -45,17 +47,19 @@ def _trajectory_strip(path: Trajectory, images: torch.Tensor, out: Path, scale: 
 def sample(
     ckpt: Path = typer.Option(..., "--ckpt", help="Run folder (latest checkpoint) or one checkpoint folder."),
     sampler: str = typer.Option("momentum", "--sampler", "-s", help=f"One of: {', '.join(names())}."),
-    steps: int = typer.Option(50, "--steps", min=1, help="Sampler steps (network calls; Heun: 2 * steps - 1)."),
+    steps: int = typer.Option(
+        50, "--steps", min=1, max=MAX_STEPS, help="Sampler steps (network calls; Heun: 2 * steps - 1)."
+    ),
     n: int = typer.Option(64, "-n", min=1, help="Number of images."),
     out: Path = typer.Option(Path("samples"), "--out", "-o", help="Output folder."),
-    seed: int = typer.Option(0, "--seed", help="Sample i depends only on (seed, i), never on the batch size."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Sample i depends only on (seed, i), never on the batch size."),
     batch_size: int = typer.Option(256, "--batch-size", "-b", min=1, help="Images per batch."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     raw: bool = typer.Option(False, "--raw", help="Use the raw weights instead of the EMA weights."),
     png: bool = typer.Option(False, "--png", help="Also write each image as DIR/png/NNNNNN.png."),
     trajectory: bool = typer.Option(False, "--trajectory", help="Also write trajectory.png (x_t, x0_hat by step)."),
     float_samples: bool = typer.Option(False, "--float", help="Store float32 samples in [-1, 1] instead of uint8."),
-    scale: int = typer.Option(2, "--scale", min=1, help="Enlarge the PNG grids by this factor."),
+    scale: int = typer.Option(2, "--scale", min=1, max=64, help="Enlarge the PNG grids by this factor."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
     nproc: int | None = typer.Option(
         None, "--nproc", min=1, help="Re-launch under torchrun with this many processes on this machine."
@@ -69,7 +73,10 @@ def sample(
     get(sampler)  # an unknown name fails before the checkpoint is read
     if nproc is not None:
         raise typer.Exit(relaunch("sample", nproc))
-    with distributed(resolve_device(device)) as ctx:
+    target = resolve_device(device)
+    if is_main_process():
+        writable_dir(out, "--out folder")  # before minutes of sampling
+    with distributed(target) as ctx:
         run = load_run(ckpt, device=ctx.device, ema=not raw)
         keep = min(n, TRAJECTORY_SAMPLES) if trajectory else 0
         kwargs = dict(sampler=sampler, steps=steps, seed=seed, batch_size=batch_size, device=ctx.device)

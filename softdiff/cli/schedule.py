@@ -13,9 +13,12 @@ import typer
 from rich.table import Table
 
 from ..corrupt import CorruptionConfig, DataMoments, LevelSelection, level_distances, level_strengths, select_levels
+from ..corrupt.levels import check_level_count
 from ..data import load_dataset
+from ..resources import check_memory, writable_file
 from .common import console, user_errors
 
+DEFAULT_SAMPLES = 2000
 AUTO_PROJECTION_ABOVE = 1024  # pixels x channels; beyond this the default is a 16x16 DCT projection
 
 
@@ -38,13 +41,16 @@ def schedule(
     ),
     k: Annotated[int, typer.Option("-k", "--levels", help="Levels K to choose (first and last included).")] = 32,
     candidates: Annotated[int, typer.Option("--candidates", "-n", help="Candidate levels N, evenly spaced.")] = 256,
-    samples: Annotated[int, typer.Option(min=2, help="Training images used to fit the level Gaussians.")] = 2000,
+    samples: Annotated[
+        int | None,
+        typer.Option(min=2, help="Training images used to fit the level Gaussians (default: 2000, or all if fewer)."),
+    ] = None,
     projection: Annotated[
         int | None,
         typer.Option(help="Keep r x r low DCT frequencies per channel (0: full; default: full up to 1024 values)."),
     ] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Folder holding the data set files.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for the images picked.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed for the images picked.")] = 0,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (on a busy machine 1 can be faster).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Level table JSON; a PNG plot goes beside it.")] = Path(
         "levels.json"
@@ -54,7 +60,13 @@ def schedule(
     if threads is not None:
         torch.set_num_threads(threads)
     config = CorruptionConfig(spec=corruption)
-    data = load_dataset(dataset, "train", data_dir).subset(samples, seed)
+    check_level_count(k, candidates)
+    check_memory(4 * 8 * candidates**2, f"the distance tables of {candidates:,} candidate levels")
+    writable_file(out, "--out level table")
+    data = load_dataset(dataset, "train", data_dir)
+    if samples is not None and samples > len(data):
+        raise ValueError(f"--samples {samples} is more than the {len(data)} training images of {dataset}")
+    data = data.subset(samples if samples is not None else DEFAULT_SAMPLES, seed)
     moments = DataMoments.from_images(data.batch(slice(None)))
     shape = data.shape
     process = config.build(shape[1:])
@@ -67,7 +79,10 @@ def schedule(
     start = time.perf_counter()
     selection = select_levels(process, moments, candidates=candidates, k=k, projection=proj, progress=True)
     selection = dataclasses.replace(
-        selection, spec=corruption, config=config.model_dump(mode="json", exclude={"levels"})
+        selection,
+        spec=corruption,
+        config=config.model_dump(mode="json", exclude={"levels"}),
+        data={"dataset": dataset, "shape": list(shape)},
     )
     selection.save(out)
     seconds = time.perf_counter() - start

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from ..corrupt import CorruptionConfig
+from ..corrupt import LevelTable
 from ..distributed import is_main_process, relaunch
-from ..train import RunConfig, build_config, load_config_file, read_checkpoint, train
+from ..train import RunConfig, load_config_file, read_checkpoint, train
+from ..train.checkpoint import find_checkpoint
 from ..train.config import apply_overrides
+from ..train.interrupt import SIGNAL_EXIT
 from .common import console, user_errors
 
 _DEFAULTS = RunConfig()
@@ -81,7 +84,9 @@ def train_command(
     levels: Path | None = typer.Option(
         None, "--levels", help="Level table JSON from `softdiff schedule` (re-times the process)."
     ),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest checkpoint."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in --out from its latest checkpoint (start it if it has none)."
+    ),
     amp: bool | None = typer.Option(
         None, "--amp/--no-amp", help="bf16 autocast of the network (CUDA; slower on most CPUs)."
     ),
@@ -105,6 +110,7 @@ def train_command(
 
     Runs unchanged under torchrun: each process trains on --batch-size images per step, so the
     global batch is batch-size x processes; rank 0 alone writes. See docs/distributed.md.
+    SIGTERM or Ctrl-C stops after the current step with a checkpoint; --resume continues.
     """
     if nproc is not None:
         raise typer.Exit(relaunch("train", nproc))
@@ -126,26 +132,37 @@ def train_command(
         "train.compile": compile_net,
         "train.channels_last": channels_last,
         "train.threads": threads,
-        **_parse_set(set_fields),
     }
+    settings = _parse_set(set_fields)  # applied as given: `--set optim.grad_clip=null` sets None
     if levels is not None:
-        overrides["corruption.levels"] = CorruptionConfig().with_levels_file(levels).levels
+        overrides["corruption.levels"] = LevelTable.load(levels, key="t").to_list()
+    stored = None
     if resume:
         if out is None:
             raise ValueError("--resume needs --out, the run folder to continue")
-        stored = read_checkpoint(out).config
-        base = apply_overrides(stored.model_dump(mode="json"), load_config_file(config) if config else {})
-        run_config = RunConfig.model_validate(apply_overrides(base, overrides))
-    else:
-        run_config = build_config(config, overrides)
+        found = find_checkpoint(out)
+        stored = read_checkpoint(found).config if found is not None else None
+    base = apply_overrides(stored.model_dump(mode="json") if stored else {}, load_config_file(config) if config else {})
+    run_config = RunConfig.model_validate(apply_overrides(apply_overrides(base, overrides), settings, keep_none=True))
+    if levels is not None:
+        run_config.corruption.check_level_source(levels, dataset=run_config.data.dataset)
     out = out or Path("runs") / f"{run_config.data.dataset}-{run_config.corruption.spec.replace('+', '-')}"
     summary = train(run_config, out, resume=resume, progress=progress, console=console)
     if not is_main_process():
         return
+    if summary.stopped_by is not None:
+        console.print(
+            f"stopped by {summary.stopped_by} at step {summary.step} of {run_config.train.steps}: wrote checkpoint "
+            f"{summary.checkpoint}; continue with the same command and --resume",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(SIGNAL_EXIT + int(signal.Signals[summary.stopped_by]))
     if summary.checkpoint is None:  # resumed a run that had already reached --steps
         console.print(f"{out} is already at step {summary.step} (loss {summary.loss:.5f}); raise --steps to continue")
         return
+    skipped = f"; {summary.skipped} steps skipped (non-finite loss or gradient)" if summary.skipped else ""
     console.print(
         f"step {summary.step}: loss {summary.loss:.5f} ({summary.images_per_s:.0f} images/s); "
-        f"checkpoint {summary.checkpoint}, metrics {out / 'metrics.jsonl'}"
+        f"checkpoint {summary.checkpoint}, metrics {out / 'metrics.jsonl'}{skipped}"
     )

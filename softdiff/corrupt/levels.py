@@ -278,7 +278,8 @@ def _as_matrix(dist: np.ndarray | Tensor) -> np.ndarray:
     return arr
 
 
-def _check_k(k: int, n: int) -> None:
+def check_level_count(k: int, n: int) -> None:
+    """``k`` levels can be chosen from ``n`` candidates (first and last included), else a ``ValueError``."""
     if k < 2:
         raise ValueError(f"k must be at least 2 (the first and the last level), got {k}")
     if k > n:
@@ -288,7 +289,7 @@ def _check_k(k: int, n: int) -> None:
 def _bisect(dist: _Distances, k: int, guess: float | None = None) -> tuple[list[int], float]:
     """The K-level fewest-hop path at the smallest feasible epsilon, and that epsilon (its longest hop)."""
     n, target = dist.n, k - 1
-    _check_k(k, n)
+    check_level_count(k, n)
 
     def hops(eps: float) -> tuple[int, list[int] | None]:
         path = _fewest_hops(dist, eps)
@@ -384,6 +385,7 @@ class LevelSelection:
     pairs_computed: int = 0
     spec: str | None = None
     config: dict[str, object] | None = None  # the CorruptionConfig the levels were chosen for, when known
+    data: dict[str, object] | None = None  # the data they were fitted on ({"dataset": ..., "shape": [C, H, W]})
 
     @property
     def k(self) -> int:
@@ -399,6 +401,7 @@ class LevelSelection:
             "k": self.k,
             "spec": self.spec,
             "config": self.config,
+            "data": self.data,
             "operator": self.operator,
             "noise": self.noise,
             "projection": self.projection,
@@ -422,7 +425,7 @@ class LevelSelection:
         if data.get("format") != LEVELS_FORMAT:
             raise ValueError(f"not a {LEVELS_FORMAT} level table (format={data.get('format')!r})")
         n = int(data["candidates"])  # type: ignore[arg-type]
-        optional = ("operator", "noise", "projection", "samples", "pairs_computed", "spec", "config")
+        optional = ("operator", "noise", "projection", "samples", "pairs_computed", "spec", "config", "data")
         return cls(
             times=tuple(float(v) for v in data["t"]),  # type: ignore[union-attr]
             distances=tuple(float(v) for v in data["distances"]),  # type: ignore[union-attr]
@@ -542,7 +545,7 @@ def select_levels(
     """
     if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 2:
         raise ValueError(f"candidates must be an integer >= 2, got {candidates!r}")
-    _check_k(k, candidates)
+    check_level_count(k, candidates)
     moments = _moments(images, samples, seed)
     base = CorruptionProcess(process.operator, process.noise)
     project = make_projection(projection, moments.shape)

@@ -98,9 +98,13 @@ class LevelTable:
             raise ValueError(f"level table {path} does not exist; create one with `softdiff schedule`") from None
         except json.JSONDecodeError as err:
             raise ValueError(f"level table {path} is not valid JSON ({err.msg} at line {err.lineno})") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"level table {path} is not a text (JSON) file") from None
         values = data[key] if isinstance(data, dict) and key in data else data
         if not isinstance(values, list):
             raise ValueError(f"level table {path} must hold a list under {key!r}")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise ValueError(f"level table {path} must hold a flat list of numbers under {key!r}")
         return cls(values)
 
     def __repr__(self) -> str:

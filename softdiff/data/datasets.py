@@ -59,6 +59,7 @@ def to_float(images: Tensor) -> Tensor:
 Loader = Callable[..., ImageData]
 DATASETS: dict[str, Loader] = {}
 SIZED: set[str] = set()  # loaders that take ``size=`` and ``channels=`` (image folders)
+GENERATED: set[str] = set()  # data sets made in memory, that read no files (a --data-dir would be ignored)
 
 
 def load_dataset(
@@ -79,6 +80,8 @@ def load_dataset(
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     directory = Path(data_dir) if data_dir is not None else None
+    if name in GENERATED and directory is not None:
+        raise ValueError(f"the {name!r} data set is generated in memory and reads no files; drop --data-dir")
     if name in SIZED:
         options = {k: v for k, v in (("size", image_size), ("channels", channels)) if v is not None}
         return DATASETS[name](split, directory, **options)

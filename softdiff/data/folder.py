@@ -6,8 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from ..imageio import convert_image, open_image
+from ..resources import check_memory
 from .datasets import DATASETS, SIZED, ImageData
 
 __all__ = ["load_image_folder", "IMAGE_SUFFIXES"]
@@ -46,13 +48,11 @@ def load_image_folder(
     if not files:
         raise ValueError(f"no images found in {directory}; {_HOW_TO_GET}")
     mode = "L" if channels == 1 else "RGB"
+    check_memory(len(files) * size * size * channels, f"{len(files)} images of {size}x{size}x{channels}")
     images = np.empty((len(files), size, size, channels), dtype=np.uint8)
     for i, path in enumerate(files):
-        try:
-            with Image.open(path) as picture:
-                array = np.asarray(_square(picture.convert(mode), size), dtype=np.uint8)
-        except (OSError, UnidentifiedImageError) as err:
-            raise ValueError(f"{path} is not a readable image ({err})") from None
+        with open_image(path) as picture:
+            array = np.asarray(_square(convert_image(picture, mode), size), dtype=np.uint8)
         images[i] = array.reshape(size, size, channels)
     return ImageData(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), None, "folder")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .datasets import DATASETS, ImageData
+from .datasets import DATASETS, GENERATED, ImageData
 
 __all__ = ["synthetic_shapes"]
 
@@ -26,3 +26,4 @@ def synthetic_shapes(n: int = 512, size: int = 16, channels: int = 1, seed: int 
 
 
 DATASETS["synthetic"] = lambda split, data_dir: synthetic_shapes(seed=0 if split == "train" else 1)
+GENERATED.add("synthetic")

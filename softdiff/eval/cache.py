@@ -123,5 +123,9 @@ def real_features(
         if cached is not None:
             return cached
     feats = compute()
-    atomic_write_bytes(path, save({"features": feats.contiguous()}, metadata=identity))
+    try:
+        atomic_write_bytes(path, save({"features": feats.contiguous()}, metadata=identity))
+    except OSError as err:  # a read-only or full cache costs a recomputation next time, never the evaluation
+        message = f"cannot write the feature cache {path} ({err.strerror or err}); continuing without it"
+        warnings.warn(message, stacklevel=2)
     return feats

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
@@ -195,7 +196,7 @@ def load_feature_net(path: str | Path | None = None) -> FeatureNet:
         raise FileNotFoundError(path)
     try:
         state = load_file(path)
-    except Exception as err:  # safetensors raises its own error types for corrupt files
+    except SafetensorError as err:
         raise ValueError(f"{path} is not a readable safetensors file ({err})") from None
     embed_dim = state["embedding.weight"].shape[0] if "embedding.weight" in state else 128
     net = FeatureNet(embed_dim=embed_dim)

@@ -21,6 +21,7 @@ import torch
 from ..data import ImageData, load_dataset
 from ..imageio import atomic_write_bytes
 from ..samplers import generate, get, nfe
+from ..samplers.grids import MAX_STEPS
 from .extractors import FeatureExtractor
 from .metrics import evaluate_samples
 
@@ -40,6 +41,16 @@ __all__ = [
 RESULTS_VERSION = 1
 # what makes two results comparable: a finished cell is reused only when all of these match
 IDENTITY_KEYS = ("sampler", "steps", "checkpoint", "checkpoint_step", "n", "seed", "features")
+# what a stored result must hold to be shown again (a cell of the table)
+REQUIRED_KEYS: dict[str, type | tuple[type, ...]] = {
+    "sampler": str,
+    "steps": int,
+    "nfe": int,
+    "fid": (int, float),
+    "kid_mean": (int, float),
+    "kid_std": (int, float),
+    "seconds": (int, float),
+}
 
 
 def parse_samplers(text: str) -> list[str]:
@@ -65,6 +76,8 @@ def parse_steps(text: str) -> list[int]:
             raise ValueError(f"bad step list {text!r}: {part!r} is not an integer; e.g. --steps 5,10,20,50") from None
         if value < 1:
             raise ValueError(f"bad step list {text!r}: step counts must be >= 1, got {value}")
+        if value > MAX_STEPS:
+            raise ValueError(f"bad step list {text!r}: step counts must be at most {MAX_STEPS:,}, got {value:,}")
         steps.append(value)
     return list(dict.fromkeys(steps))
 
@@ -92,6 +105,13 @@ def load_results(path: str | Path) -> list[dict[str, Any]]:
         raise ValueError(message) from None
     if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
         raise ValueError(f"{path} is not a softdiff eval results file ('results' must be a list of objects)")
+    for i, result in enumerate(results):
+        for key, kind in REQUIRED_KEYS.items():
+            if not isinstance(result.get(key), kind) or isinstance(result.get(key), bool):
+                raise ValueError(
+                    f"{path} is not a softdiff eval results file: result {i} has no valid {key!r}; "
+                    "move it away or pick another --out"
+                )
     return results
 
 

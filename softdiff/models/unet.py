@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import Tensor, nn
 
+from ..validation import refuse_bool_numbers
+
 __all__ = ["UNetConfig", "UNet"]
 
 
@@ -32,7 +34,9 @@ class UNetConfig(BaseModel):
     indices through the nominal ``image_size``; the built network still accepts any input size.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    _no_bools = model_validator(mode="before")(refuse_bool_numbers)
 
     in_channels: int = Field(1, ge=1, description="image channels (1 grey, 3 RGB)")
     out_channels: int | None = Field(None, ge=1, description="output channels; default = in_channels")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,12 +13,13 @@ from torch import Tensor
 
 from ..corrupt import CorruptionProcess
 from ..progress import LoggedProgress
+from ..resources import check_memory
 from .core import Denoiser, Sampler, get
 from .grids import check_grid, uniform_grid
 from .noise import SeededNoise
 from .prior import GaussianPrior
 
-__all__ = ["generate", "Trajectory", "draw_prior"]
+__all__ = ["generate", "Trajectory", "draw_prior", "check_sample_memory"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,12 @@ def _progress(enabled: bool) -> LoggedProgress:
         disable=not enabled,
         transient=False,
     )
+
+
+def check_sample_memory(n: int, shape: tuple[int, ...], dtype: torch.dtype = torch.float32, path: int = 0) -> None:
+    """Refuse ``n`` images (plus ``path`` trajectory frames, twice) that cannot fit in memory, before sampling."""
+    per_image = math.prod(shape) * torch.finfo(dtype).bits // 8
+    check_memory(per_image * (n + 2 * path), f"{n:,} images of shape {tuple(shape)}")
 
 
 def generate(
@@ -86,6 +94,7 @@ def generate(
     if float(ts[0]) != 1.0:
         raise ValueError(f"generate draws from the prior at t = 1, so the grid must start at 1, not {float(ts[0]):.4g}")
     keep = n if trajectory is True else max(0, min(n, int(trajectory)))
+    check_sample_memory(n, prior.shape, dtype, keep * (len(ts) - 1))
     images = torch.empty(n, *prior.shape, dtype=dtype)
     path_x = torch.empty(keep, len(ts) - 1, *prior.shape, dtype=dtype)
     path_x0 = torch.empty_like(path_x)

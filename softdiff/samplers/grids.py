@@ -21,12 +21,16 @@ from torch import Tensor
 
 from ..corrupt import LevelTable
 
-__all__ = ["uniform_grid", "level_grid", "check_grid"]
+__all__ = ["uniform_grid", "level_grid", "check_grid", "MAX_STEPS"]
+
+MAX_STEPS = 100_000  # far beyond any sampler's useful range (a few thousand at most); a typo, not a request
 
 
 def _check_steps(steps: int) -> None:
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if steps > MAX_STEPS:
+        raise ValueError(f"steps must be at most {MAX_STEPS:,}, got {steps:,}")
 
 
 def uniform_grid(steps: int, t_max: float = 1.0, t_min: float = 0.0) -> Tensor:

@@ -71,4 +71,6 @@ class GaussianPrior:
         missing = {"mean", "components", "variances", "noise"} - set(state)
         if missing:
             raise ValueError(f"prior state is missing {sorted(missing)}")
+        if state["noise"].numel() != 1:
+            raise ValueError(f"prior noise must be one number, got shape {tuple(state['noise'].shape)}")
         return cls(state["mean"], state["components"], state["variances"], float(state["noise"].item()))

@@ -1,6 +1,13 @@
 """Training: the run config, the loop, checkpoints and ``load_run``."""
 
-from .checkpoint import Checkpoint, read_checkpoint, resolve_checkpoint, save_checkpoint
+from .checkpoint import (
+    Checkpoint,
+    clean_temporaries,
+    find_checkpoint,
+    read_checkpoint,
+    resolve_checkpoint,
+    save_checkpoint,
+)
 from .config import DataConfig, ObjectiveConfig, OptimConfig, RunConfig, TrainConfig, build_config, load_config_file
 from .loading import TrainedRun, build_net, load_run
 from .trainer import EMA, TrainSummary, derive_seed, train
@@ -21,6 +28,8 @@ __all__ = [
     "save_checkpoint",
     "read_checkpoint",
     "resolve_checkpoint",
+    "find_checkpoint",
+    "clean_temporaries",
     "TrainedRun",
     "build_net",
     "load_run",

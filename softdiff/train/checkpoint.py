@@ -15,7 +15,11 @@ Layout of a run folder::
         manifest.json              format, step and the SHA-256 of every file above
 
 A checkpoint is assembled in a hidden temporary folder and renamed into place, so a crash
-(even ``kill -9``) leaves either the previous checkpoint or the complete new one.
+(even ``kill -9``) leaves either the previous checkpoint or the complete new one. Older
+checkpoints are pruned only once the new one and ``latest`` are durable (folders fsynced),
+a failed write removes its temporary folder (a full disk stays no fuller), and
+:func:`clean_temporaries` removes what a killed writer left behind. Non-finite weights are
+never written and never read back.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +40,19 @@ from safetensors.torch import save as save_safetensors
 from torch import Tensor
 
 from ..imageio import atomic_write_bytes
+from ..resources import fsync_dir
 from .config import RunConfig
 
-__all__ = ["Checkpoint", "save_checkpoint", "read_checkpoint", "resolve_checkpoint", "FORMAT"]
+__all__ = [
+    "Checkpoint",
+    "save_checkpoint",
+    "read_checkpoint",
+    "resolve_checkpoint",
+    "find_checkpoint",
+    "clean_temporaries",
+    "nonfinite_tensors",
+    "FORMAT",
+]
 
 FORMAT = 1
 CHECKPOINTS = "checkpoints"
@@ -76,6 +91,19 @@ def _tensors(state: dict[str, Tensor]) -> bytes:
     return save_safetensors({k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()})
 
 
+def nonfinite_tensors(state: dict[str, Tensor]) -> list[str]:
+    """Names of the floating-point tensors holding a NaN or an infinity."""
+    return [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
+def _refuse_nonfinite(parts: dict[str, dict[str, Tensor]], what: str) -> None:
+    for part, state in parts.items():
+        bad = nonfinite_tensors(state)
+        if bad:
+            more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+            raise ValueError(f"{what}: {part} holds NaN or infinite values (in {bad[0]}{more})")
+
+
 def save_checkpoint(
     run_dir: str | Path,
     step: int,
@@ -87,45 +115,89 @@ def save_checkpoint(
     keep: int = 2,
     precond: dict[str, Tensor] | None = None,
 ) -> Path:
-    """Write ``checkpoints/step-NNNNNNNN`` atomically, point ``latest`` at it, prune to ``keep``."""
+    """Write ``checkpoints/step-NNNNNNNN`` atomically, point ``latest`` at it, then prune to ``keep``.
+
+    Refuses (``ValueError``) weights or a prior holding NaN/inf. On any failure (a full disk:
+    ``OSError``) the temporary folder is removed and ``latest`` still names the previous
+    checkpoint.
+    """
+    parts = {"net": net, "ema": ema, "prior": prior, **({"precond": precond} if precond is not None else {})}
+    _refuse_nonfinite(parts, f"refusing to write the checkpoint of step {step}")
     run_dir = Path(run_dir)
     root = run_dir / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:08d}"
     tmp = root / f".tmp-{name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    files = {
-        "net.safetensors": _tensors(net),
-        "ema.safetensors": _tensors(ema),
-        "prior.safetensors": _tensors(prior),
-        "state.pt": buffer.getvalue(),
-        "config.json": config.model_dump_json(indent=2).encode(),
-    }
-    if precond is not None:
-        files["precond.safetensors"] = _tensors(precond)
-    for filename, data in files.items():
-        _write(tmp / filename, data)
-    manifest = {"format": FORMAT, "step": step, "sha256": {k: _sha256(v) for k, v in files.items()}}
-    _write(tmp / MANIFEST, json.dumps(manifest, indent=2).encode())
-    final = root / name
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    atomic_write_bytes(run_dir / LATEST, f"{CHECKPOINTS}/{name}\n".encode())
+    try:
+        tmp.mkdir()
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        files = {
+            "net.safetensors": _tensors(net),
+            "ema.safetensors": _tensors(ema),
+            "prior.safetensors": _tensors(prior),
+            "state.pt": buffer.getvalue(),
+            "config.json": config.model_dump_json(indent=2).encode(),
+        }
+        if precond is not None:
+            files["precond.safetensors"] = _tensors(precond)
+        for filename, data in files.items():
+            _write(tmp / filename, data)
+        manifest = {"format": FORMAT, "step": step, "sha256": {k: _sha256(v) for k, v in files.items()}}
+        _write(tmp / MANIFEST, json.dumps(manifest, indent=2).encode())
+        fsync_dir(tmp)
+        final = root / name
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        fsync_dir(root)
+        atomic_write_bytes(run_dir / LATEST, f"{CHECKPOINTS}/{name}\n".encode())
+        fsync_dir(run_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     _prune(root, keep, final)
     return final
 
 
 def _prune(root: Path, keep: int, current: Path) -> None:
-    for stale in root.glob(".tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
     steps = sorted(p for p in root.glob("step-*") if p.is_dir())
     for old in steps[:-keep]:
         if old != current:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def clean_temporaries(run_dir: str | Path) -> list[Path]:
+    """Remove what a killed or failed writer left in a run folder; returns what was removed.
+
+    Call it only when no other process writes to ``run_dir`` (the trainer does, once, as it
+    starts): ``checkpoints/.tmp-*`` folders and the ``.NAME.*.tmp`` files of atomic writes.
+    """
+    run_dir = Path(run_dir)
+    stale = [*(run_dir / CHECKPOINTS).glob(".tmp-*"), *run_dir.glob(".*.tmp")]
+    for path in stale:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return stale
+
+
+def find_checkpoint(run_dir: str | Path) -> Path | None:
+    """The checkpoint a resume would continue from, or None when the run has none yet.
+
+    That is the one ``latest`` names; without ``latest`` (a kill between the rename of the
+    first checkpoint and the pointer's write) the newest complete ``step-*`` folder. A
+    ``latest`` that names a missing checkpoint is an error, never a reason to start afresh.
+    """
+    run_dir = Path(run_dir)
+    if (run_dir / LATEST).exists():
+        return resolve_checkpoint(run_dir)
+    if (run_dir / MANIFEST).is_file():
+        return run_dir
+    complete = sorted(p for p in (run_dir / CHECKPOINTS).glob("step-*") if (p / MANIFEST).is_file())
+    return complete[-1] if complete else None
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -146,12 +218,14 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 def _verified(folder: Path) -> dict[str, bytes]:
     try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-        hashes = manifest["sha256"]
-        if manifest.get("format") != FORMAT:
-            raise ValueError(f"checkpoint {folder} has format {manifest.get('format')!r}, this softdiff reads {FORMAT}")
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+        manifest = json.loads((folder / MANIFEST).read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise ValueError(f"checkpoint {folder} has a corrupt {MANIFEST}") from None
+    hashes = manifest.get("sha256") if isinstance(manifest, dict) else None
+    if not isinstance(hashes, dict) or not all(isinstance(v, str) for v in hashes.values()):
+        raise ValueError(f"checkpoint {folder} has a corrupt {MANIFEST}: 'sha256' must map file names to hashes")
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"checkpoint {folder} has format {manifest.get('format')!r}, this softdiff reads {FORMAT}")
     contents = {}
     for filename in REQUIRED + tuple(name for name in OPTIONAL if name in hashes):
         file = folder / filename
@@ -167,24 +241,49 @@ def _verified(folder: Path) -> dict[str, bytes]:
     return contents
 
 
+def _check_state(state: object, folder: Path) -> dict:
+    """``state.pt`` must hold a step, an optimizer state and the CPU RNG state, each of the right type."""
+    if not isinstance(state, dict):
+        raise ValueError(f"checkpoint {folder} has no training state in state.pt")
+    step = state.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"checkpoint {folder} has no valid step in state.pt")
+    optimizer = state.get("optimizer")
+    if not isinstance(optimizer, dict) or not {"state", "param_groups"} <= set(optimizer):
+        raise ValueError(f"checkpoint {folder} has no valid optimizer state in state.pt")
+    rng = state.get("rng")
+    cpu_rng = rng.get("torch") if isinstance(rng, dict) else None
+    expected = torch.get_rng_state()
+    if not isinstance(cpu_rng, Tensor) or cpu_rng.dtype != expected.dtype or cpu_rng.shape != expected.shape:
+        raise ValueError(f"checkpoint {folder} has no valid random-number state in state.pt")
+    return state
+
+
 def read_checkpoint(path: str | Path) -> Checkpoint:
-    """Read and verify a checkpoint (a run folder's latest, or a checkpoint folder)."""
+    """Read and verify a checkpoint (a run folder's latest, or a checkpoint folder).
+
+    Every problem with the files (missing, truncated, tampered, of another format, holding
+    NaN/inf weights) is a one-line ``ValueError``; anything else is a bug and propagates.
+    """
     folder = resolve_checkpoint(path)
     files = _verified(folder)
+    what = f"checkpoint {folder} cannot be read"
     try:
         config = RunConfig.model_validate_json(files["config.json"])
+    except ValueError as err:  # pydantic's ValidationError
+        raise ValueError(f"{what}: config.json is invalid ({str(err).splitlines()[0]})") from None
+    try:
         state = torch.load(io.BytesIO(files["state.pt"]), map_location="cpu", weights_only=True)
-        tensors = {k: load_safetensors(files[f"{k}.safetensors"]) for k in ("net", "ema", "prior")}
-        precond = load_safetensors(files["precond.safetensors"]) if "precond.safetensors" in files else None
-    except (
-        ValueError,
-        SafetensorError,
-        RuntimeError,
-        EOFError,
-        Exception,
-    ) as err:  # incl. weights_only's UnpicklingError
-        raise ValueError(f"checkpoint {folder} cannot be read: {str(err).splitlines()[0]}") from None
-    step = state.get("step", -1) if isinstance(state, dict) else -1
-    if not isinstance(step, int) or step < 0:
-        raise ValueError(f"checkpoint {folder} has no valid step in state.pt")
-    return Checkpoint(folder, config, step, tensors["net"], tensors["ema"], tensors["prior"], state, precond)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:  # a bad zip is a RuntimeError in torch
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"{what}: state.pt is not a weights-only torch file ({first})") from None
+    try:
+        names = ("net", "ema", "prior") + (("precond",) if "precond.safetensors" in files else ())
+        tensors = {k: load_safetensors(files[f"{k}.safetensors"]) for k in names}
+    except SafetensorError as err:
+        raise ValueError(f"{what}: {str(err).splitlines()[0]}") from None
+    state = _check_state(state, folder)
+    _refuse_nonfinite(tensors, f"checkpoint {folder} cannot be used")
+    return Checkpoint(
+        folder, config, state["step"], tensors["net"], tensors["ema"], tensors["prior"], state, tensors.get("precond")
+    )

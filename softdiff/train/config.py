@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..corrupt import CorruptionConfig
 from ..models import UNetConfig
+from ..validation import refuse_bool_numbers
 
 __all__ = [
     "DataConfig",
@@ -33,14 +34,17 @@ __all__ = [
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # NaN/inf are never meaningful settings; a bool given for a number (steps = true) is a mistake, not 1
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    _no_bools = model_validator(mode="before")(refuse_bool_numbers)
 
 
 class DataConfig(_Section):
     dataset: str = Field("fashion-mnist", description="registered data set: fashion-mnist, cifar10, folder, synthetic")
     data_dir: str | None = Field(None, description="folder holding the data set files (default location if unset)")
     image_size: int | None = Field(
-        None, ge=4, description="side of the square images; derived from the data unless 'folder'"
+        None, ge=4, le=1024, description="side of the square images; derived from the data unless 'folder'"
     )
     channels: int | None = Field(None, ge=1, le=4, description="image channels; derived from the data unless 'folder'")
     prior_images: int = Field(4096, ge=2, description="training images used to fit the Gaussian prior at t=1")
@@ -81,7 +85,7 @@ class ObjectiveConfig(_Section):
 
 
 class OptimConfig(_Section):
-    lr: float = Field(2e-3, gt=0, description="AdamW peak learning rate")
+    lr: float = Field(2e-3, gt=0, le=1e6, description="AdamW peak learning rate")
     weight_decay: float = Field(0.0, ge=0)
     betas: tuple[float, float] = (0.9, 0.99)
     warmup: int = Field(100, ge=0, description="steps of linear learning-rate warm-up")
@@ -111,7 +115,7 @@ class OptimConfig(_Section):
 
 
 class TrainConfig(_Section):
-    steps: int = Field(1200, ge=1, description="optimizer steps in total")
+    steps: int = Field(1200, ge=1, le=10**9, description="optimizer steps in total")
     batch_size: int = Field(64, ge=1)
     seed: int = Field(0, ge=0, description="data order, t, noise and init are functions of (seed, step)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -121,6 +125,12 @@ class TrainConfig(_Section):
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
     log_every: int = Field(25, ge=1, description="steps between metrics.jsonl lines")
     ckpt_every: int = Field(500, ge=1, description="steps between checkpoints (one is always written at the end)")
+    ckpt_minutes: float | None = Field(
+        10.0, gt=0, description="also checkpoint when this many minutes passed since the last one (None: off)"
+    )
+    max_bad_steps: int = Field(
+        10, ge=1, description="consecutive steps with a non-finite loss or gradient (each skipped) before the run stops"
+    )
     keep: int = Field(2, ge=1, description="checkpoints kept on disk (older ones pruned)")
 
 
@@ -193,11 +203,15 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Set dotted keys (``"train.steps": 100``) in a nested dict; ``None`` values are skipped."""
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any], keep_none: bool = False) -> dict[str, Any]:
+    """Set dotted keys (``"train.steps": 100``) in a nested dict.
+
+    ``None`` values are skipped (a CLI flag left unset) unless ``keep_none``: then they are
+    set, as ``--set optim.grad_clip=null`` must be to turn clipping off.
+    """
     out = json.loads(json.dumps(data))  # deep copy of plain data
     for dotted, value in overrides.items():
-        if value is None:
+        if value is None and not keep_none:
             continue
         node = out
         *parents, leaf = dotted.split(".")

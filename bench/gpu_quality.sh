@@ -3,8 +3,8 @@
 #
 # What it measures: the recipes of bench/recipes/ (soft-blur, x0-blur, vanilla) trained at the
 # same time on one GPU (one process each) with the shared budget bench/recipes/budget.toml made
-# CUDA-friendly: batch BATCH, learning rate x sqrt(BATCH / budget batch), EMA decay with the same
-# half-life in images, bf16 autocast, channels-last. Each run gets EPOCHS epochs, or as many steps
+# CUDA-friendly: batch BATCH, learning rate x sqrt(BATCH / budget batch), the EMA (its half-life is
+# in images, unscaled), bf16 autocast, channels-last. Each run gets EPOCHS epochs, or as many steps
 # as fit TRAIN seconds: quality.py trains WARMUP steps, measures a step, and caps the step count
 # (the same for every run; recorded in $OUT/quality.json under budget.plan).
 # Then FID/KID of N samples against NFE 5/10/20/50 for SAMPLERS, the floor, the plot and grids.
@@ -126,8 +126,8 @@ if [[ -z "${DATA_DIR:-}" ]]; then
 fi
 [[ -f "$DATA_DIR/train-images-idx3-ubyte.gz" ]] || die "no Fashion-MNIST in $DATA_DIR; set DATA_DIR or run prepare"
 
-# --- the GPU budget, scaled from the CPU one: lr x sqrt(k), EMA decay^k (same half-life in images)
-read -r LR EMA < <("$PYTHON" - "$BATCH" <<'EOF'
+# --- the GPU budget, scaled from the CPU one: lr x sqrt(k); the EMA half-life is in images already
+read -r LR < <("$PYTHON" - "$BATCH" <<'EOF'
 import sys
 try:
     import tomllib
@@ -135,12 +135,12 @@ except ModuleNotFoundError:
     import tomli as tomllib
 base = tomllib.load(open("bench/recipes/budget.toml", "rb"))
 k = int(sys.argv[1]) / base["train"]["batch_size"]
-print(f"{base['optim']['lr'] * k ** 0.5:.6g} {base['optim']['ema_decay'] ** k:.6g}")
+print(f"{base['optim']['lr'] * k ** 0.5:.6g}")
 EOF
 )
 bool() { [[ "$1" == 1 ]] && echo true || echo false; }
 ARGS=(--parallel --runs "$RUNS" --out "$OUT/quality.json" --img-dir "$OUT" --threads "$THREADS"
-      --set "train.batch_size=$BATCH" --set "optim.lr=$LR" --set "optim.ema_decay=$EMA"
+      --set "train.batch_size=$BATCH" --set "optim.lr=$LR"
       --set "train.amp=$(bool "$AMP")" --set "train.compile=$(bool "$COMPILE")" --set train.channels_last=true
       --set "train.ckpt_every=$CKPT" --set "data.data_dir=\"$DATA_DIR\"" --samplers "$SAMPLERS" --nfe "$NFE")
 if [[ "$TINY" == 1 ]]; then
@@ -155,7 +155,7 @@ if [[ -z "${STEPS:-}" ]]; then  # measure a step in a warm-up, then train as man
   ARGS+=(--time-budget "$TRAIN" --warmup-steps "$WARMUP")
 fi
 LEFT=$(( BUDGET_S + 40 - ($(date +%s) - START) ))  # + 15 s for the kill, the rest for packing
-echo "gpu_quality: batch $BATCH, lr $LR, ema $EMA, amp $AMP, compile $COMPILE; hard stop in ${LEFT}s"
+echo "gpu_quality: batch $BATCH, lr $LR, amp $AMP, compile $COMPILE; hard stop in ${LEFT}s"
 echo "gpu_quality: python bench/quality.py ${ARGS[*]}"
 PYTHONUNBUFFERED=1 timeout --signal=INT --kill-after=15 "$LEFT" "$PYTHON" bench/quality.py "${ARGS[@]}"
 status=$?

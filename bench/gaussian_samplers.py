@@ -71,17 +71,19 @@ def plot(result: dict, path: Path) -> Path:
 
     cells = result["cells"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
-    for sampler in sorted({c["sampler"] for c in cells}):
+    samplers = sorted({c["sampler"] for c in cells})
+    colours = {name: plt.get_cmap("tab10")(i) for i, name in enumerate(samplers)}
+    for sampler in samplers:
         mine = [c for c in cells if c["sampler"] == sampler]
         best = min({c["grid"] for c in mine}, key=lambda g: sum(math.log(c["frechet"]) for c in mine if c["grid"] == g))
         points = sorted((c["nfe"], c["frechet"]) for c in mine if c["grid"] == best)
         style = "-" if sampler in MULTISTEP else "--"
-        left.plot(*zip(*points, strict=True), style, marker="o", label=f"{sampler} ({best})")
+        left.plot(*zip(*points, strict=True), style, marker="o", color=colours[sampler], label=f"{sampler} ({best})")
         path_points = sorted((p["nfe"], p["path_rms"]) for p in result["paths"] if p["sampler"] == sampler)
         if path_points:
-            right.plot(*zip(*path_points, strict=True), style, marker="o", label=sampler)
+            right.plot(*zip(*path_points, strict=True), style, marker="o", color=colours[sampler], label=sampler)
     left.axhline(result["floor"], color="grey", lw=0.8, ls=":", label=f"floor (n={result['n']})")
-    nfes = sorted({c["nfe"] for c in cells})
+    nfes = result["budgets"]
     for ax in (left, right):
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -119,7 +121,11 @@ def main() -> None:
     parser.add_argument("--s-max", type=float, default=0.1)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--plot", type=Path, default=None, help="also write the log-log plot here (PNG)")
+    parser.add_argument("--replot", action="store_true", help="only redraw --plot from the results in --out")
     args = parser.parse_args()
+    if args.replot:
+        print(f"wrote {plot(json.loads(args.out.read_text()), args.plot)}")
+        return
     torch.set_num_threads(1)  # tiny matrices: threads only add contention
     started = time.perf_counter()
 
@@ -200,6 +206,7 @@ def main() -> None:
         "floor": floor,
         "truth_trace": truth_trace,
         "seconds": time.perf_counter() - started,
+        "budgets": budgets,
         "done_when": verdict["checks"],
         "cells": cells,
         "paths": paths,

@@ -39,6 +39,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser, n: int = 500) -> None:
     parser.add_argument("--plot", type=Path, default=None, help="also write the FID-vs-NFE plot here (PNG)")
     parser.add_argument("--progress", action="store_true", help="show sampling progress bars")
     parser.add_argument("--out", type=Path, default=None, help="results JSON (default: bench/results/NAME.json)")
+    parser.add_argument(
+        "--cells", type=Path, default=None, help="cell store to resume from (default: RUN/eval/eval.json)"
+    )
 
 
 class Evaluator:
@@ -54,13 +57,18 @@ class Evaluator:
     def load(self, ckpt: Path) -> TrainedRun:
         return load_run(ckpt, device=self.device)
 
-    def cells(self, run: TrainedRun, sampler: str, steps: list[int], label: str | None = None) -> list[dict[str, Any]]:
-        """Evaluate (resuming from RUN/eval/eval.json) and log each cell as it finishes (``label``: the run's name)."""
+    def cells(
+        self, run: TrainedRun, sampler: str, steps: list[int], label: str | None = None, grid: str = "uniform"
+    ) -> list[dict[str, Any]]:
+        """Evaluate (resuming from the cell store, RUN/eval/eval.json by default) and log each cell as it finishes.
+
+        ``label`` names the run in the log lines (default: its corruption spec).
+        """
 
         def log(result: dict[str, Any], reused: bool) -> None:
             how = "reused" if reused else f"{result['seconds']:.0f} s"
             console.print(
-                f"{label or run.config.corruption.spec:>6} {result['sampler']:>9} NFE {result['nfe']:>3}: "
+                f"{label or run.config.corruption.spec:>6} {result['sampler']:>12} {grid:>16} NFE {result['nfe']:>3}: "
                 f"FID {result['fid']:.2f} ({how})",
                 highlight=False,
                 markup=False,
@@ -69,8 +77,8 @@ class Evaluator:
         a = self.args
         return sweep(
             run, [sampler], steps, n=a.n, extractor=self.extractor, seed=a.seed, batch_size=a.batch_size,
-            device=self.device, cache_dir=a.cache_dir, results_path=run_dir(run) / "eval" / "eval.json",
-            progress=a.progress, on_result=log,
+            device=self.device, cache_dir=a.cache_dir, progress=a.progress, on_result=log, grids=[grid],
+            results_path=a.cells or run_dir(run) / "eval" / "eval.json",
         )  # fmt: skip
 
     def floor(self, run: TrainedRun) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from .corrupt import (
     select_levels,
 )
 from .models import UNet, UNetConfig
-from .samplers import GaussianPrior, euler, generate, heun, momentum, naive
+from .samplers import GaussianPrior, dpmpp_2m, dpmpp_2m_sde, dpmpp_3m, euler, generate, heun, momentum, naive, time_grid
 from .score import Denoiser, DenoisingScoreMatching, SoftScoreMatching, X0Regression, score_from_denoiser
 from .train import RunConfig, load_run
 
@@ -52,6 +52,10 @@ __all__ = [
     "naive",
     "euler",
     "heun",
+    "dpmpp_2m",
+    "dpmpp_3m",
+    "dpmpp_2m_sde",
+    "time_grid",
     "generate",
     "RunConfig",
     "load_run",

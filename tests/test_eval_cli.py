@@ -82,6 +82,29 @@ def test_eval_writes_table_json_plot_and_resumes(run_dir: Path, tmp_path: Path, 
     assert len(calls) == 1
 
 
+def test_cells_record_their_grid_and_old_cells_count_as_uniform(
+    run_dir: Path, tmp_path: Path, calls: list[dict[str, Any]]
+) -> None:
+    first = evaluate(run_dir, tmp_path, "--sampler", "dpmpp_2m", "--steps", "3", "--grid", "uniform,edm:0.5")
+    assert first.exit_code == 0, first.output
+    assert [(c["sampler"], c["grid"], c["steps"]) for c in calls] == [
+        ("dpmpp_2m", "uniform", 3),
+        ("dpmpp_2m", "edm:0.5", 3),
+    ]
+    stored = json.loads((tmp_path / "eval.json").read_text())["results"]
+    assert [r["grid"] for r in stored] == ["uniform", "edm:0.5"] and stored[0]["fid"] != stored[1]["fid"]
+
+    for r in stored:  # a file written before grids existed: no grid field, sampled on the uniform grid
+        if r["grid"] == "uniform":
+            del r["grid"]
+    (tmp_path / "eval.json").write_text(json.dumps({"version": 1, "results": stored}))
+    calls.clear()
+    again = evaluate(run_dir, tmp_path, "--sampler", "dpmpp_2m", "--steps", "3", "--grid", "uniform,edm")
+    assert again.exit_code == 0, again.output
+    assert [c["grid"] for c in calls] == ["edm"]  # the uniform cell is reused, edm (to 0) is not edm:0.5
+    assert "reused" in again.output
+
+
 def test_same_seed_gives_same_scores_whatever_the_batch_size(
     run_dir: Path, tmp_path: Path, calls: list[dict[str, Any]]
 ) -> None:
@@ -101,6 +124,8 @@ def test_same_seed_gives_same_scores_whatever_the_batch_size(
         (["--steps", ","], "no step count"),
         (["-n", "1"], "at least 2"),
         (["--features", "clip"], "features must be 'fashion' or 'inception'"),
+        (["--grid", "uniform,cosine"], "unknown grid 'cosine'"),
+        (["--grid", "levels"], "needs a process trained on selected levels"),
     ],
 )
 def test_bad_arguments_give_one_line_errors(run_dir: Path, tmp_path: Path, extra: list[str], message: str) -> None:

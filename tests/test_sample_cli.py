@@ -29,6 +29,7 @@ def test_sample_writes_grid_npz_pngs_and_trajectory(run_dir: Path, tmp_path: Pat
     assert meta | {"checkpoint": None} == {
         "sampler": "heun",
         "steps": 3,
+        "grid": "uniform",
         "nfe": 5,
         "seed": 0,
         "checkpoint": None,
@@ -43,6 +44,14 @@ def test_sample_writes_grid_npz_pngs_and_trajectory(run_dir: Path, tmp_path: Pat
     assert np.array_equal(np.asarray(Image.open(pngs[3])), npz["images"][3, 0])
     strip = Image.open(tmp_path / "trajectory.png")  # 4 samples x (x_t, x0_hat) rows, 3 steps + final columns
     assert strip.size == (2 * (4 * 18 + 2), 2 * (8 * 18 + 2))
+
+
+def test_multistep_sampler_on_a_named_grid(run_dir: Path, tmp_path: Path) -> None:
+    edm = sample(run_dir, tmp_path / "edm", "--float", "--sampler", "dpmpp_2m", "--grid", "edm")
+    meta = json.loads(str(edm["meta"]))
+    assert (meta["sampler"], meta["grid"], meta["nfe"]) == ("dpmpp_2m", "edm", 3)
+    uniform = sample(run_dir, tmp_path / "uniform", "--float", "--sampler", "dpmpp_2m")["images"]
+    assert np.isfinite(edm["images"]).all() and not np.allclose(edm["images"], uniform)
 
 
 def test_samples_do_not_depend_on_batch_size_and_raw_weights_differ(run_dir: Path, tmp_path: Path) -> None:
@@ -60,6 +69,9 @@ def test_samples_do_not_depend_on_batch_size_and_raw_weights_differ(run_dir: Pat
     [
         (["--ckpt", "does/not/exist"], "does/not/exist does not exist"),
         (["--ckpt", "CKPT", "--sampler", "ddpm"], "unknown sampler 'ddpm'"),
+        (["--ckpt", "CKPT", "--grid", "cosine"], "unknown grid 'cosine'"),
+        (["--ckpt", "CKPT", "--grid", "levels"], "needs a process trained on selected levels"),
+        (["--ckpt", "CKPT", "--grid", "edm:2"], "stop time must lie in (0, 1)"),
     ],
 )
 def test_bad_input_is_a_one_line_error(run_dir: Path, tmp_path: Path, args: list[str], message: str) -> None:

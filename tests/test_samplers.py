@@ -33,6 +33,7 @@ from softdiff.samplers import (
     naive,
     names,
     nfe,
+    time_grid,
     uniform_grid,
 )
 from softdiff.score import GaussianData
@@ -40,7 +41,7 @@ from softdiff.stats import frechet_distance, moments
 
 SHAPE = (1, 4, 4)
 N = 2000
-SAMPLERS = ["momentum", "naive", "euler", "heun"]
+SAMPLERS = ["momentum", "naive", "euler", "heun", "dpmpp_2m", "dpmpp_3m", "dpmpp_2m_sde"]
 
 
 def assert_close(actual: Tensor, expected: Tensor, rtol: float = 1e-7, atol: float = 1e-7) -> None:
@@ -81,7 +82,7 @@ def gaussian_runs(data: GaussianData) -> dict[tuple[str, int], tuple[float, floa
     process = blur_process()
     x1 = exact_prior_draw(data, process, N, seed=1)
     results = {}
-    for name in SAMPLERS:
+    for name in ["momentum", "naive", "euler", "heun"]:
         for steps in (10, 100):
             g = torch.Generator().manual_seed(2)
             out = get(name)(data.denoiser(process), process, x1, uniform_grid(steps), generator=g)
@@ -239,7 +240,7 @@ def test_noise_growing_as_t_falls_is_rejected(data: GaussianData) -> None:
 def test_registry_lists_names_and_rejects_unknown() -> None:
     assert names() == sorted(SAMPLERS)
     assert get("momentum") is momentum and get("naive") is naive
-    with pytest.raises(ValueError, match="unknown sampler 'ddpm'.*euler, heun, momentum, naive"):
+    with pytest.raises(ValueError, match="unknown sampler 'ddpm'.*dpmpp_2m, dpmpp_2m_sde, dpmpp_3m, euler, heun"):
         get("ddpm")
 
 
@@ -312,7 +313,7 @@ def test_prior_draw_matches_the_exact_marginal_at_t1(data: GaussianData, fitted:
     assert frechet_distance(*moments(x1), mean, cov) < 0.02
 
 
-@pytest.mark.parametrize("sampler", ["momentum", "heun"])
+@pytest.mark.parametrize("sampler", ["momentum", "heun", "dpmpp_2m_sde", "dpmpp_3m"])
 def test_generate_is_invariant_to_batch_size(sampler: str, data: GaussianData, fitted: tuple) -> None:
     process, prior = fitted
     kwargs = dict(sampler=sampler, steps=5, seed=12, dtype=torch.float64)
@@ -324,6 +325,18 @@ def test_generate_is_invariant_to_batch_size(sampler: str, data: GaussianData, f
     assert_close(one_batch[:4], prefix, rtol=1e-10, atol=1e-10)
     other_seed = generate(denoiser, process, prior, 7, batch_size=7, **{**kwargs, "seed": 13})
     assert not torch.allclose(one_batch, other_seed)
+
+
+def test_generate_takes_a_grid_by_name(data: GaussianData, fitted: tuple) -> None:
+    process, prior = fitted
+    denoiser = data.denoiser(process)
+    named = generate(denoiser, process, prior, 3, sampler="dpmpp_2m", steps=6, grid="edm:0.3", dtype=torch.float64)
+    x1 = draw_prior(prior, SeededNoise(0, range(3)), "cpu", torch.float64)
+    by_hand = get("dpmpp_2m")(denoiser, process, x1, time_grid("edm:0.3", process, 6))
+    assert_close(named, by_hand, rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(
+        named, generate(denoiser, process, prior, 3, sampler="dpmpp_2m", steps=6, dtype=torch.float64)
+    )
 
 
 def test_generate_trajectory(data: GaussianData, fitted: tuple) -> None:
@@ -344,6 +357,7 @@ def test_generate_rejects_bad_arguments(data: GaussianData, fitted: tuple) -> No
         (dict(batch_size=0), "batch_size"),
         (dict(sampler="ddim"), "unknown sampler"),
         (dict(grid=torch.tensor([0.5, 0.0])), "start at 1"),
+        (dict(grid="cosine"), "unknown grid 'cosine'"),
     ]:
         with pytest.raises(ValueError, match=message):
             generate(data.denoiser(process), process, prior, **{"n": 2, **kwargs})

@@ -1,4 +1,4 @@
-"""``softdiff eval``: FID/KID of a trained run for every (sampler, steps) cell; table, JSON, plot."""
+"""``softdiff eval``: FID/KID of a trained run for every (sampler, grid, steps) cell; table, JSON, plot."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from ..eval import get_extractor, load_results, parse_samplers, parse_steps, plot_fid_vs_nfe, sweep
+from ..eval import get_extractor, load_results, parse_grids, parse_samplers, parse_steps, plot_fid_vs_nfe, sweep
 from ..resources import writable_dir
-from ..samplers import names
+from ..samplers import GRIDS, names, time_grid
 from ..samplers.generate import check_sample_memory
 from ..train import load_run
 from ..train.trainer import resolve_device
@@ -21,13 +21,13 @@ PLOT_FILE = "fid_vs_nfe.png"
 
 
 def results_table(results: list[dict[str, Any]], title: str) -> Table:
-    """sampler, steps, NFE, FID, KID (mean +- std), seconds: one row per cell."""
+    """sampler, grid, steps, NFE, FID, KID (mean +- std), seconds: one row per cell."""
     table = Table(title=title)
-    for column in ("sampler", "steps", "NFE", "FID", "KID", "seconds"):
-        table.add_column(column, justify="left" if column == "sampler" else "right")
+    for column in ("sampler", "grid", "steps", "NFE", "FID", "KID", "seconds"):
+        table.add_column(column, justify="left" if column in ("sampler", "grid") else "right")
     for r in results:
         table.add_row(
-            r["sampler"], str(r["steps"]), str(r["nfe"]), f"{r['fid']:.2f}",
+            r["sampler"], r.get("grid", "uniform"), str(r["steps"]), str(r["nfe"]), f"{r['fid']:.2f}",
             f"{r['kid_mean']:.4f} ± {r['kid_std']:.4f}", f"{r['seconds']:.1f}",
         )  # fmt: skip
     return table
@@ -40,6 +40,9 @@ def evaluate(
         "momentum,naive,euler", "--sampler", "-s", help=f"Comma list of: {', '.join(names())}."
     ),
     steps: str = typer.Option("5,10,20,50", "--steps", help="Comma list of sampler step counts."),
+    grid: str = typer.Option(
+        "uniform", "--grid", help=f"Comma list of time grids: {', '.join(GRIDS)}, NAME:STOP (e.g. edm:levels)."
+    ),
     n: int = typer.Option(2000, "-n", help="Generated images per cell (FID is biased upward at small n)."),
     features: str = typer.Option("fashion", "--features", help="fashion (shipped offline net) or inception."),
     inception_weights: Path | None = typer.Option(
@@ -56,12 +59,12 @@ def evaluate(
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
-    """FID/KID (EMA weights) against the test split per (sampler, steps): writes DIR/eval.json and a FID-NFE plot.
+    """FID/KID (EMA weights) against the test split per (sampler, grid, steps): writes DIR/eval.json and a plot.
 
-    Resumable: cells already in DIR/eval.json for the same checkpoint, step, n, seed and
-    features are not recomputed.
+    Resumable: cells already in DIR/eval.json for the same checkpoint, step, n, seed,
+    features and grid are not recomputed (cells stored without a grid were uniform).
     """
-    samplers, step_list = parse_samplers(sampler), parse_steps(steps)  # bad lists fail before any loading
+    samplers, step_list, grids = parse_samplers(sampler), parse_steps(steps), parse_grids(grid)  # fail before loading
     if n < 2:
         raise ValueError(f"-n must be at least 2 images for FID/KID, got {n}")
     out = out if out is not None else Path(ckpt) / "eval"
@@ -74,6 +77,9 @@ def evaluate(
     extractor = get_extractor(features, inception_weights=inception_weights)
     run = load_run(ckpt, device=target)
     check_sample_memory(n, run.image_shape)
+    for name in grids:  # a grid this run cannot use fails before hours of sampling
+        for k in step_list:
+            time_grid(name, run.process, k)
     console.print(
         f"evaluating {run.path} (step {run.step}, corruption {run.config.corruption.spec}) with {n} images per cell, "
         f"seed {seed}, features: {extractor.description}",
@@ -83,7 +89,8 @@ def evaluate(
     def report(result: dict[str, Any], reused: bool) -> None:
         how = "reused from eval.json" if reused else f"{result['seconds']:.1f} s"
         console.print(
-            f"{result['sampler']:>9} {result['steps']:>4} steps (NFE {result['nfe']:>3}): "
+            f"{result['sampler']:>12} {result.get('grid', 'uniform'):>9} {result['steps']:>4} steps "
+            f"(NFE {result['nfe']:>3}): "
             f"FID {result['fid']:.2f}, KID {result['kid_mean']:.4f} ({how})",
             highlight=False,
             markup=False,
@@ -93,9 +100,13 @@ def evaluate(
     results = sweep(
         run, samplers, step_list, n=n, extractor=extractor.to(target), seed=seed, batch_size=batch_size,
         device=target, cache_dir=cache_dir, results_path=out / RESULTS_FILE, progress=progress, on_result=report,
+        grids=grids,
     )  # fmt: skip
     title = f"{run.config.corruption.spec} run, step {run.step}: n={n}, seed {seed}, {extractor.description}"
     console.print(results_table(results, title))
-    curves = {name: [r for r in results if r["sampler"] == name] for name in samplers}
+    label = (lambda s, g: s) if len(grids) == 1 else (lambda s, g: f"{s} ({g})")
+    curves = {
+        label(s, g): [r for r in results if r["sampler"] == s and r["grid"] == g] for s in samplers for g in grids
+    }
     plot = plot_fid_vs_nfe(curves, out / PLOT_FILE, title=f"{run.config.corruption.spec}, step {run.step}, n={n}")
     console.print(f"wrote {out / RESULTS_FILE} and {plot}", highlight=False)

@@ -14,7 +14,7 @@ from PIL import Image
 from ..distributed import distributed, is_main_process, relaunch
 from ..imageio import atomic_write_bytes, make_grid, save_grid, to_uint8
 from ..resources import writable_dir
-from ..samplers import Trajectory, generate_sharded, get, names, nfe
+from ..samplers import GRIDS, Trajectory, generate_sharded, get, names, nfe, time_grid
 from ..samplers.grids import MAX_STEPS
 from ..train import load_run
 from ..train.trainer import resolve_device
@@ -50,6 +50,9 @@ def sample(
     steps: int = typer.Option(
         50, "--steps", min=1, max=MAX_STEPS, help="Sampler steps (network calls; Heun: 2 * steps - 1)."
     ),
+    grid: str = typer.Option(
+        "uniform", "--grid", help=f"Time grid: {', '.join(GRIDS)}, NAME:STOP (e.g. edm:levels) or a level JSON file."
+    ),
     n: int = typer.Option(64, "-n", min=1, help="Number of images."),
     out: Path = typer.Option(Path("samples"), "--out", "-o", help="Output folder."),
     seed: int = typer.Option(0, "--seed", min=0, help="Sample i depends only on (seed, i), never on the batch size."),
@@ -78,8 +81,9 @@ def sample(
         writable_dir(out, "--out folder")  # before minutes of sampling
     with distributed(target) as ctx:
         run = load_run(ckpt, device=ctx.device, ema=not raw)
+        time_grid(grid, run.process, steps)  # a grid this run cannot use fails before sampling
         keep = min(n, TRAJECTORY_SAMPLES) if trajectory else 0
-        kwargs = dict(sampler=sampler, steps=steps, seed=seed, batch_size=batch_size, device=ctx.device)
+        kwargs = dict(sampler=sampler, steps=steps, grid=grid, seed=seed, batch_size=batch_size, device=ctx.device)
         kwargs.update(trajectory=keep, progress=progress)
         result = generate_sharded(ctx, run.denoiser, run.process, run.prior, n, **kwargs)
     if result is None:  # not rank 0: rank 0 writes the outputs
@@ -91,6 +95,7 @@ def sample(
     meta = {
         "sampler": sampler,
         "steps": steps,
+        "grid": grid,
         "nfe": nfe(sampler, steps),
         "seed": seed,
         "checkpoint": str(run.path),
@@ -109,6 +114,6 @@ def sample(
         _trajectory_strip(path, images, out / "trajectory.png", scale)
     written = ["grid.png", "samples.npz"] + (["png/"] if png else []) + (["trajectory.png"] if path is not None else [])
     console.print(
-        f"wrote {n} images ({sampler}, {steps} steps, {meta['nfe']} network calls, {meta['weights']} weights of step "
-        f"{run.step}) to {out}/: {', '.join(written)}"
+        f"wrote {n} images ({sampler}, {steps} steps, {grid} grid, {meta['nfe']} network calls, {meta['weights']} "
+        f"weights of step {run.step}) to {out}/: {', '.join(written)}"
     )

@@ -1,11 +1,13 @@
-"""FID/KID of one trained run over a grid of (sampler, steps) cells, resumable through a JSON file.
+"""FID/KID of one trained run over (sampler, time grid, steps) cells, resumable through a JSON file.
 
 ``softdiff eval`` and the benchmarks in ``bench/`` share this one loop: every cell samples
 ``n`` images with ``softdiff.samplers.generate`` (sample ``i`` depends only on ``(seed, i)``,
 so all cells start from the same prior draws) and scores them with ``evaluate_samples``
 against the run's test split. After each cell the results file is rewritten atomically, so
 an interrupted sweep loses at most the cell in progress, and a cell already in the file for
-the same checkpoint, step, ``n``, seed and features is not recomputed.
+the same checkpoint, step, ``n``, seed and features is not recomputed. A cell records its
+time grid (``softdiff.samplers.time_grid`` name); cells written before grids existed have
+none and were sampled on the uniform grid, which is how they are read.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch
 
 from ..data import ImageData, load_dataset
 from ..imageio import atomic_write_bytes
-from ..samplers import generate, get, nfe
+from ..samplers import GRIDS, generate, get, nfe
 from ..samplers.grids import MAX_STEPS
 from .extractors import FeatureExtractor
 from .metrics import evaluate_samples
@@ -30,6 +32,7 @@ if TYPE_CHECKING:  # softdiff.train is only needed for the annotation
 
 __all__ = [
     "parse_samplers",
+    "parse_grids",
     "parse_steps",
     "reference_data",
     "cell_identity",
@@ -40,7 +43,7 @@ __all__ = [
 
 RESULTS_VERSION = 1
 # what makes two results comparable: a finished cell is reused only when all of these match
-IDENTITY_KEYS = ("sampler", "steps", "checkpoint", "checkpoint_step", "n", "seed", "features")
+IDENTITY_KEYS = ("sampler", "grid", "steps", "checkpoint", "checkpoint_step", "n", "seed", "features")
 # what a stored result must hold to be shown again (a cell of the table)
 REQUIRED_KEYS: dict[str, type | tuple[type, ...]] = {
     "sampler": str,
@@ -51,6 +54,7 @@ REQUIRED_KEYS: dict[str, type | tuple[type, ...]] = {
     "kid_std": (int, float),
     "seconds": (int, float),
 }
+DEFAULT_GRID = "uniform"  # what a stored cell without a "grid" field was sampled on
 
 
 def parse_samplers(text: str) -> list[str]:
@@ -61,6 +65,18 @@ def parse_samplers(text: str) -> list[str]:
     for name in names:
         get(name)
     return list(dict.fromkeys(names))
+
+
+def parse_grids(text: str) -> list[str]:
+    """``"uniform,edm:levels"`` -> grid names, checked for form (whether a run supports one is checked when used)."""
+    grids = [part.strip() for part in text.split(",") if part.strip()]
+    if not grids:
+        raise ValueError(f"no grid given in {text!r}; e.g. --grid uniform,edm")
+    for grid in grids:
+        name, _, stop = grid.partition(":")
+        if name not in GRIDS and not (name.endswith(".json") and not stop):
+            raise ValueError(f"unknown grid {name!r}; choose one of {', '.join(GRIDS)} (optionally NAME:STOP)")
+    return list(dict.fromkeys(grids))
 
 
 def parse_steps(text: str) -> list[int]:
@@ -89,7 +105,7 @@ def reference_data(run: TrainedRun) -> ImageData:
 
 
 def cell_identity(result: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(result.get(key) for key in IDENTITY_KEYS)
+    return tuple(result.get(key, DEFAULT_GRID if key == "grid" else None) for key in IDENTITY_KEYS)
 
 
 def load_results(path: str | Path) -> list[dict[str, Any]]:
@@ -135,12 +151,13 @@ def sweep(
     results_path: str | Path | None = None,
     progress: bool = False,
     on_result: Callable[[dict[str, Any], bool], None] | None = None,
+    grids: Sequence[str] = (DEFAULT_GRID,),
 ) -> list[dict[str, Any]]:
-    """Evaluate every (sampler, steps) cell; return one result per cell, in grid order.
+    """Evaluate every (sampler, time grid, steps) cell; return one result per cell, in that order.
 
     With ``results_path``, finished cells found there are reused (``on_result(result, True)``)
     and each new one is added to the file as soon as it is done (``on_result(result, False)``).
-    A result holds the cell, its NFE, FID, KID, the features, ``n``, the seed, the
+    A result holds the cell (sampler, grid, steps), its NFE, FID, KID, the features, ``n``, the seed, the
     checkpoint and its step, and the seconds spent sampling and scoring.
     """
     if n < 2:
@@ -157,44 +174,44 @@ def sweep(
         "features": extractor.description,
     }
     results = []
-    for sampler in samplers:
-        for k in steps:
-            cell = {"sampler": sampler, "steps": k, "nfe": nfe(sampler, k), **common}
-            previous = done.get(cell_identity(cell))
-            if previous is not None:
-                results.append(previous)
-                if on_result is not None:
-                    on_result(previous, True)
-                continue
-            start = time.perf_counter()
-            images = generate(
-                run.denoiser, run.process, run.prior, n, sampler=sampler, steps=k, seed=seed,
-                batch_size=batch_size, device=device, progress=progress,
-            )  # fmt: skip
-            sampled = time.perf_counter()
-            scores = evaluate_samples(
-                images, real, features=extractor, cache_dir=cache_dir, seed=seed, device=device, progress=progress
-            )
-            finished = time.perf_counter()
-            result = {
-                **cell,
-                "fid": scores["fid"],
-                "kid_mean": scores["kid_mean"],
-                "kid_std": scores["kid_std"],
-                "kid_subsets": scores["kid_subsets"],
-                "kid_subset_size": scores["kid_subset_size"],
-                "n_real": scores["n_real"],
-                "real": scores["real"],
-                "corruption": run.config.corruption.spec,
-                "sample_seconds": sampled - start,
-                "seconds": finished - start,
-            }
-            results.append(result)
-            if path is not None:
-                stored = [r for r in stored if cell_identity(r) != cell_identity(result)] + [result]
-                _write(path, stored)
+    for sampler, grid, k in ((s, g, k) for s in samplers for g in grids for k in steps):
+        cell = {"sampler": sampler, "grid": grid, "steps": k, "nfe": nfe(sampler, k), **common}
+        previous = done.get(cell_identity(cell))
+        if previous is not None:
+            previous = {"grid": DEFAULT_GRID, **previous}  # cells from before grids: uniform
+            results.append(previous)
             if on_result is not None:
-                on_result(result, False)
+                on_result(previous, True)
+            continue
+        start = time.perf_counter()
+        images = generate(
+            run.denoiser, run.process, run.prior, n, sampler=sampler, steps=k, grid=grid, seed=seed,
+            batch_size=batch_size, device=device, progress=progress,
+        )  # fmt: skip
+        sampled = time.perf_counter()
+        scores = evaluate_samples(
+            images, real, features=extractor, cache_dir=cache_dir, seed=seed, device=device, progress=progress
+        )
+        finished = time.perf_counter()
+        result = {
+            **cell,
+            "fid": scores["fid"],
+            "kid_mean": scores["kid_mean"],
+            "kid_std": scores["kid_std"],
+            "kid_subsets": scores["kid_subsets"],
+            "kid_subset_size": scores["kid_subset_size"],
+            "n_real": scores["n_real"],
+            "real": scores["real"],
+            "corruption": run.config.corruption.spec,
+            "sample_seconds": sampled - start,
+            "seconds": finished - start,
+        }
+        results.append(result)
+        if path is not None:
+            stored = [r for r in stored if cell_identity(r) != cell_identity(result)] + [result]
+            _write(path, stored)
+        if on_result is not None:
+            on_result(result, False)
     return results
 
 

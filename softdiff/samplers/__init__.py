@@ -1,6 +1,7 @@
 """Samplers as plain functions, the prior at t = 1, time grids and per-sample seeding."""
 
 from .core import (
+    Carry,
     Denoiser,
     Sampler,
     Step,
@@ -20,7 +21,18 @@ from .core import (
     sampler_from_update,
 )
 from .generate import Trajectory, draw_prior, generate
-from .grids import check_grid, level_grid, uniform_grid
+from .grids import (
+    GRIDS,
+    check_grid,
+    edm_grid,
+    first_level,
+    level_grid,
+    log_noise_grid,
+    noise_inverse,
+    time_grid,
+    uniform_grid,
+)
+from .multistep import dpmpp_2m, dpmpp_2m_sde, dpmpp_3m
 from .noise import NoiseSource, SeededNoise, randn, sample_seed
 from .prior import GaussianPrior
 from .sharded import generate_sharded
@@ -29,12 +41,16 @@ __all__ = [
     "Denoiser",
     "Sampler",
     "Step",
+    "Carry",
     "run",
     "generate_sharded",
     "momentum",
     "naive",
     "euler",
     "heun",
+    "dpmpp_2m",
+    "dpmpp_3m",
+    "dpmpp_2m_sde",
     "momentum_update",
     "naive_update",
     "euler_update",
@@ -47,9 +63,15 @@ __all__ = [
     "generate",
     "draw_prior",
     "Trajectory",
+    "GRIDS",
+    "time_grid",
     "uniform_grid",
+    "log_noise_grid",
+    "edm_grid",
     "level_grid",
     "check_grid",
+    "noise_inverse",
+    "first_level",
     "SeededNoise",
     "NoiseSource",
     "randn",

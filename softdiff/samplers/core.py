@@ -7,6 +7,11 @@ decreasing grid in [0, 1], and the result the image at ``ts[-1]``. A sampler is 
 owns everything the samplers share: grid checks, noise levels, the denoiser call, the
 callback and the last step, which adds no noise and returns ``C_{ts[-1]} x0_hat``.
 
+A rule that needs memory (a multistep solver's earlier ``x0_hat``) returns
+``Carry(x_next, state)``; the driver hands ``state`` back as ``Step.state`` at the next
+step (``None`` at the first). The state lives in the driver's loop only, so samplers stay
+pure functions with no hidden globals.
+
 Notation per step ``t -> t'``: ``x0_hat = D(x_t, t)``, ``y = C_t x0_hat``,
 ``y' = C_t' x0_hat``, ``z ~ N(0, I)``, ``r = s_t' / s_t`` (taken as 1 when ``s_t = 0``, so
 that with no noise at all Euler and Momentum both reduce to Cold Diffusion's update).
@@ -29,6 +34,7 @@ __all__ = [
     "Denoiser",
     "Sampler",
     "Step",
+    "Carry",
     "run",
     "naive",
     "momentum",
@@ -75,6 +81,7 @@ class Step:
     s: float
     s_next: float
     generator: NoiseSource
+    state: Any = None
 
     @property
     def ratio(self) -> float:
@@ -86,7 +93,15 @@ class Step:
         return randn(self.generator, self.x.shape, device=self.x.device, dtype=self.x.dtype)
 
 
-Update = Callable[[Step], Tensor]
+@dataclass(frozen=True)
+class Carry:
+    """What a rule with memory returns: the next ``x`` and the state it wants at the next step."""
+
+    x: Tensor
+    state: Any
+
+
+Update = Callable[[Step], Tensor | Carry]
 
 
 def noise_ratio(s: float, s_next: float) -> float:
@@ -117,6 +132,7 @@ def run(
 
     Runs under ``torch.no_grad`` (memory stays O(batch) whatever the number of steps).
     ``callback`` receives ``{"i", "t", "x", "x0_hat"}`` once per step, before the update.
+    A rule returning :class:`Carry` gets its ``state`` back at the next step.
     """
     ts = check_grid(ts)
     if x.ndim != 4:
@@ -124,6 +140,7 @@ def run(
     levels = noise_levels(process, ts)
     times = ts.to(device=x.device, dtype=x.dtype)
     batch, last = x.shape[0], len(ts) - 2
+    state: Any = None
     with torch.no_grad():
         for i in range(last + 1):
             t, t_next = times[i].repeat(batch), times[i + 1].repeat(batch)
@@ -132,7 +149,8 @@ def run(
                 callback({"i": i, "t": float(ts[i]), "x": x, "x0_hat": x0_hat})
             if i == last:
                 return process.C(x0_hat, t_next)
-            x = update(Step(denoiser, process, x, x0_hat, t, t_next, levels[i], levels[i + 1], generator))
+            out = update(Step(denoiser, process, x, x0_hat, t, t_next, levels[i], levels[i + 1], generator, state))
+            x, state = (out.x, out.state) if isinstance(out, Carry) else (out, None)
     raise AssertionError("unreachable: check_grid guarantees at least one step")
 
 

@@ -15,7 +15,7 @@ from ..corrupt import CorruptionProcess
 from ..progress import LoggedProgress
 from ..resources import check_memory
 from .core import Denoiser, Sampler, get
-from .grids import check_grid, uniform_grid
+from .grids import time_grid
 from .noise import SeededNoise
 from .prior import GaussianPrior
 
@@ -64,7 +64,7 @@ def generate(
     *,
     sampler: str | Sampler = "momentum",
     steps: int = 50,
-    grid: Tensor | None = None,
+    grid: str | Tensor | None = None,
     seed: int = 0,
     batch_size: int = 256,
     device: torch.device | str = "cpu",
@@ -78,7 +78,9 @@ def generate(
     Sample ``i`` depends only on ``(seed, i)``: its prior draw and every step noise come
     from its own generator, so neither ``batch_size`` nor ``n`` changes it. The grid is
     ``uniform_grid(steps)`` unless ``grid`` (starting at 1) is given. The denoiser must
-    already live on ``device``. Memory is O(batch_size) unless ``trajectory`` is set:
+    already live on ``device``. ``grid`` may also name one (``time_grid``: ``"uniform"``,
+    ``"log-noise"``, ``"edm"``, ``"levels"``, optionally with a stop such as ``"edm:levels"``)
+    of ``steps`` steps. Memory is O(batch_size) unless ``trajectory`` is set:
     ``True`` keeps the path of every sample, an integer ``k`` that of the first ``k``;
     the result is then ``(images, Trajectory)``. ``offset`` shifts the sample indices: row
     ``j`` is sample ``offset + j`` of the seeded run (how ranks share one run between them).
@@ -90,7 +92,7 @@ def generate(
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise ValueError(f"offset must be a non-negative sample index, got {offset!r}")
     run_sampler = get(sampler) if isinstance(sampler, str) else sampler
-    ts = uniform_grid(steps) if grid is None else check_grid(grid)
+    ts = time_grid("uniform" if grid is None else grid, process, steps)
     if float(ts[0]) != 1.0:
         raise ValueError(f"generate draws from the prior at t = 1, so the grid must start at 1, not {float(ts[0]):.4g}")
     keep = n if trajectory is True else max(0, min(n, int(trajectory)))

@@ -1,29 +1,57 @@
 """Time grids ``1 = t_0 > t_1 > ... > t_K = 0`` for the samplers, and their validation.
 
-Two ways to place the steps:
+Four ways to place the steps (:func:`time_grid` picks one by name, see ``GRIDS``):
 
-* :func:`uniform_grid`: even steps in ``t``.
-* :func:`level_grid`: steps at the corruption levels chosen by the level selector
+* ``uniform`` (:func:`uniform_grid`): even steps in ``t``.
+* ``log-noise`` (:func:`log_noise_grid`): even steps in ``log s_t`` (in ``lambda = -log s``,
+  the multistep solvers' clock).
+* ``edm`` (:func:`edm_grid`): EDM's ``rho``-spaced noise levels (Karras et al. 2022, eq. 5),
+  ``s_i = (s_1^(1/rho) + i/K (s_0^(1/rho) - s_1^(1/rho)))^rho``: short steps at low noise.
+* ``levels`` (:func:`level_grid`): steps at the corruption levels chosen by the level selector
   (``softdiff schedule``; the JSON key ``"t"`` holds K increasing source times). A
   process re-timed by that table (``CorruptionConfig.with_levels_file``) already has
   its levels evenly spaced in its own time, so over such a *warped* process
   ``uniform_grid(K - 1)`` is exactly the level grid; ``level_grid`` is for a process
   left in source time.
+
+The two noise-level grids place ``s_t`` values and map them back to times with
+:func:`noise_inverse`, a bisection on the process's own ``s`` (which need only be
+non-decreasing: on a flat stretch it returns the stretch's earliest time).
+
+**Stop time** (``"NAME:STOP"``, like EDM's ``sigma_min``): the grid's first ``steps - 1``
+steps run from 1 down to ``STOP`` and the last step, the sampler's final denoising step
+(``C_0 x0_hat``), jumps from ``STOP`` to 0. Below the first selected level the corrupted
+data are one Fréchet hop from the clean data, so steps spent there are wasted;
+``STOP = levels`` stops at that level (for a process re-timed by selected levels).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from ..corrupt import LevelTable
+from ..corrupt import CorruptionProcess, LevelTable
 
-__all__ = ["uniform_grid", "level_grid", "check_grid", "MAX_STEPS"]
+__all__ = [
+    "MAX_STEPS",
+    "GRIDS",
+    "time_grid",
+    "uniform_grid",
+    "log_noise_grid",
+    "edm_grid",
+    "level_grid",
+    "check_grid",
+    "noise_inverse",
+    "first_level",
+]
 
 MAX_STEPS = 100_000  # far beyond any sampler's useful range (a few thousand at most); a typo, not a request
+GRIDS = ("uniform", "log-noise", "edm", "levels")
+EDM_RHO = 7.0
 
 
 def _check_steps(steps: int) -> None:
@@ -72,3 +100,137 @@ def check_grid(ts: Tensor | Sequence[float]) -> Tensor:
     if bool((ts.diff() >= 0).any()):
         raise ValueError("ts must be strictly decreasing (noisiest time first), e.g. uniform_grid(50)")
     return ts
+
+
+def noise_inverse(
+    process: CorruptionProcess, levels: Tensor | Sequence[float], lo: float = 0.0, hi: float = 1.0
+) -> Tensor:
+    """The earliest ``t`` in ``[lo, hi]`` with ``s_t >= level``, per level (float64 bisection to ~1e-16).
+
+    ``s`` must be non-decreasing in ``t`` (as every sampler requires); levels outside
+    ``[s_lo, s_hi]`` give ``lo`` or ``hi``. Where ``s`` is flat, the flat stretch's first time.
+    """
+    target = torch.as_tensor(levels, dtype=torch.float64).reshape(-1)
+    below = torch.full_like(target, float(lo))
+    above = torch.full_like(target, float(hi))
+    for _ in range(60):  # halves [lo, hi] 60 times: below 1e-18 for [0, 1]
+        mid = 0.5 * (below + above)
+        reached = torch.as_tensor(process.s(mid), dtype=torch.float64) >= target
+        above, below = torch.where(reached, mid, above), torch.where(reached, below, mid)
+    return above
+
+
+def _noise_at(process: CorruptionProcess, t: float) -> float:
+    return float(torch.as_tensor(process.s(torch.tensor(t, dtype=torch.float64)), dtype=torch.float64))
+
+
+def _noise_span(process: CorruptionProcess, t_min: float, grid: str) -> tuple[float, float]:
+    """``(s_t_min, s_1)``, or ValueError when the noise does not change enough to place steps by it."""
+    if not 0 <= t_min < 1:
+        raise ValueError(f"a grid needs 0 <= t_min < 1, got t_min={t_min}")
+    low, high = _noise_at(process, t_min), _noise_at(process, 1.0)
+    if not high > low:
+        raise ValueError(
+            f"grid {grid!r} places steps by noise level, but s_t does not change between t = {t_min:.4g} "
+            f"and 1 (s = {high:.4g}); use the uniform or levels grid"
+        )
+    return low, high
+
+
+def _from_levels(process: CorruptionProcess, levels: Tensor, t_min: float, grid: str) -> Tensor:
+    """Times of decreasing noise ``levels`` (ends pinned to 1 and ``t_min``), checked strictly decreasing."""
+    inner = noise_inverse(process, levels[1:-1], lo=t_min)
+    ts = torch.cat([torch.ones(1, dtype=torch.float64), inner, torch.full((1,), float(t_min), dtype=torch.float64)])
+    if bool((ts.diff() >= 0).any()):
+        raise ValueError(
+            f"grid {grid!r} with {len(levels) - 1} steps puts two steps at the same time (the noise level "
+            "barely changes there); use fewer steps or the uniform grid"
+        )
+    return ts
+
+
+def log_noise_grid(process: CorruptionProcess, steps: int, t_min: float = 0.0) -> Tensor:
+    """Even steps in ``log s_t`` from ``t = 1`` down to ``t_min`` (needs ``0 < s_t_min < s_1``)."""
+    _check_steps(steps)
+    low, high = _noise_span(process, t_min, "log-noise")
+    if low <= 0:
+        raise ValueError("grid 'log-noise' needs s_t > 0 at its end (log s_t is -inf at zero noise); use edm")
+    levels = torch.linspace(math.log(high), math.log(low), steps + 1, dtype=torch.float64).exp()
+    return _from_levels(process, levels, t_min, "log-noise")
+
+
+def edm_grid(process: CorruptionProcess, steps: int, rho: float = EDM_RHO, t_min: float = 0.0) -> Tensor:
+    """EDM's ``rho``-spaced noise levels from ``s_1`` down to ``s_t_min``, mapped back to times."""
+    _check_steps(steps)
+    if not rho > 0:
+        raise ValueError(f"rho must be positive, got {rho}")
+    low, high = _noise_span(process, t_min, "edm")
+    ramp = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
+    levels = (high ** (1 / rho) + ramp * (low ** (1 / rho) - high ** (1 / rho))) ** rho
+    return _from_levels(process, levels, t_min, "edm")
+
+
+def first_level(process: CorruptionProcess) -> float:
+    """The process time of the first selected level above the clean one (needs a re-timed process)."""
+    if process.warp is None:
+        raise ValueError(
+            "stop 'levels' needs a process trained on selected levels (train --levels FILE); give a time instead"
+        )
+    values = process.warp.values
+    above = (values > values[0]).nonzero()
+    if not len(above):
+        raise ValueError("the selected levels are all equal, so there is no first level to stop at")
+    return int(above[0]) / (len(values) - 1)
+
+
+def _parse_stop(text: str, process: CorruptionProcess) -> float:
+    if text == "levels":
+        return first_level(process)
+    try:
+        stop = float(text)
+    except ValueError:
+        raise ValueError(f"bad grid stop {text!r}: give a time in (0, 1) or 'levels', e.g. edm:levels") from None
+    if not 0 < stop < 1:
+        raise ValueError(f"bad grid stop {text!r}: the stop time must lie in (0, 1)")
+    return stop
+
+
+def _named_grid(name: str, process: CorruptionProcess, steps: int, t_min: float) -> Tensor:
+    if name == "uniform":
+        return uniform_grid(steps, t_min=t_min)
+    if name == "log-noise":
+        return log_noise_grid(process, steps, t_min=t_min)
+    if name == "edm":
+        return edm_grid(process, steps, t_min=t_min)
+    if name == "levels":
+        if process.warp is None:
+            raise ValueError(
+                "grid 'levels' needs a process trained on selected levels (train --levels FILE); "
+                "pass the level JSON file itself as the grid instead"
+            )
+        return uniform_grid(steps, t_min=t_min)  # the levels sit evenly in the re-timed process's time
+    raise ValueError(
+        f"unknown grid {name!r}; choose one of {', '.join(GRIDS)} (optionally NAME:STOP), or a level JSON file"
+    )
+
+
+def time_grid(grid: str | Tensor | Sequence[float], process: CorruptionProcess, steps: int) -> Tensor:
+    """A grid of ``steps`` steps by name (``GRIDS``, optionally ``"NAME:STOP"``), a level JSON file, or times.
+
+    ``levels`` needs a process re-timed by selected levels (``--levels`` at training time),
+    over which it is ``uniform_grid(steps)``; a level JSON file gives ``level_grid(path, steps)``.
+    With a stop, ``steps - 1`` steps go from 1 to the stop time and one from there to 0.
+    """
+    if not isinstance(grid, str):
+        return check_grid(grid)
+    _check_steps(steps)
+    name, _, stop_text = grid.partition(":")
+    if not stop_text and name.endswith(".json"):
+        return level_grid(name, steps)
+    if not stop_text:
+        return _named_grid(name, process, steps, 0.0)
+    stop = _parse_stop(stop_text, process)
+    if steps == 1:
+        _named_grid(name, process, 1, 0.0)  # still reject an unknown or unusable name
+        return torch.tensor([1.0, 0.0], dtype=torch.float64)
+    return torch.cat([_named_grid(name, process, steps - 1, stop), torch.zeros(1, dtype=torch.float64)])

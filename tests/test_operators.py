@@ -34,6 +34,7 @@ from softdiff.corrupt import (
     Mask,
     MaskConfig,
     NoiseConfig,
+    Pixelate,
     build_process,
     compose,
     register_corruption,
@@ -88,6 +89,7 @@ OPERATORS: dict[str, Case] = {
         1e-12,
         True,
     ),
+    "pixelate": Case(lambda: Pixelate(6.5), 0.0, True),
     "blur-level-table": Case(lambda: GaussianBlur(schedule=LevelTable([0.01, 0.5, 3.0, 4.0])), DCT_C0_TOL, True),
     "user-gain-shift": Case(GainShift, None, False),
     "tutorial-fade-to-grey": Case(lambda: tutorial_namespace()["FadeToGrey"](), 1e-12, True),  # docs example

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import corrupt, eval, features, sample, schedule, train
+from . import corrupt, eval, features, restore, sample, schedule, train
 
 app = typer.Typer(
     name="softdiff",
@@ -25,6 +25,7 @@ app.command("schedule")(schedule.schedule)
 app.command("train")(train.train_command)
 app.command("sample")(sample.sample)
 app.command("eval")(eval.evaluate)
+app.command("restore")(restore.restore_command)
 app.add_typer(features.app, name="features")
 
 

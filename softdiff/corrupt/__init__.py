@@ -25,8 +25,10 @@ from .levels import (
     select_path,
 )
 from .mask import Mask
+from .pixelate import Pixelate
 from .process import CorruptionProcess
 from .schedules import Geometric, GeometricNoise, LevelTable, Linear, LinearNoise, Schedule
+from .spectral import Spectrum, register_spectrum, spectrum
 
 __all__ = [
     "LinearCorruption",
@@ -37,6 +39,10 @@ __all__ = [
     "GaussianBlur",
     "dct_matrix",
     "Mask",
+    "Pixelate",
+    "Spectrum",
+    "spectrum",
+    "register_spectrum",
     "Schedule",
     "Geometric",
     "Linear",

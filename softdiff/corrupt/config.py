@@ -17,6 +17,7 @@ from .base import LinearCorruption, compose
 from .blur import GaussianBlur
 from .identity import Identity
 from .mask import Mask
+from .pixelate import Pixelate
 from .process import CorruptionProcess
 from .schedules import GeometricNoise, LevelTable, LinearNoise, Schedule
 
@@ -96,6 +97,8 @@ register_corruption("blur", _blur)
 register_corruption(
     "mask", lambda config, size: Mask(config.mask.kind, config.mask.max_fraction, seed=config.mask.seed)
 )
+# block size 1 at t = 0 up to the whole image at t = 1 (C_1 keeps only the mean, like the blur)
+register_corruption("pixelate", lambda config, size: Pixelate(max_factor=max(size)))
 
 
 def parse_spec(spec: str) -> list[str]:

@@ -1,5 +1,6 @@
 """Samplers as plain functions, the prior at t = 1, time grids and per-sample seeding."""
 
+from .ancestral import ancestral, ancestral_update
 from .core import (
     Denoiser,
     Sampler,
@@ -35,6 +36,8 @@ __all__ = [
     "naive",
     "euler",
     "heun",
+    "ancestral",
+    "ancestral_update",
     "momentum_update",
     "naive_update",
     "euler_update",

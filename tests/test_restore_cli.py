@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _doc_examples import python_blocks
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -97,3 +98,11 @@ def test_bad_input_is_a_one_line_error(run_dir: Path, tmp_path: Path, args: list
     output = restore(run_dir, tmp_path / "out", *args, code=2)
     assert message in output and "Traceback" not in output
     assert len(output.strip().splitlines()) == 1
+
+
+def test_the_python_example_of_the_restoration_page_runs(run_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    code = python_blocks("restoration.md")[0]
+    code = code.replace('"runs/fashion-blur"', repr(str(run_dir))).replace('"fashion-mnist"', '"synthetic"')
+    exec(compile(code, "restoration.md", "exec"), {"__name__": "restoration"})
+    printed = capsys.readouterr().out
+    assert "psnr" in printed and "consistency" in printed

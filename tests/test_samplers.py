@@ -237,9 +237,9 @@ def test_noise_growing_as_t_falls_is_rejected(data: GaussianData) -> None:
 
 
 def test_registry_lists_names_and_rejects_unknown() -> None:
-    assert names() == sorted(SAMPLERS)
+    assert names() == sorted([*SAMPLERS, "ancestral"])  # ancestral: tests/test_ancestral.py
     assert get("momentum") is momentum and get("naive") is naive
-    with pytest.raises(ValueError, match="unknown sampler 'ddpm'.*euler, heun, momentum, naive"):
+    with pytest.raises(ValueError, match="unknown sampler 'ddpm'.*ancestral, euler, heun, momentum, naive"):
         get("ddpm")
 
 

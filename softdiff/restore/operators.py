@@ -54,7 +54,8 @@ class Degradation:
         return self.op.matrix(shape, self.t)
 
 
-Factory = Callable[[dict[str, float], Shape, CorruptionProcess | None], tuple[LinearCorruption, float, float | None]]
+Built = tuple[LinearCorruption, float, float | None]  # operator, its time, the process level (or None)
+Factory = Callable[[dict[str, float], Shape, CorruptionProcess | None], Built]
 
 
 @dataclass(frozen=True)
@@ -187,21 +188,21 @@ def find_level(
 # ---- the built-in specs ------------------------------------------------------------------
 
 
-def _blur(values: dict[str, float], shape: Shape, process: CorruptionProcess | None):
+def _blur(values: dict[str, float], shape: Shape, process: CorruptionProcess | None) -> Built:
     sigma = values["sigma"]
     if sigma < 0:
         raise ValueError(f"blur:sigma must be >= 0 pixels, got {sigma:g}")
     return GaussianBlur(sigma, sigma), 1.0, None
 
 
-def _mask(values: dict[str, float], shape: Shape, process: CorruptionProcess | None):
+def _mask(values: dict[str, float], shape: Shape, process: CorruptionProcess | None) -> Built:
     fraction = values["fraction"]
     if not 0 <= fraction <= 1:
         raise ValueError(f"mask:fraction must lie in [0, 1], got {fraction:g}")
     return Mask("pixels", fraction, seed=int(values["seed"])), 1.0, None
 
 
-def _box(values: dict[str, float], shape: Shape, process: CorruptionProcess | None):
+def _box(values: dict[str, float], shape: Shape, process: CorruptionProcess | None) -> Built:
     size, side = int(values["size"]), min(shape[1:])
     if not 0 <= size <= side:
         raise ValueError(f"box:size must be between 0 and the image side {side}, got {size}")
@@ -211,14 +212,14 @@ def _box(values: dict[str, float], shape: Shape, process: CorruptionProcess | No
     return op, 1.0, None
 
 
-def _pixelate(values: dict[str, float], shape: Shape, process: CorruptionProcess | None):
+def _pixelate(values: dict[str, float], shape: Shape, process: CorruptionProcess | None) -> Built:
     factor = values["factor"]
     if factor < 1:
         raise ValueError(f"pixelate:factor must be >= 1 pixel, got {factor:g}")
     return Pixelate(factor), 1.0, None
 
 
-def _level(values: dict[str, float], shape: Shape, process: CorruptionProcess | None):
+def _level(values: dict[str, float], shape: Shape, process: CorruptionProcess | None) -> Built:
     if process is None:
         raise ValueError("level:t=... is the model's own C_t: it needs the model's process")
     tau = values["t"]

@@ -3,7 +3,8 @@
 The public API in one place; each subpackage's ``__init__`` has the rest:
 ``softdiff.corrupt`` (operators, schedules, process, level selection), ``softdiff.score``
 (objectives, denoisers, the Gaussian oracle), ``softdiff.samplers``, ``softdiff.models``,
-``softdiff.train``, ``softdiff.eval`` and ``softdiff.data``.
+``softdiff.train``, ``softdiff.eval``, ``softdiff.restore`` (posterior sampling for degraded
+images) and ``softdiff.data``.
 """
 
 from .corrupt import (

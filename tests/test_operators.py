@@ -39,6 +39,7 @@ from softdiff.corrupt import (
     MaskConfig,
     MotionBlur,
     NoiseConfig,
+    Pixelate,
     Strokes,
     build_process,
     check_operator,
@@ -96,6 +97,7 @@ OPERATORS: dict[str, Case] = {
         1e-12,
         True,
     ),
+    "pixelate": Case(lambda: Pixelate(6.5), 0.0, True),
     "blur-level-table": Case(lambda: GaussianBlur(schedule=LevelTable([0.01, 0.5, 3.0, 4.0])), DCT_C0_TOL, True),
     # the zoo; luminance weights make desaturation no contraction (||1 w^T|| = 1.16 for BT.601)
     "desaturate": Case(Desaturate, 0.0, False),

@@ -238,9 +238,9 @@ def test_noise_growing_as_t_falls_is_rejected(data: GaussianData) -> None:
 
 
 def test_registry_lists_names_and_rejects_unknown() -> None:
-    assert names() == sorted(SAMPLERS)
+    assert names() == sorted([*SAMPLERS, "ancestral"])  # ancestral: tests/test_ancestral.py
     assert get("momentum") is momentum and get("naive") is naive
-    with pytest.raises(ValueError, match="unknown sampler 'ddpm'.*dpmpp_2m, dpmpp_2m_sde, dpmpp_3m, euler, heun"):
+    with pytest.raises(ValueError, match="unknown sampler 'ddpm'.*ancestral, dpmpp_2m.*euler, heun"):
         get("ddpm")
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from . import check, corrupt, eval, features, sample, schedule, train
+from . import check, corrupt, eval, features, restore, sample, schedule, train
 from .common import fail
 
 
@@ -83,6 +83,7 @@ app.command("schedule")(schedule.schedule)
 app.command("train")(train.train_command)
 app.command("sample")(sample.sample)
 app.command("eval")(eval.evaluate)
+app.command("restore")(restore.restore_command)
 app.add_typer(features.app, name="features")
 
 

@@ -29,8 +29,10 @@ from .levels import (
 )
 from .mask import Mask
 from .motion import MotionBlur
+from .pixelate import Pixelate
 from .process import CorruptionProcess
 from .schedules import Geometric, GeometricNoise, LevelTable, Linear, LinearNoise, Schedule
+from .spectral import Spectrum, register_spectrum, spectrum
 from .strokes import Strokes
 
 __all__ = [
@@ -49,6 +51,10 @@ __all__ = [
     "check_operator",
     "OperatorReport",
     "Law",
+    "Pixelate",
+    "Spectrum",
+    "spectrum",
+    "register_spectrum",
     "Schedule",
     "Geometric",
     "Linear",

@@ -24,6 +24,7 @@ from .fade import FadeToMean
 from .identity import Identity
 from .mask import Mask
 from .motion import MotionBlur
+from .pixelate import Pixelate
 from .process import CorruptionProcess
 from .schedules import GeometricNoise, LevelTable, LinearNoise, Schedule
 from .strokes import Strokes
@@ -111,6 +112,8 @@ register_corruption("desaturate", lambda config, size: Desaturate())
 register_corruption("fademean", lambda config, size: FadeToMean())  # "fade" would read as Mask(kind="fade")
 register_corruption("strokes", lambda config, size: Strokes())
 register_corruption("motion", lambda config, size: MotionBlur(max_length=0.5 * min(size)))
+# block size 1 at t = 0 up to the whole image at t = 1 (C_1 keeps only the mean, like the blur)
+register_corruption("pixelate", lambda config, size: Pixelate(max_factor=max(size)))
 
 
 def parse_spec(spec: str) -> list[str]:

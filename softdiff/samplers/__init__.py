@@ -1,5 +1,6 @@
 """Samplers as plain functions, the prior at t = 1, time grids and per-sample seeding."""
 
+from .ancestral import ancestral, ancestral_update
 from .core import (
     Carry,
     Denoiser,
@@ -48,6 +49,8 @@ __all__ = [
     "naive",
     "euler",
     "heun",
+    "ancestral",
+    "ancestral_update",
     "dpmpp_2m",
     "dpmpp_3m",
     "dpmpp_2m_sde",

@@ -1,0 +1,201 @@
+"""Restoration benchmark: operator x method -> PSNR, SSIM, consistency, FID, NFE, seconds per image.
+
+For every operator the first ``-n`` Fashion-MNIST test images are degraded (seeded, per
+image) and restored by: the degraded input itself, Tikhonov (lambda tuned on held-out
+training images), the Wiener filter (training mean and covariance), level entry (where the
+operator is a level of the model's process), ``project`` and DPS (step scale tuned on
+held-out training images). Each cell stores its metrics in the results JSON as soon as it is
+done (an interrupted run resumes), and the first images' restorations for the strips.
+
+    nice -n 10 python bench/restore.py --ckpt /work/runs/baseline --threads 1 -n 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from _eval_common import RESULTS, budget, console
+
+from softdiff.data import load_dataset
+from softdiff.eval import get_extractor, reference_data
+from softdiff.imageio import atomic_write_bytes, save_grid, to_uint8
+from softdiff.restore import (
+    DPS,
+    Restoration,
+    build_method,
+    build_operator,
+    default_sampler,
+    degrade,
+    psnr,
+    restore,
+    score_restoration,
+)
+from softdiff.train import load_run
+from softdiff.train.trainer import resolve_device
+
+OPERATORS = ("blur:sigma=2@0.02", "mask:fraction=0.5@0", "pixelate:factor=4@0")
+METHODS = ("degraded", "tikhonov", "wiener", "level", "project", "project:naive", "dps")
+DPS_SCALES = (0.3, 1.0, 3.0)
+STRIP_IMAGES = 6
+
+
+def parse_operator_noise(text: str) -> tuple[str, float]:
+    spec, _, noise = text.partition("@")
+    return spec, float(noise or 0)
+
+
+def cell_key(op: str, noise: float, method: str, args: argparse.Namespace, step: int) -> str:
+    return f"{op}@{noise:g}|{method}|{args.sampler}|{args.steps}|k{args.samples}|n{args.n}|seed{args.seed}|step{step}"
+
+
+def parse_method(text: str, default_sampler: str) -> tuple[str, str]:
+    """``project`` or ``project:naive`` (a method with its own sampler)."""
+    method, _, sampler = text.partition(":")
+    return method, sampler or default_sampler
+
+
+def tune_dps(
+    run, A, sigma_y: float, train: torch.Tensor, sampler: str, args: argparse.Namespace
+) -> tuple[float, dict[str, float]]:
+    """The DPS scale with the best single-sample PSNR on held-out training images."""
+    clean = train[: args.tune_images]
+    y = degrade(A, clean, sigma_y, seed=args.seed + 2)
+    scores = {}
+    for scale in DPS_SCALES:
+        method = DPS(scale, default_sampler(run) if sampler == "auto" else sampler, args.steps)
+        result = restore(run, method, A, y, sigma_y, seed=args.seed + 2, batch_size=args.batch_size)
+        scores[scale] = float(psnr(result.mean, clean).mean())
+    return max(scores, key=scores.__getitem__), {str(k): v for k, v in scores.items()}
+
+
+def strip_rows(method: str, images: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Strip columns of one method: the estimate for the linear ones, a sample and the mean for the others."""
+    if method in ("degraded", "tikhonov", "wiener"):
+        return {method: images["mean"]}
+    return {f"{method} sample": images["sample"], f"{method} mean": images["mean"]}
+
+
+def strip(path: Path, clean: torch.Tensor, rows: dict[str, torch.Tensor]) -> None:
+    """Rows: the first images; columns: clean, then each method's image (the legend is in the docs)."""
+    columns = [clean] + list(rows.values())
+    grid = torch.stack(columns, dim=1).flatten(0, 1)
+    save_grid(grid, path, nrow=len(columns), scale=3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", type=Path, required=True, help="run folder or checkpoint")
+    parser.add_argument("-n", type=int, default=1000, help="first n test images")
+    parser.add_argument("--operators", default=",".join(OPERATORS), help="comma list of SPEC@SIGMA_Y")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--samples", type=int, default=2, help="posterior samples per image")
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--sampler", default="auto")
+    parser.add_argument("--train-images", type=int, default=256, help="held-out training images (r_t^2, lambda)")
+    parser.add_argument("--wiener-images", type=int, default=4096)
+    parser.add_argument("--tune-images", type=int, default=32, help="training images to tune the DPS scale on")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", type=Path, default=RESULTS / "restore.json")
+    parser.add_argument("--strips", type=Path, default=Path(__file__).parent.parent / "docs" / "img")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    run = load_run(args.ckpt, device=device)
+    test = load_dataset("fashion-mnist", "test")
+    clean = test.batch(slice(0, args.n))
+    train_data = load_dataset("fashion-mnist", "train")
+    train = train_data.subset(args.wiener_images, seed=args.seed + 1).batch(slice(None))
+    extractor, real = get_extractor("fashion").to(device), reference_data(run)
+    stored = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    cells: dict[str, Any] = stored.get("cells", {})
+    pictures_dir = args.out.parent / "restore-strips"
+
+    def save() -> None:
+        document = {"settings": vars(args) | {"out": str(args.out), "strips": str(args.strips), "ckpt": str(args.ckpt)}}
+        document |= {"budget": budget(run), "threads": torch.get_num_threads(), "cells": cells}
+        atomic_write_bytes(args.out, (json.dumps(document, indent=2, default=str) + "\n").encode())
+
+    for text in args.operators.split(","):
+        spec, sigma_y = parse_operator_noise(text)
+        A = build_operator(spec, run.image_shape, run.process)
+        y = degrade(A, clean, sigma_y, seed=args.seed)
+        rows: dict[str, torch.Tensor] = {}
+        for label in args.methods.split(","):
+            method, sampler = parse_method(label, args.sampler)
+            key = cell_key(spec, sigma_y, label, args, run.step)
+            pictures = pictures_dir / (key.replace("|", "_").replace(":", "-").replace("=", "") + ".npz")
+            if key in cells and pictures.is_file():
+                console.print(f"{key}: reused", highlight=False)
+                with np.load(pictures) as saved:
+                    rows |= strip_rows(label, {k: torch.from_numpy(v).float() / 127.5 - 1 for k, v in saved.items()})
+                continue
+            extra: dict[str, Any] = {}
+            start = time.perf_counter()
+            if method == "degraded":
+                result = Restoration(y[:, None], y, "degraded", 0, 0.0)
+            else:
+                if method == "level" and A.level is None:
+                    continue
+                scale = 1.0
+                if method == "dps":
+                    scale, extra["dps_tuning_psnr"] = tune_dps(run, A, sigma_y, train, sampler, args)
+                    extra["dps_scale"] = scale
+                chosen = build_method(
+                    method, run, A, sigma_y, train=train if method == "wiener" else train[: args.train_images],
+                    sampler=sampler, steps=args.steps, dps_scale=scale, device=device,
+                )  # fmt: skip
+                if method == "tikhonov":
+                    extra["lambda"] = chosen.lam
+                if hasattr(chosen, "sampler"):
+                    extra["sampler"] = chosen.sampler
+                samples = args.samples if chosen.steps else 1
+                result = restore(
+                    run, chosen, A, y, sigma_y, samples=samples, seed=args.seed, batch_size=args.batch_size,
+                    device=device,
+                )  # fmt: skip
+            setup = time.perf_counter() - start - result.seconds
+            metrics = score_restoration(result, A, y, clean, sigma_y, real=real, extractor=extractor, device=device)
+            cells[key] = metrics | extra | {"operator": spec, "method": label, "setup_seconds": setup}
+            images = {"mean": result.mean[:STRIP_IMAGES], "sample": result.samples[:STRIP_IMAGES, 0]}
+            buffer = io.BytesIO()
+            np.savez_compressed(buffer, **{k: to_uint8(v).numpy() for k, v in images.items()})
+            atomic_write_bytes(pictures, buffer.getvalue())
+            rows |= strip_rows(label, images)
+            save()
+            m = cells[key]
+            console.print(
+                f"{spec}@{sigma_y:g} {label:>13}: mean PSNR {m['mean']['psnr']:.2f} SSIM {m['mean']['ssim']:.3f} "
+                f"FID {m['mean']['fid']:.1f} | sample PSNR {m['sample']['psnr']:.2f} FID {m['sample']['fid']:.1f} | "
+                f"consistency {m['mean']['consistency']:.4f} | {m['seconds_per_image']:.3f} s/image",
+                highlight=False,
+            )
+        name = spec.split(":")[0]
+        strip(args.strips / f"restore-{name}.png", clean[:STRIP_IMAGES], rows)
+        console.print(f"strip {name}: columns clean | " + " | ".join(rows), highlight=False)
+    save()
+    header = "| operator | method | NFE | PSNR mean | PSNR sample | SSIM mean | SSIM sample | FID mean | FID sample |"
+    print(f"\nrestoration of the first {args.n} test images, step {run.step} model\n")
+    print(header + " consistency (mean / sample) | s/image |")
+    print("|" + "---|" * 11)
+    for m in cells.values():
+        mean, one = m["mean"], m["sample"]
+        print(
+            f"| {m['operator']}, sigma_y={m['sigma_y']:g} | {m['method']} | {m['nfe']} | {mean['psnr']:.2f} | "
+            f"{one['psnr']:.2f} | {mean['ssim']:.3f} | {one['ssim']:.3f} | {mean['fid']:.1f} | {one['fid']:.1f} | "
+            f"{mean['consistency']:.4f} / {one['consistency']:.4f} | {m['seconds_per_image']:.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Restoration with a trained corruption prior: posterior sampling for ``y = A x + n``.
+
+Operators from specs (``blur:sigma=2``, ``mask:fraction=0.5``, ``box:size=12``,
+``pixelate:factor=4``, ``level:t=0.6``), methods (level entry, ``project``, DPS, and the
+Tikhonov and Wiener baselines), the batched, per-image-seeded driver, and metrics.
+"""
+
+from .build import METHODS, build_method, check_method_name, default_sampler, level_entry_applies, tune_tikhonov
+from .driver import STRIDE, Restoration, degrade, restore
+from .linalg import conjugate_gradient, gaussian_posterior_mean, tikhonov
+from .methods import (
+    DPS,
+    DPS_UPDATES,
+    Covariance,
+    DiffusionPrior,
+    Isotropic,
+    LevelEntry,
+    Method,
+    Problem,
+    Project,
+    Tikhonov,
+    Wiener,
+    estimate_posterior_variance,
+)
+from .metrics import consistency, psnr, score_restoration, ssim
+from .operators import (
+    Degradation,
+    OperatorSpec,
+    build_operator,
+    degradation_names,
+    find_level,
+    parse_operator,
+    register_degradation,
+)
+
+__all__ = [
+    "Degradation",
+    "OperatorSpec",
+    "parse_operator",
+    "build_operator",
+    "register_degradation",
+    "degradation_names",
+    "find_level",
+    "DiffusionPrior",
+    "Problem",
+    "Method",
+    "LevelEntry",
+    "Project",
+    "DPS",
+    "DPS_UPDATES",
+    "Tikhonov",
+    "Wiener",
+    "Isotropic",
+    "Covariance",
+    "estimate_posterior_variance",
+    "conjugate_gradient",
+    "gaussian_posterior_mean",
+    "tikhonov",
+    "Restoration",
+    "restore",
+    "degrade",
+    "STRIDE",
+    "METHODS",
+    "build_method",
+    "check_method_name",
+    "default_sampler",
+    "level_entry_applies",
+    "tune_tikhonov",
+    "psnr",
+    "ssim",
+    "consistency",
+    "score_restoration",
+]

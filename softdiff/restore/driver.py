@@ -1,0 +1,123 @@
+"""``restore``: ``K`` posterior samples per image and their mean, in batches, seeded per image.
+
+Sample ``j`` of image ``i`` draws all of its noise from the stream ``(seed, i * STRIDE + j)``
+and the measurement noise of image ``i`` (when :func:`degrade` makes ``y``) comes from
+``(seed, -1 - i)``: results depend neither on the batch size nor on how many images or
+samples a run has.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..samplers import SeededNoise
+from .methods import DiffusionPrior, Method, Problem
+from .operators import Degradation
+
+__all__ = ["Restoration", "restore", "degrade", "STRIDE"]
+
+STRIDE = 2**20  # the most samples one image can have
+
+
+@dataclass(frozen=True)
+class Restoration:
+    """``samples`` ``(N, K, C, H, W)`` and their ``mean`` ``(N, C, H, W)``, floats in [-1, 1] scale (CPU)."""
+
+    samples: Tensor
+    mean: Tensor
+    method: str
+    nfe: int
+    seconds: float
+
+    @property
+    def seconds_per_image(self) -> float:
+        return self.seconds / max(len(self.mean), 1)
+
+
+class _Ticks:
+    """A sampler callback that reports a batch's images in equal shares per step, then the rest."""
+
+    def __init__(self, images: int, steps: int, report: Callable[[float], None] | None) -> None:
+        self.images, self.share, self.report, self.credited = images, images / max(steps, 1), report, 0.0
+
+    def __call__(self, info: dict[str, Any]) -> None:
+        if self.report is not None and self.credited + self.share <= self.images:
+            self.credited += self.share
+            self.report(self.share)
+
+    def finish(self) -> None:
+        if self.report is not None and self.images > self.credited:
+            self.report(self.images - self.credited)
+
+
+def _check_batch(images: Tensor, what: str) -> None:
+    if images.ndim != 4 or not images.is_floating_point():
+        raise ValueError(f"{what} must be a float batch (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+
+
+def degrade(A: Degradation, x: Tensor, sigma_y: float, *, seed: int = 0, offset: int = 0) -> Tensor:
+    """``y = A x + sigma_y n`` with image ``offset + i``'s noise from its own seeded stream."""
+    _check_batch(x, "clean images")
+    if not sigma_y >= 0:
+        raise ValueError(f"the noise level sigma_y must be >= 0, got {sigma_y}")
+    noise = SeededNoise(seed, [-1 - (offset + i) for i in range(len(x))]).randn(x.shape, dtype=x.dtype)
+    return A(x) + sigma_y * noise.to(x.device)
+
+
+def restore(
+    model: DiffusionPrior | None,
+    method: Method,
+    A: Degradation,
+    y: Tensor,
+    sigma_y: float,
+    *,
+    samples: int = 1,
+    seed: int = 0,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    offset: int = 0,
+    on_progress: Callable[[float], None] | None = None,
+) -> Restoration:
+    """Draw ``samples`` posterior samples for each observation in ``y`` ``(N, C, H, W)``.
+
+    ``batch_size`` counts images (each brings its ``samples`` rows). ``on_progress(images)``
+    is told the work done, in images, after every sampler step (a progress bar's tick);
+    it adds up to ``N``. ``offset`` shifts the image indices, so a run split in parts gives
+    the same samples as one run.
+    """
+    _check_batch(y, "observations")
+    if not sigma_y >= 0:
+        raise ValueError(f"the noise level sigma_y must be >= 0, got {sigma_y}")
+    if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= STRIDE:
+        raise ValueError(f"samples must be an integer from 1 to {STRIDE}, got {samples!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    prior = getattr(model, "prior", None)
+    if prior is not None and tuple(y.shape[1:]) != tuple(prior.shape):
+        raise ValueError(
+            f"size mismatch: the observations are {tuple(y.shape[1:])} (C, H, W) but the model restores "
+            f"{tuple(prior.shape)} images"
+        )
+    if model is not None:
+        method.check(model, A, sigma_y)
+
+    n, k = len(y), samples
+    out = torch.empty(n, k, *y.shape[1:], dtype=y.dtype)
+    start_time = time.perf_counter()
+    for start in range(0, n, batch_size):
+        stop = min(n, start + batch_size)
+        rows = [(offset + i) * STRIDE + j for i in range(start, stop) for j in range(k)]
+        noise = SeededNoise(seed, rows)
+        yb = y[start:stop].to(device).repeat_interleave(k, dim=0)
+        ticks = _Ticks(stop - start, method.steps, on_progress)
+        result = method.sample(model, Problem(A, yb, float(sigma_y)), noise, callback=ticks)  # type: ignore[arg-type]
+        out[start:stop] = result.detach().reshape(stop - start, k, *y.shape[1:]).cpu()
+        ticks.finish()
+    seconds = time.perf_counter() - start_time
+    return Restoration(out, out.mean(dim=1), method.name, method.nfe(), seconds)

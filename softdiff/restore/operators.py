@@ -1,0 +1,236 @@
+"""The degradation ``A`` of a restoration problem, parsed from a spec such as ``blur:sigma=2``.
+
+A :class:`Degradation` is a time-dependent :class:`~softdiff.corrupt.LinearCorruption`
+frozen at one time: restoration operators and training corruptions share one home, so
+``pixelate:factor=4`` is ``Pixelate(4)`` at ``t = 1`` and ``level:t=0.6`` is the model's own
+``C_0.6``. ``level`` records the process time ``tau`` with ``C_tau = A`` when there is one
+(:func:`find_level`), which is what level entry needs.
+
+Specs are ``name:key=value,key=value``; :func:`register_degradation` adds a name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import Tensor
+
+from ..corrupt import CorruptionProcess, GaussianBlur, LinearCorruption, Mask, Pixelate
+
+__all__ = [
+    "Degradation",
+    "OperatorSpec",
+    "parse_operator",
+    "build_operator",
+    "register_degradation",
+    "degradation_names",
+    "find_level",
+]
+
+Shape = tuple[int, int, int]
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """``A x = op(x, t)``: a linear, shape-preserving map at one fixed strength."""
+
+    op: LinearCorruption
+    t: float
+    spec: str
+    level: float | None = None  # process time tau with C_tau = A (level entry), when known
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.op(x, self.t)
+
+    def adjoint(self, y: Tensor) -> Tensor:
+        return self.op.adjoint(y, self.t)
+
+    def matrix(self, shape: Sequence[int]) -> Tensor:
+        """Dense ``(D, D)`` matrix of ``A`` on images of ``shape``: for tests and small problems."""
+        return self.op.matrix(shape, self.t)
+
+
+Built = tuple[LinearCorruption, float, float | None]  # operator, its time, the process level (or None)
+Factory = Callable[[dict[str, float], Shape, CorruptionProcess | None], Built]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    factory: Factory
+    params: dict[str, object]  # name -> default (REQUIRED when the spec must give it)
+    integers: frozenset[str] = field(default_factory=frozenset)
+    help: str = ""
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_degradation(
+    name: str,
+    factory: Factory,
+    params: dict[str, object],
+    *,
+    integers: Sequence[str] = (),
+    help: str = "",
+) -> None:
+    """Make ``name:key=value,...`` a restoration spec.
+
+    ``factory(values, (C, H, W), process)`` returns ``(operator, t, level)``: ``A`` is
+    ``operator`` at time ``t``; ``level`` is the process time with ``C_level = A`` if the
+    factory knows it (else None: :func:`build_operator` looks for one). ``params`` maps each
+    key to its default, or to ``REQUIRED``; keys in ``integers`` must be whole numbers.
+    """
+    if not name.isidentifier():
+        raise ValueError(f"operator names must be identifiers, got {name!r}")
+    _REGISTRY[name] = _Entry(factory, dict(params), frozenset(integers), help)
+
+
+def degradation_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def _examples() -> str:
+    return ", ".join(f"{name}:{entry.help}" for name, entry in sorted(_REGISTRY.items()))
+
+
+@dataclass(frozen=True)
+class OperatorSpec:
+    """A parsed spec: the registered name and its numeric parameters (defaults filled in)."""
+
+    name: str
+    values: dict[str, float]
+    text: str
+
+
+def parse_operator(spec: str) -> OperatorSpec:
+    """``"mask:fraction=0.5,seed=3"`` -> ``OperatorSpec``; a one-line ``ValueError`` says what is wrong."""
+    text = spec.strip()
+    name, _, rest = text.partition(":")
+    name = name.strip()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown operator {name!r} in {spec!r}; known: {_examples()}")
+    entry = _REGISTRY[name]
+    values: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, raw = (s.strip() for s in part.partition("="))
+        if not eq or key not in entry.params:
+            known = ", ".join(entry.params) or "none"
+            raise ValueError(f"bad operator spec {spec!r}: {part!r} is not key=value with a key of {name} ({known})")
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"bad operator spec {spec!r}: {key}={raw!r} is not a number") from None
+        if not math.isfinite(value):
+            raise ValueError(f"bad operator spec {spec!r}: {key} must be finite, got {raw}")
+        if key in entry.integers and value != int(value):
+            raise ValueError(f"bad operator spec {spec!r}: {key} must be a whole number, got {raw}")
+        values[key] = value
+    missing = [key for key, default in entry.params.items() if default is REQUIRED and key not in values]
+    if missing:
+        raise ValueError(f"operator spec {spec!r} needs {', '.join(missing)}; e.g. {name}:{entry.help}")
+    defaults = {k: float(v) for k, v in entry.params.items() if v is not REQUIRED and k not in values}  # type: ignore[arg-type]
+    return OperatorSpec(name, {**defaults, **values}, text)
+
+
+def build_operator(spec: str | OperatorSpec, shape: Shape, process: CorruptionProcess | None = None) -> Degradation:
+    """The degradation a spec names, for images of ``shape = (C, H, W)``.
+
+    ``process`` (the model's) is needed for ``level:t=...``; given, it is also searched for
+    a level ``tau`` with ``C_tau = A`` (:func:`find_level`), recorded as ``level``.
+    """
+    parsed = parse_operator(spec) if isinstance(spec, str) else spec
+    op, t, level = _REGISTRY[parsed.name].factory(parsed.values, shape, process)
+    degradation = Degradation(op, float(t), parsed.text, level)
+    if level is None and process is not None:
+        degradation = replace(degradation, level=find_level(degradation, process, shape))
+    return degradation
+
+
+def find_level(
+    degradation: Degradation, process: CorruptionProcess, shape: Shape, *, tol: float = 1e-7, grid: int = 257
+) -> float | None:
+    """The smallest process time ``tau`` with ``C_tau = A`` (within ``tol``), or None.
+
+    Generic, no operator-specific code: ``A`` and ``C_t`` are compared on random probe images
+    (float64) over a grid of times, and the best grid time is refined by golden-section
+    search on ``||C_t z - A z|| / ||A z||``. It finds a level for any operator family whose
+    mismatch is unimodal near its level (blur widths, mask fractions, pixelation factors).
+    """
+    probes = torch.randn(3, *shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    target = degradation(probes)
+    scale = target.flatten(1).norm(dim=1).clamp_min(1e-300)
+
+    def mismatch(ts: Tensor) -> Tensor:
+        z = probes.repeat(len(ts), 1, 1, 1)
+        times = ts.repeat_interleave(len(probes))
+        gap = (process.C(z, times) - target.repeat(len(ts), 1, 1, 1)).flatten(1).norm(dim=1)
+        return (gap / scale.repeat(len(ts))).reshape(len(ts), len(probes)).max(dim=1).values
+
+    ts = torch.linspace(0, 1, grid, dtype=torch.float64)
+    errors = mismatch(ts)
+    best = int(errors.argmin())
+    if float(errors[best]) <= tol:
+        return float(ts[best])
+    lo, hi = float(ts[max(best - 1, 0)]), float(ts[min(best + 1, grid - 1)])
+    ratio = (math.sqrt(5) - 1) / 2
+    for _ in range(80):
+        a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+        ea, eb = mismatch(torch.tensor([a, b], dtype=torch.float64)).tolist()
+        lo, hi = (lo, b) if ea <= eb else (a, hi)
+    tau = (lo + hi) / 2
+    return tau if float(mismatch(torch.tensor([tau], dtype=torch.float64))) <= tol else None
+
+
+# ---- the built-in specs ------------------------------------------------------------------
+
+
+def _blur(values: dict[str, float], shape: Shape, process: CorruptionProcess | None) -> Built:
+    sigma = values["sigma"]
+    if sigma < 0:
+        raise ValueError(f"blur:sigma must be >= 0 pixels, got {sigma:g}")
+    return GaussianBlur(sigma, sigma), 1.0, None
+
+
+def _mask(values: dict[str, float], shape: Shape, process: CorruptionProcess | None) -> Built:
+    fraction = values["fraction"]
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"mask:fraction must lie in [0, 1], got {fraction:g}")
+    return Mask("pixels", fraction, seed=int(values["seed"])), 1.0, None
+
+
+def _box(values: dict[str, float], shape: Shape, process: CorruptionProcess | None) -> Built:
+    size, side = int(values["size"]), min(shape[1:])
+    if not 0 <= size <= side:
+        raise ValueError(f"box:size must be between 0 and the image side {side}, got {size}")
+    if size % 2 != side % 2:
+        raise ValueError(f"a centred box on a {side}-pixel side has a size of the same parity; got box:size={size}")
+    op = Mask("box", (size / side) ** 2)  # half-extent size / (2 side) in unit coordinates: `size` pixels
+    return op, 1.0, None
+
+
+def _pixelate(values: dict[str, float], shape: Shape, process: CorruptionProcess | None) -> Built:
+    factor = values["factor"]
+    if factor < 1:
+        raise ValueError(f"pixelate:factor must be >= 1 pixel, got {factor:g}")
+    return Pixelate(factor), 1.0, None
+
+
+def _level(values: dict[str, float], shape: Shape, process: CorruptionProcess | None) -> Built:
+    if process is None:
+        raise ValueError("level:t=... is the model's own C_t: it needs the model's process")
+    tau = values["t"]
+    if not 0 < tau <= 1:
+        raise ValueError(f"level:t must lie in (0, 1], got {tau:g}")
+    source = float(process.time(tau, torch.zeros(1, *shape, dtype=torch.float64)))
+    return process.operator, source, tau
+
+
+register_degradation("blur", _blur, {"sigma": REQUIRED}, help="sigma=2")
+register_degradation("mask", _mask, {"fraction": REQUIRED, "seed": 0}, integers=["seed"], help="fraction=0.5")
+register_degradation("box", _box, {"size": REQUIRED}, integers=["size"], help="size=12")
+register_degradation("pixelate", _pixelate, {"factor": REQUIRED}, help="factor=4")
+register_degradation("level", _level, {"t": REQUIRED}, help="t=0.6")

@@ -89,7 +89,8 @@ def describe(name: str, flags: list[str], out: Path, args: argparse.Namespace) -
         images=lines[-1]["step"] * config["train"]["batch_size"] if lines else None,
         train_seconds=lines[-1].get("elapsed_s") if lines else None,
     )
-    cells = json.loads((out / "eval" / "eval.json").read_text())["results"] if (out / "eval" / "eval.json").exists() else []
+    stored = out / "eval" / "eval.json"
+    cells = json.loads(stored.read_text())["results"] if stored.exists() else []
     fid: dict[str, float | None] = {}
     for sampler in args.samplers.split(","):
         match = [
@@ -121,6 +122,24 @@ def table(rows: list[dict[str, Any]], samplers: list[str], steps: int, n: int) -
     return out
 
 
+def markdown(rows: list[dict[str, Any]], samplers: list[str]) -> str:
+    """The table as Markdown, for docs/benchmarks.md (one line per run, as trained)."""
+    head = ["run", "process", "objective", "param.", "weighting", "anchor", "t-sampler", "EMA", "LR", *samplers]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 9 + "---:|" * len(samplers)]
+    for r in rows:
+        if r["status"] != "done":
+            lines.append(f"| {r['name']} | {r['status']} |" + " |" * (len(head) - 2))
+            continue
+        process = r["spec"] + (" (levels)" if r["levels"] else "") + (f", s_max {r['s_max']:g}" if r["s_max"] else "")
+        ema = f"{r['ema']:g}" if isinstance(r["ema"], float) else "half-life"
+        lr = f"{r['lr']:g}" + ("" if r["lr_decay"] == "constant" else f" {r['lr_decay']}")
+        lr += "" if r["batch"] == 64 else f", batch {r['batch']}"
+        fids = [f"{r['fid'][s]:.1f}" if r["fid"][s] is not None else "-" for s in samplers]
+        cells = [r["name"], process, r["objective"], r["parameterisation"], r["weighting"], f"{r['anchor']:g}"]
+        lines.append("| " + " | ".join([*cells, r["t_sampler"], ema, lr, *fids]) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plan", type=Path, default=PLAN)
@@ -132,6 +151,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--collect", action="store_true", help="only tabulate existing runs and cells")
     parser.add_argument("--out", type=Path, default=RESULTS / "recipe_search.json")
+    parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     args = parser.parse_args()
     plan = read_plan(args.plan)
     if args.only:
@@ -144,6 +164,8 @@ def main() -> None:
     rows = [describe(name, flags, args.runs / name, args) for name, flags in plan]
     samplers = args.samplers.split(",")
     console.print(table(rows, samplers, args.steps, args.n))
+    if args.markdown:
+        print(markdown(rows, samplers))
     write("recipe_search", {
         "benchmark": "recipe_search", "command": shlex.join(["python", "bench/recipe_search.py", *sys.argv[1:]]),
         "plan": str(args.plan), "steps": args.steps, "n": args.n, "seed": 0, "features": "fashion",

@@ -119,8 +119,14 @@ def main() -> None:
         table.add_column(column, justify="right")
     for r in rows:
         table.add_row(
-            r["process"], r["sampler"], str(r["nfe"]), f"{r['forward_ms']:.0f}", f"{r['forward_cpu_ms']:.0f}",
-            f"{r['overhead_cpu_ms_per_call']:.2f}", f"{r['ratio_wall']:.3f}", f"{r['ratio_cpu']:.3f}",
+            r["process"],
+            r["sampler"],
+            str(r["nfe"]),
+            f"{r['forward_ms']:.0f}",
+            f"{r['forward_cpu_ms']:.0f}",
+            f"{r['overhead_cpu_ms_per_call']:.2f}",
+            f"{r['ratio_wall']:.3f}",
+            f"{r['ratio_cpu']:.3f}",
             f"{r['ratio_from_parts']:.4f}",
         )
     Console().print(table)

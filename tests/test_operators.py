@@ -431,3 +431,13 @@ def test_config_json_round_trip_rebuilds_the_same_process(
     p, q = config.build(size), again.build(size)
     assert repr(p.operator) == repr(q.operator)
     assert torch.equal(p.C(x, t), q.C(x, t)) and torch.equal(p.CT(y, t), q.CT(y, t)) and torch.equal(p.s(t), q.s(t))
+
+
+@pytest.mark.parametrize(
+    ("spec", "s_max"), [("noise", 80.0), ("mask", 2.0), ("blur+mask", 2.0), ("strokes", 2.0), ("blur", 0.1)]
+)
+def test_default_noise_at_t1_follows_the_operator(spec: str, s_max: float) -> None:
+    """Hiding operators default to noise on the data's scale (mask models sample the mean garment at 0.1)."""
+    process = CorruptionConfig(spec=spec).build((8, 8))
+    assert float(process.s(torch.tensor([1.0]))) == pytest.approx(s_max)
+    assert CorruptionConfig(spec=spec, noise={"s_max": 0.3}).noise_schedule()(torch.tensor(1.0)) == pytest.approx(0.3)

@@ -81,7 +81,8 @@ def sample(
         writable_dir(out, "--out folder")  # before minutes of sampling
     with distributed(target) as ctx:
         run = load_run(ckpt, device=ctx.device, ema=not raw)
-        time_grid(grid, run.process, steps)  # a grid this run cannot use fails before sampling
+        # a grid this run cannot use (or a level file made for another corruption) fails before sampling
+        time_grid(grid, run.process, steps, corruption=run.config.corruption)
         keep = min(n, TRAJECTORY_SAMPLES) if trajectory else 0
         kwargs = dict(sampler=sampler, steps=steps, grid=grid, seed=seed, batch_size=batch_size, device=ctx.device)
         kwargs.update(trajectory=keep, progress=progress)

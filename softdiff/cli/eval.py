@@ -8,12 +8,12 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from ..distributed import resolve_device
 from ..eval import get_extractor, load_results, parse_grids, parse_samplers, parse_steps, plot_fid_vs_nfe, sweep
 from ..resources import writable_dir
 from ..samplers import GRIDS, names, time_grid
 from ..samplers.generate import check_sample_memory
 from ..train import load_run
-from ..train.trainer import resolve_device
 from .common import console, user_errors
 
 RESULTS_FILE = "eval.json"

@@ -11,13 +11,12 @@ import torch
 import typer
 from PIL import Image
 
-from ..distributed import distributed, is_main_process, relaunch
+from ..distributed import distributed, is_main_process, relaunch, resolve_device
 from ..imageio import atomic_write_bytes, make_grid, save_grid, to_uint8
 from ..resources import writable_dir
 from ..samplers import GRIDS, Trajectory, generate_sharded, get, names, nfe, time_grid
 from ..samplers.grids import MAX_STEPS
 from ..train import load_run
-from ..train.trainer import resolve_device
 from .common import console, user_errors
 
 TRAJECTORY_SAMPLES = 4

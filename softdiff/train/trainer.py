@@ -14,7 +14,6 @@ Work is never lost for long: checkpoints come every ``ckpt_every`` steps and eve
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 import os
@@ -29,12 +28,14 @@ from rich.text import Text
 from torch import Tensor, nn
 
 from ..data import ImageData, load_dataset
-from ..distributed import DistContext, distributed
+from ..distributed import DistContext, distributed, resolve_device
 from ..imageio import atomic_write_bytes
 from ..progress import LoggedProgress
 from ..resources import check_memory, describe_os_error, writable_dir
 from ..samplers.prior import GaussianPrior
 from ..score import Denoiser
+from ..seeding import derive_seed, rank_seed
+from .batches import BatchOrder, ShardedBatches, check_world, global_draws
 from .checkpoint import (
     CHECKPOINTS,
     Checkpoint,
@@ -45,62 +46,15 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import RunConfig
-from .distributed import ShardedBatches, check_world, global_draws, rank_seed
 from .guard import NonFiniteGuard, gradient_norm
 from .interrupt import StepClock, StopSignals
 from .loading import build_net
 from .lr import LRSchedule
 from .objective import objective_for, precond_state, statistics_for, t_sampler_for
 
-__all__ = ["train", "TrainSummary", "EMA", "derive_seed", "resolve_device", "BatchOrder", "METRICS"]
+__all__ = ["train", "TrainSummary", "EMA", "METRICS"]
 
 METRICS = "metrics.jsonl"
-
-
-def derive_seed(*parts: object) -> int:
-    """A 63-bit seed that is a pure function of its parts (stable across processes and platforms)."""
-    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
-DEVICES = "auto, cpu, cuda or cuda:N"
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; an unknown or missing device is a one-line ``ValueError``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):  # torch's parse error for names like "tpu" or ""
-        raise ValueError(f"unknown device {name!r}; use {DEVICES}") from None
-    if device.type == "cpu" and device.index in (None, 0):
-        return torch.device("cpu")
-    if device.type != "cuda":
-        raise ValueError(f"device {name!r} is not supported; use {DEVICES}")
-    if not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for CUDA but no CUDA device is available; use --device cpu or auto")
-    if device.index is not None and device.index >= torch.cuda.device_count():
-        raise ValueError(f"device {name!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
-    return device
-
-
-class BatchOrder:
-    """Shuffled epochs without replacement; epoch ``e`` is a permutation seeded by ``(seed, e)``."""
-
-    def __init__(self, size: int, batch_size: int, seed: int) -> None:
-        if size < batch_size:
-            raise ValueError(f"the data set has {size} images, fewer than the batch size {batch_size}")
-        self.size, self.batch_size, self.seed = size, batch_size, seed
-        self.per_epoch = size // batch_size
-        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
-
-    def indices(self, step: int) -> Tensor:
-        epoch, k = divmod(step, self.per_epoch)
-        if epoch != self._epoch:
-            g = torch.Generator().manual_seed(derive_seed(self.seed, "data", epoch))
-            self._epoch, self._perm = epoch, torch.randperm(self.size, generator=g)
-        return self._perm[k * self.batch_size : (k + 1) * self.batch_size]
 
 
 class EMA:
@@ -195,7 +149,7 @@ def train(
     Under ``torchrun`` every process calls this: it joins the process group, trains a
     DDP-wrapped copy of the network on its share of a global batch of ``batch_size x
     WORLD_SIZE`` images, and only rank 0 writes ``out`` or shows progress (see
-    :mod:`softdiff.train.distributed` and docs/distributed.md). Resuming needs the same
+    :mod:`softdiff.train.batches` and docs/distributed.md). Resuming needs the same
     number of processes.
 
     With ``resume=True`` the checkpoint's config is used when ``config`` is None; a given
@@ -381,7 +335,7 @@ def _train(
         task = bar.add_task("train", total=tc.steps, completed=start, loss="--")
         for step in range(start, end):
             g = torch.Generator(device=device).manual_seed(derive_seed(tc.seed, "step", step))
-            torch.manual_seed(rank_seed(derive_seed(tc.seed, "global", step), ctx))  # dropout, other global draws
+            torch.manual_seed(rank_seed(derive_seed(tc.seed, "global", step), ctx.rank))  # dropout, other global draws
             x0 = batches(step)
             lr = lr_at(step)
             for group in optimizer.param_groups:

@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from ..corrupt import CorruptionConfig, CorruptionProcess
+from ..progress import LoggedProgress
 from ..stats import eigh_psd, frechet_distance_roots, root_from_eigh
 from .distances import distance_bounds, fit_level
 from .graph import Distances, bisect_levels, check_level_count
@@ -49,13 +50,12 @@ __all__ = ["select_levels"]
 _MAX_BYTES = 8 * 2**30  # memory for the per-level square roots
 
 
-def _progress(enabled: bool):
+def _progress(enabled: bool) -> nullcontext[None] | LoggedProgress:
+    """A bar on stderr (plain lines when it is not a terminal), or nothing."""
     if not enabled:
         return nullcontext(None)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-
-    from ..progress import LoggedProgress
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     return LoggedProgress(*columns, console=Console(stderr=True))
@@ -99,6 +99,24 @@ def _fit_levels(
         del cov, evecs
         advance()
     return _Levels(torch.stack(means), roots, torch.stack(spectra), [torch.stack(v) for v in sds if v])
+
+
+def _search(levels: _Levels, k: int, bar: LoggedProgress | None) -> tuple[list[int], float, Distances]:
+    """The K-level path (bounds first, exact distances only where needed), its epsilon, and the distances."""
+    pair_task = bar.add_task("pair distances", total=None) if bar else None
+
+    def exact(i: int, j: int) -> float:
+        if bar:
+            bar.advance(pair_task)
+        return levels.exact(i, j)
+
+    lower, upper = distance_bounds(levels.means, levels.roots, levels.spectra, levels.sds)
+    dist = Distances(lower, upper, exact)
+    guess = (np.sqrt(np.diagonal(upper, 1)).sum() / (k - 1)) ** 2  # the arc length in even hops
+    path, epsilon = bisect_levels(dist, k, guess)
+    if bar:
+        bar.update(pair_task, total=dist.computed, completed=dist.computed)
+    return path, epsilon, dist
 
 
 def _check_size(candidates: int, dim: int) -> None:
@@ -156,20 +174,7 @@ def select_levels(
         fit_task = bar.add_task("fitting level Gaussians", total=candidates) if bar else None
         rotation = dct_rotation(moments.shape) if projection is None else None
         levels = _fit_levels(base, moments, u, project, chunk, rotation, lambda: bar.advance(fit_task) if bar else None)
-        pair_task = bar.add_task("pair distances", total=None) if bar else None
-
-        def exact(i: int, j: int) -> float:
-            if bar:
-                bar.advance(pair_task)
-            return levels.exact(i, j)
-
-        lower, upper = distance_bounds(levels.means, levels.roots, levels.spectra, levels.sds)
-        dist = Distances(lower, upper, exact)
-        guess = (np.sqrt(np.diagonal(upper, 1)).sum() / (k - 1)) ** 2
-        path, epsilon = bisect_levels(dist, k, guess)
-        if bar:
-            bar.update(pair_task, total=dist.computed, completed=dist.computed)
-
+        path, epsilon, dist = _search(levels, k, bar)
     times = u[path]
     return LevelSelection(
         times=tuple(times.tolist()),

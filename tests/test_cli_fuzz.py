@@ -217,6 +217,7 @@ CASES: list[list[str]] = [
     *[[*EVAL, "--sampler", v] for v in ("ddpm", ",", "")],
     *[[*EVAL, "--steps", v] for v in ("", "0", "a,b", HUGE, "5,-1")],
     *[[*EVAL, "-n", v] for v in ("1", "0", HUGE)],
+    *[[*EVAL, "-n", "2", "--steps", "2", "--grid", v] for v in ("PIXELATE_LEVELS", "MASK_LEVELS")],
     *[[*EVAL, "--features", v] for v in ("nope",)],
     [*EVAL, "--seed", "-1"],
     [*EVAL, "--batch-size", "0"],

@@ -19,9 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 from softdiff.data import load_dataset
+from softdiff.distributed import resolve_device
 from softdiff.eval import evaluate_samples, get_extractor, reference_data, sweep
 from softdiff.train import TrainedRun, load_run
-from softdiff.train.trainer import resolve_device
 
 console = Console()
 RESULTS = Path(__file__).parent / "results"

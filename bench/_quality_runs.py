@@ -28,9 +28,10 @@ import torch
 
 import softdiff
 from softdiff.data import load_dataset
+from softdiff.distributed import resolve_device
 from softdiff.train import RunConfig, load_config_file, resolve_checkpoint, train
 from softdiff.train.config import apply_overrides
-from softdiff.train.trainer import METRICS, resolve_device
+from softdiff.train.trainer import METRICS
 
 RECIPE_SECTIONS = ("corruption", "objective")
 BUDGET_SECTIONS = ("data", "model", "optim", "train")

@@ -32,8 +32,8 @@ from rich.console import Console
 from rich.table import Table
 
 from softdiff.corrupt import CorruptionProcess, GaussianBlur, GeometricNoise
-from softdiff.corrupt.levels import DataMoments, select_levels
 from softdiff.samplers import get, level_grid, names, nfe, time_grid
+from softdiff.schedule import DataMoments, select_levels
 from softdiff.score import GaussianData
 from softdiff.stats import frechet_distance, moments
 

@@ -24,6 +24,7 @@ import torch
 from _eval_common import RESULTS, budget, console
 
 from softdiff.data import load_dataset
+from softdiff.distributed import resolve_device
 from softdiff.eval import get_extractor, reference_data
 from softdiff.imageio import atomic_write_bytes, save_grid, to_uint8
 from softdiff.restore import (
@@ -38,7 +39,6 @@ from softdiff.restore import (
     score_restoration,
 )
 from softdiff.train import load_run
-from softdiff.train.trainer import resolve_device
 
 OPERATORS = ("blur:sigma=2@0.02", "mask:fraction=0.5@0", "pixelate:factor=4@0")
 METHODS = ("degraded", "tikhonov", "wiener", "level", "project", "project:naive", "dps")

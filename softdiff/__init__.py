@@ -1,7 +1,8 @@
 """softdiff: diffusion models whose forward process is any linear corruption (Soft Diffusion).
 
 The public API in one place; each subpackage's ``__init__`` has the rest:
-``softdiff.corrupt`` (operators, schedules, process, level selection), ``softdiff.score``
+``softdiff.corrupt`` (operators, schedules, process), ``softdiff.schedule`` (level selection
+and level files), ``softdiff.score``
 (objectives, denoisers, the Gaussian oracle), ``softdiff.samplers``, ``softdiff.models``,
 ``softdiff.train``, ``softdiff.eval``, ``softdiff.restore`` (posterior sampling for degraded
 images) and ``softdiff.data``.
@@ -19,10 +20,10 @@ from .corrupt import (
     check_operator,
     compose,
     register_corruption,
-    select_levels,
 )
 from .models import UNet, UNetConfig
 from .samplers import GaussianPrior, dpmpp_2m, dpmpp_2m_sde, dpmpp_3m, euler, generate, heun, momentum, naive, time_grid
+from .schedule import read_levels, retime, select_levels
 from .score import Denoiser, DenoisingScoreMatching, SoftScoreMatching, X0Regression, score_from_denoiser
 from .train import RunConfig, load_run
 
@@ -41,6 +42,8 @@ __all__ = [
     "CorruptionConfig",
     "build_process",
     "select_levels",
+    "read_levels",
+    "retime",
     "UNet",
     "UNetConfig",
     "Denoiser",

@@ -3,6 +3,7 @@
 A process learns its place from the variables torchrun sets (``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT``); without them it is a world of one and
 nothing here touches ``torch.distributed`` at all, so single-process runs pay nothing.
+:func:`resolve_device` turns ``--device`` into the device each process starts from.
 
 :func:`distributed` joins the process group for the length of a ``with`` block (NCCL on
 CUDA, gloo on CPU) and yields a :class:`DistContext` with the few collectives softdiff
@@ -35,7 +36,30 @@ __all__ = [
     "relaunch",
     "strip_option",
     "call_forwarding_sigterm",
+    "resolve_device",
 ]
+
+
+DEVICES = "auto, cpu, cuda or cuda:N"
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; an unknown or missing device is a one-line ``ValueError``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):  # torch's parse error for names like "tpu" or ""
+        raise ValueError(f"unknown device {name!r}; use {DEVICES}") from None
+    if device.type == "cpu" and device.index in (None, 0):
+        return torch.device("cpu")
+    if device.type != "cuda":
+        raise ValueError(f"device {name!r} is not supported; use {DEVICES}")
+    if not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for CUDA but no CUDA device is available; use --device cpu or auto")
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
+    return device
 
 
 def env_world() -> tuple[int, int, int]:

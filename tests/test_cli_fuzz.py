@@ -79,7 +79,7 @@ TAMPERED: dict[str, Callable[[Path], None]] = {
 
 
 def _levels(path: Path, t: object, **meta: object) -> Path:
-    path.write_text(json.dumps({"format": "softdiff.levels/1", "t": t, **meta}))
+    path.write_text(json.dumps({"t": t, **meta}))  # a hand-written table that records its corruption
     return path
 
 
@@ -111,6 +111,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, run_dir: Path) -> dict[str
     paths["NESTED"] = _levels(root / "nested.json", [[0.0, 0.5, 1.0]], **blur)
     mask = {"spec": "mask", "config": {"spec": "mask"}}
     paths["MASK_LEVELS"] = _levels(root / "mask.json", [0.0, 0.5, 1.0], **mask)
+    paths["PIXELATE_LEVELS"] = _levels(root / "pixelate.json", [0.0, 0.5, 1.0], spec="blur+pixelate")
     fashion = {**blur, "data": {"dataset": "fashion-mnist", "shape": [1, 28, 28]}}
     paths["FASHION_LEVELS"] = _levels(root / "fashion.json", [0.0, 0.5, 1.0], **fashion)
     paths["BAD_TOML"] = root / "bad.toml"
@@ -177,6 +178,7 @@ CASES: list[list[str]] = [
     # train: level tables that must not be used
     *[[*TRAIN, "--levels", v] for v in ("NONMONO", "OUTSIDE", "NESTED", "MASK_LEVELS", "FASHION_LEVELS", "FILE")],
     [*TRAIN, "--levels", "OUT/missing.json"],
+    *[[*TRAIN, "-c", c, "--levels", "PIXELATE_LEVELS"] for c in ("noise", "mask")],
     # train: data
     [*TRAIN, "--data-dir", "/nonexistent"],
     ["train", "--dataset", "nope", "--out", "OUT/x", "--no-progress"],
@@ -209,11 +211,13 @@ CASES: list[list[str]] = [
     ["sample", "--ckpt", "RUN", "--out", "FILE", "--device", "cpu"],
     ["sample", "--ckpt", "RUN", "--out", "/dev/null/samples", "--device", "cpu"],
     [*SAMPLE, "--nproc", "0"],
+    *[[*SAMPLE, "--grid", v] for v in ("PIXELATE_LEVELS", "MASK_LEVELS", "NONMONO", "OUT/missing.json")],
     [*SAMPLE, "--bogus"],
     # eval
     *[[*EVAL, "--sampler", v] for v in ("ddpm", ",", "")],
     *[[*EVAL, "--steps", v] for v in ("", "0", "a,b", HUGE, "5,-1")],
     *[[*EVAL, "-n", v] for v in ("1", "0", HUGE)],
+    *[[*EVAL, "-n", "2", "--steps", "2", "--grid", v] for v in ("PIXELATE_LEVELS", "MASK_LEVELS")],
     *[[*EVAL, "--features", v] for v in ("nope",)],
     [*EVAL, "--seed", "-1"],
     [*EVAL, "--batch-size", "0"],

@@ -96,18 +96,20 @@ def config(batch_size: int) -> RunConfig:
 
 def _train_rank(run: Path, stop_at: int | None, resume: bool) -> None:
     """One rank of a training job; records every file write the trainer makes, per rank."""
+    import softdiff.train.metrics as metrics
     import softdiff.train.trainer as trainer
 
     log = run.parent / f"writes-rank{os.environ['RANK']}.txt"
-    for name in ("save_checkpoint", "atomic_write_bytes"):
-        original = getattr(trainer, name)
+    writers = ((trainer, "save_checkpoint"), (trainer, "atomic_write_bytes"), (metrics, "atomic_write_bytes"))
+    for module, name in writers:
+        original = getattr(module, name)
 
         def spy(*a: Any, _original: Callable = original, _name: str = name, **k: Any) -> Any:
             with log.open("a") as f:
                 f.write(f"{_name} {a[0]}\n")
             return _original(*a, **k)
 
-        setattr(trainer, name, spy)
+        setattr(module, name, spy)
     train(config(PER_RANK), run, data=DATA, net=tiny_net(), progress=False, stop_at=stop_at, resume=resume)
 
 
@@ -134,7 +136,8 @@ def test_two_ranks_equal_one_process_with_the_global_batch_and_resume(tmp_path: 
     run_ranks(_train_rank, run, 6, False)  # stops after step 6 like a crash; last checkpoint at step 4
     assert read_checkpoint(run).step == 4
     assert not (tmp_path / "two" / "writes-rank1.txt").exists(), "rank 1 wrote files"
-    assert "save_checkpoint" in (tmp_path / "two" / "writes-rank0.txt").read_text()
+    written = (tmp_path / "two" / "writes-rank0.txt").read_text()
+    assert "save_checkpoint" in written and "metrics.jsonl" in written and "config.json" in written
     assert_close(weights(run, 4), weights(single, 4))
 
     run_ranks(_train_rank, run, None, True)  # resumed under the same world size: runs to the end

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,17 +13,14 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from softdiff.corrupt import (
-    CorruptionConfig,
-    CorruptionProcess,
+from softdiff.corrupt import CorruptionConfig, CorruptionProcess, Identity, LinearCorruption, LinearNoise, build_process
+from softdiff.schedule import (
     DataMoments,
-    Identity,
     LevelSelection,
-    LinearCorruption,
-    LinearNoise,
-    build_process,
     fewest_hop_path,
     level_distances,
+    read_levels,
+    retime,
     select_levels,
     select_path,
 )
@@ -29,6 +28,7 @@ from softdiff.score import GaussianData
 from softdiff.stats import frechet_distance, sqrtm_psd
 
 SHAPE = (1, 4, 4)
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 @pytest.fixture(scope="module")
@@ -251,14 +251,18 @@ def test_fewest_hop_path_handles_non_monotone_distances() -> None:
 
 def test_saved_table_loads_as_a_time_warp(gauss: GaussianData, tmp_path) -> None:
     process = build_process("blur", SHAPE[1:])
-    sel = select_levels(process, exact_moments(gauss), candidates=17, k=5)
+    sel = select_levels(CorruptionConfig(spec="blur"), exact_moments(gauss), candidates=17, k=5)
+    from_process = select_levels(process, exact_moments(gauss), candidates=17, k=5)
+    # a config is its process, built for the images' size, plus a record of what it was
+    assert sel == dataclasses.replace(from_process, spec=sel.spec, config=sel.config, data=sel.data)
     path = sel.save(tmp_path / "levels.json")
     data = json.loads(path.read_text())
     assert data["format"] == "softdiff.levels/1" and data["k"] == 5 and data["candidates"] == 17
     assert set(data) >= {"t", "distances", "epsilon", "strengths", "operator", "noise"}
+    assert data["spec"] == "blur" and data["data"] == {"shape": list(SHAPE)} and data["config"]["blur"]["sigma_min"]
     assert LevelSelection.load(path) == sel
     assert level_distances(process, exact_moments(gauss), sel.times) == pytest.approx(sel.distances, rel=1e-9)
-    warped = CorruptionConfig(spec="blur").with_levels_file(path).build(SHAPE[1:])
+    warped = retime(CorruptionConfig(spec="blur"), path, shape=SHAPE).build(SHAPE[1:])
     x = gauss.sample(2, torch.Generator().manual_seed(6))
     for k, u in enumerate(sel.times):
         t = k / (len(sel.times) - 1)
@@ -267,3 +271,93 @@ def test_saved_table_loads_as_a_time_warp(gauss: GaussianData, tmp_path) -> None
         assert float(warped.s(torch.tensor(t, dtype=torch.float64))) == pytest.approx(float(process.s(u)))
     even = torch.linspace(0, 1, 5).tolist()  # the warped process at even t is the selected table again
     assert level_distances(warped, exact_moments(gauss), even) == pytest.approx(sel.distances, rel=1e-6)
+
+
+def test_a_selection_that_does_not_know_its_corruption_is_not_saved(gauss: GaussianData, tmp_path: Path) -> None:
+    sel = select_levels(build_process("blur", SHAPE[1:]), exact_moments(gauss), candidates=9, k=3)
+    assert sel.spec is None
+    with pytest.raises(ValueError, match="does not record the corruption"):
+        sel.save(tmp_path / "levels.json")
+    assert not (tmp_path / "levels.json").exists()
+    path = dataclasses.replace(sel, spec="blur").save(tmp_path / "levels.json")
+    assert json.loads(path.read_text())["spec"] == "blur"
+
+
+@pytest.fixture(scope="module")
+def blur_pixelate_table(gauss: GaussianData, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    sel = select_levels(CorruptionConfig(spec="blur+pixelate"), exact_moments(gauss), candidates=9, k=3)
+    return sel.save(tmp_path_factory.mktemp("levels") / "levels.json")
+
+
+@pytest.mark.parametrize("spec", ["noise", "mask", "blur", "pixelate+blur"])
+def test_a_table_chosen_for_one_corruption_is_refused_for_another(blur_pixelate_table: Path, spec: str) -> None:
+    with pytest.raises(ValueError, match="was chosen for corruption 'blur\\+pixelate', not"):
+        retime(CorruptionConfig(spec=spec), blur_pixelate_table)
+    assert retime(CorruptionConfig(spec="blur + pixelate"), blur_pixelate_table).levels == list(
+        read_levels(blur_pixelate_table).times
+    )
+
+
+def test_a_table_is_refused_for_other_settings_data_or_shape(blur_pixelate_table: Path) -> None:
+    other = CorruptionConfig.model_validate({"spec": "blur+pixelate", "blur": {"sigma_min": 0.5}})
+    with pytest.raises(ValueError, match="blur.sigma_min = 0.01"):
+        retime(other, blur_pixelate_table)
+    with pytest.raises(ValueError, match=r"shape \(1, 4, 4\), not \(1, 8, 8\)"):
+        retime(CorruptionConfig(spec="blur+pixelate"), blur_pixelate_table, shape=(1, 8, 8))
+    data = json.loads(blur_pixelate_table.read_text())
+    data["data"]["dataset"] = "fashion-mnist"
+    path = blur_pixelate_table.with_name("fashion.json")
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="fitted on 'fashion-mnist', not on 'cifar10'"):
+        read_levels(path).check(CorruptionConfig(spec="blur+pixelate"), dataset="cifar10")
+    read_levels(path).check(CorruptionConfig(spec="blur+pixelate"), dataset="fashion-mnist", shape=(1, 4, 4))
+
+
+def test_tables_that_record_no_origin_are_taken_as_they_are(tmp_path: Path) -> None:
+    """The documented rule: a bare list, ``{"t": [...]}`` or a record with ``"spec": null`` fits any corruption."""
+    old = json.loads((DOCS / "levels-blur-fashion-mnist.json").read_text())
+    old.update(spec=None, config=None, data=None)  # as LevelSelection.save wrote from Python before
+    for i, content in enumerate(([0.0, 0.3, 1.0], {"t": [0.0, 0.3, 1.0]}, old)):
+        path = tmp_path / f"{i}.json"
+        path.write_text(json.dumps(content))
+        for spec in ("noise", "mask", "blur+pixelate"):
+            assert retime(CorruptionConfig(spec=spec), path).levels == list(read_levels(path).times)
+
+
+def test_the_shipped_blur_table_loads_for_a_blur_run_only() -> None:
+    path = DOCS / "levels-blur-fashion-mnist.json"
+    config = retime(CorruptionConfig(spec="blur"), path, dataset="fashion-mnist", shape=(1, 28, 28))
+    assert config.levels is not None and len(config.levels) == 32 == LevelSelection.load(path).k
+    with pytest.raises(ValueError, match="chosen for corruption 'blur', not 'mask'"):
+        retime(CorruptionConfig(spec="mask"), path)
+
+
+BAD_FILES = {
+    "missing": (None, "does not exist"),
+    "not json": ("{not json", "not valid JSON"),
+    "binary": (b"\xff\xfe\x00", "not a text"),
+    "other format": ({"format": "softdiff.levels/9", "t": [0, 1]}, "this version reads 'softdiff.levels/1'"),
+    "no times": ({"spec": "blur"}, "no times under 't'"),
+    "nested times": ({"t": [[0, 1]]}, "flat list of numbers"),
+    "booleans": ({"t": [False, True]}, "flat list of numbers"),
+    "one time": ({"t": [0.5]}, "at least 2 finite times"),
+    "decreasing": ({"t": [0.0, 0.6, 0.4, 1.0]}, "non-decreasing times in \\[0, 1\\]"),
+    "beyond one": ({"t": [0.0, 1.5]}, "non-decreasing times in \\[0, 1\\]"),
+    "spec not a string": ({"t": [0, 1], "spec": 3}, "malformed 'spec'"),
+    "record without distances": ({"format": "softdiff.levels/1", "t": [0, 1]}, "not a valid softdiff.levels/1"),
+    "a number": (3, "must be a JSON object"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_FILES))
+def test_a_bad_level_file_is_one_clear_value_error(name: str, tmp_path: Path) -> None:
+    content, message = BAD_FILES[name]
+    path = tmp_path / "levels.json"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif isinstance(content, str):
+        path.write_text(content)
+    elif content is not None:
+        path.write_text(json.dumps(content))
+    with pytest.raises(ValueError, match=message):
+        read_levels(path)

@@ -38,6 +38,7 @@ from softdiff.samplers import (
 )
 from softdiff.samplers.core import noise_levels
 from softdiff.samplers.multistep import Point, dpmpp_2m_sde_update, dpmpp_2m_update, dpmpp_3m_update
+from softdiff.schedule import retime
 from softdiff.score import GaussianData
 from softdiff.stats import frechet_distance, moments
 
@@ -485,7 +486,7 @@ def test_grid_names_and_stops(tmp_path) -> None:  # noqa: ANN001
     assert time_grid("edm:0.4", process, 1).tolist() == [1.0, 0.0]
     path = tmp_path / "levels.json"
     path.write_text('{"t": [0.0, 0.4, 0.7, 0.9, 1.0]}')
-    warped = CorruptionConfig(spec="blur").with_levels_file(path).build(SHAPE[1:])
+    warped = retime(CorruptionConfig(spec="blur"), path).build(SHAPE[1:])
     assert first_level(warped) == pytest.approx(0.25)
     assert time_grid("levels", warped, 4).tolist() == uniform_grid(4).tolist()
     assert time_grid("uniform:levels", warped, 4).tolist() == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0])

@@ -46,6 +46,7 @@ from softdiff.corrupt import (
     compose,
     register_corruption,
 )
+from softdiff.schedule import read_levels, retime
 
 F64 = torch.float64
 
@@ -333,14 +334,6 @@ def test_bad_input_raises_a_clear_value_error(name: str) -> None:
         call()
 
 
-def test_missing_or_broken_level_file_is_a_value_error(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="does not exist"):
-        LevelTable.load(tmp_path / "nope.json")
-    (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(ValueError, match="not valid JSON"):
-        LevelTable.load(tmp_path / "bad.json")
-
-
 # --- schedules --------------------------------------------------------------------------------
 
 
@@ -368,8 +361,8 @@ def test_level_table_interpolates_linearly_between_levels(values: list[float], u
 def test_level_table_reads_the_selector_format(tmp_path: Path) -> None:
     path = tmp_path / "levels.json"
     path.write_text(json.dumps({"t": [0.0, 0.2, 1.0], "sigma": [0.01, 1.0, 9.0]}))
-    assert LevelTable.load(path, key="t").to_list() == [0.0, 0.2, 1.0]
-    config = CorruptionConfig(spec="blur").with_levels_file(path)
+    assert read_levels(path).times == (0.0, 0.2, 1.0)
+    config = retime(CorruptionConfig(spec="blur"), path)
     assert config.levels == [0.0, 0.2, 1.0]
     warped, plain = config.build((8, 8)), CorruptionConfig(spec="blur").build((8, 8))
     x = torch.randn(1, 1, 8, 8, dtype=F64)

@@ -36,6 +36,7 @@ from softdiff.samplers import (
     time_grid,
     uniform_grid,
 )
+from softdiff.schedule import retime
 from softdiff.score import GaussianData
 from softdiff.stats import frechet_distance, moments
 
@@ -277,7 +278,7 @@ def test_uniform_grid_and_level_grid(tmp_path) -> None:  # noqa: ANN001
     path.write_text(json.dumps({"t": levels}))
     assert_close(level_grid(path), expected)
     # Over the process re-timed by the same table, the uniform grid visits exactly these levels.
-    warped = CorruptionConfig(spec="blur").with_levels_file(path).build((4, 4))
+    warped = retime(CorruptionConfig(spec="blur"), path).build((4, 4))
     assert_close(warped.time(uniform_grid(4), torch.zeros(5, *SHAPE, dtype=torch.float64)), expected)
     # Other step counts take even steps in the warped time.
     assert level_grid(levels, steps=8)[::2].tolist() == pytest.approx(expected.tolist())

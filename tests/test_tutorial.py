@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from _doc_examples import python_blocks, tutorial_namespace
 
-from softdiff.corrupt import LinearCorruption, build_process, check_operator, corruption_names, level_strengths
+from softdiff.corrupt import LinearCorruption, build_process, check_operator, corruption_names
+from softdiff.schedule import level_strengths
 
 
 def test_tutorial_code_is_one_short_block_that_runs() -> None:

@@ -27,10 +27,9 @@ from softdiff.corrupt import (
     Strokes,
     build_process,
     check_operator,
-    level_strengths,
-    select_levels,
 )
 from softdiff.corrupt.desaturate import REC601
+from softdiff.schedule import level_strengths, retime, select_levels
 
 F64 = torch.float64
 times = st.floats(0, 1)
@@ -206,6 +205,6 @@ def test_schedule_command_derives_levels_for_a_zoo_composite(tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["spec"] == "motion+strokes" and set(data["strengths"]) == {"motion_length", "strokes_drawn", "noise_s"}
-    process = CorruptionConfig(spec="motion+strokes").with_levels_file(out).build((16, 16))
+    process = retime(CorruptionConfig(spec="motion+strokes"), out).build((16, 16))
     assert process.warp is not None and process.warp.to_list() == data["t"]
     assert math.isclose(data["strengths"]["motion_length"][-1], 8.0)

@@ -12,6 +12,7 @@ from ..corrupt import CorruptionConfig
 from ..data import DATASETS, load_dataset
 from ..imageio import load_image, save_grid
 from ..resources import writable_file
+from ..schedule import retime
 from ..train import read_checkpoint
 from .common import console, user_errors
 
@@ -72,7 +73,7 @@ def corrupt(
         )
     if level_file is not None:
         dataset = source if source in DATASETS and not Path(source).is_file() else None
-        config = config.with_levels_file(level_file, dataset=dataset, shape=tuple(x0.shape[1:]))
+        config = retime(config, level_file, dataset=dataset, shape=tuple(x0.shape[1:]))
     process = config.build((x0.shape[-2], x0.shape[-1]))
     ts = torch.linspace(0, 1, levels)
     g = torch.Generator().manual_seed(seed)

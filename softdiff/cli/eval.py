@@ -8,12 +8,12 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from ..distributed import resolve_device
 from ..eval import get_extractor, load_results, parse_grids, parse_samplers, parse_steps, plot_fid_vs_nfe, sweep
 from ..resources import writable_dir
 from ..samplers import GRIDS, names, time_grid
 from ..samplers.generate import check_sample_memory
 from ..train import load_run
-from ..train.trainer import resolve_device
 from .common import console, user_errors
 
 RESULTS_FILE = "eval.json"
@@ -79,7 +79,7 @@ def evaluate(
     check_sample_memory(n, run.image_shape)
     for name in grids:  # a grid this run cannot use fails before hours of sampling
         for k in step_list:
-            time_grid(name, run.process, k)
+            time_grid(name, run.process, k, corruption=run.config.corruption)
     console.print(
         f"evaluating {run.path} (step {run.step}, corruption {run.config.corruption.spec}) with {n} images per cell, "
         f"seed {seed}, features: {extractor.description}",

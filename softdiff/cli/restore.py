@@ -14,6 +14,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..data import load_dataset
+from ..distributed import resolve_device
 from ..eval import get_extractor, reference_data
 from ..imageio import atomic_write_bytes, load_image, save_grid, to_uint8
 from ..resources import writable_dir
@@ -31,7 +32,6 @@ from ..restore import (
 )
 from ..samplers import get, names
 from ..train import load_run
-from ..train.trainer import resolve_device
 from .common import console, user_errors
 
 TRAIN_IMAGES = 256  # held-out training images for r_t^2 (project) and lambda (tikhonov)

@@ -11,13 +11,12 @@ import torch
 import typer
 from PIL import Image
 
-from ..distributed import distributed, is_main_process, relaunch
+from ..distributed import distributed, is_main_process, relaunch, resolve_device
 from ..imageio import atomic_write_bytes, make_grid, save_grid, to_uint8
 from ..resources import writable_dir
 from ..samplers import GRIDS, Trajectory, generate_sharded, get, names, nfe, time_grid
 from ..samplers.grids import MAX_STEPS
 from ..train import load_run
-from ..train.trainer import resolve_device
 from .common import console, user_errors
 
 TRAJECTORY_SAMPLES = 4
@@ -81,7 +80,8 @@ def sample(
         writable_dir(out, "--out folder")  # before minutes of sampling
     with distributed(target) as ctx:
         run = load_run(ckpt, device=ctx.device, ema=not raw)
-        time_grid(grid, run.process, steps)  # a grid this run cannot use fails before sampling
+        # a grid this run cannot use (or a level file made for another corruption) fails before sampling
+        time_grid(grid, run.process, steps, corruption=run.config.corruption)
         keep = min(n, TRAJECTORY_SAMPLES) if trajectory else 0
         kwargs = dict(sampler=sampler, steps=steps, grid=grid, seed=seed, batch_size=batch_size, device=ctx.device)
         kwargs.update(trajectory=keep, progress=progress)

@@ -12,10 +12,10 @@ import torch
 import typer
 from rich.table import Table
 
-from ..corrupt import CorruptionConfig, DataMoments, LevelSelection, level_distances, level_strengths, select_levels
-from ..corrupt.levels import check_level_count
+from ..corrupt import CorruptionConfig
 from ..data import load_dataset
 from ..resources import check_memory, writable_file
+from ..schedule import DataMoments, LevelSelection, check_level_count, level_distances, level_strengths, select_levels
 from .common import console, user_errors
 
 DEFAULT_SAMPLES = 2000
@@ -77,13 +77,8 @@ def schedule(
     )
 
     start = time.perf_counter()
-    selection = select_levels(process, moments, candidates=candidates, k=k, projection=proj, progress=True)
-    selection = dataclasses.replace(
-        selection,
-        spec=corruption,
-        config=config.model_dump(mode="json", exclude={"levels"}),
-        data={"dataset": dataset, "shape": list(shape)},
-    )
+    selection = select_levels(config, moments, candidates=candidates, k=k, projection=proj, progress=True)
+    selection = dataclasses.replace(selection, data={"dataset": dataset, "shape": list(shape)})
     selection.save(out)
     seconds = time.perf_counter() - start
 

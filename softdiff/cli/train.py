@@ -9,8 +9,8 @@ from typing import Any
 
 import typer
 
-from ..corrupt import LevelTable
 from ..distributed import is_main_process, relaunch
+from ..schedule import read_levels
 from ..train import RunConfig, load_config_file, read_checkpoint, train
 from ..train.checkpoint import find_checkpoint
 from ..train.config import apply_overrides
@@ -134,8 +134,9 @@ def train_command(
         "train.threads": threads,
     }
     settings = _parse_set(set_fields)  # applied as given: `--set optim.grad_clip=null` sets None
-    if levels is not None:
-        overrides["corruption.levels"] = LevelTable.load(levels, key="t").to_list()
+    level_file = read_levels(levels) if levels is not None else None
+    if level_file is not None:
+        overrides["corruption.levels"] = list(level_file.times)
     stored = None
     if resume:
         if out is None:
@@ -144,8 +145,8 @@ def train_command(
         stored = read_checkpoint(found).config if found is not None else None
     base = apply_overrides(stored.model_dump(mode="json") if stored else {}, load_config_file(config) if config else {})
     run_config = RunConfig.model_validate(apply_overrides(apply_overrides(base, overrides), settings, keep_none=True))
-    if levels is not None:
-        run_config.corruption.check_level_source(levels, dataset=run_config.data.dataset)
+    if level_file is not None:
+        level_file.check(run_config.corruption, dataset=run_config.data.dataset)
     out = out or Path("runs") / f"{run_config.data.dataset}-{run_config.corruption.spec.replace('+', '-')}"
     summary = train(run_config, out, resume=resume, progress=progress, console=console)
     if not is_main_process():

@@ -1,4 +1,7 @@
-"""Linear corruptions ``C_t``, noise schedules and the forward process ``x_t = C_t x_0 + s_t eta``."""
+"""Linear corruptions ``C_t``, noise schedules and the forward process ``x_t = C_t x_0 + s_t eta``.
+
+Choosing the levels from data, and the level files, live in :mod:`softdiff.schedule`.
+"""
 
 from .base import Compose, LinearCorruption, as_time, compose
 from .blur import GaussianBlur, dct_matrix
@@ -16,17 +19,6 @@ from .config import (
 from .desaturate import Desaturate
 from .fade import FadeToMean
 from .identity import Identity
-from .levels import (
-    DataMoments,
-    DCTProjection,
-    LevelSelection,
-    MatrixProjection,
-    fewest_hop_path,
-    level_distances,
-    level_strengths,
-    select_levels,
-    select_path,
-)
 from .mask import Mask
 from .motion import MotionBlur
 from .pixelate import Pixelate
@@ -70,13 +62,4 @@ __all__ = [
     "parse_spec",
     "register_corruption",
     "corruption_names",
-    "select_levels",
-    "LevelSelection",
-    "DataMoments",
-    "DCTProjection",
-    "MatrixProjection",
-    "fewest_hop_path",
-    "select_path",
-    "level_strengths",
-    "level_distances",
 ]

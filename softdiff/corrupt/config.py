@@ -9,9 +9,7 @@ section yet: their spec names build them with their defaults (lengths scaled to 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -38,7 +36,6 @@ __all__ = [
     "corruption_names",
     "parse_spec",
     "build_process",
-    "level_file_metadata",
 ]
 
 ImageSize = tuple[int, int]
@@ -143,15 +140,6 @@ def default_s_max(spec: str) -> float:
     return 2.0 if HIDING.intersection(names) else 0.1
 
 
-def level_file_metadata(path: str | Path) -> dict[str, object]:
-    """What a level table records about its origin (``spec``, ``config``, ``data``); {} for a bare list."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError):  # LevelTable.load has already reported an unreadable file
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 class CorruptionConfig(_Strict):
     """Everything needed to rebuild a :class:`CorruptionProcess` for a given image size."""
 
@@ -174,50 +162,6 @@ class CorruptionConfig(_Strict):
             ):
                 raise ValueError("levels must be non-decreasing times in [0, 1]")
         return self
-
-    def with_levels_file(
-        self, path: str | Path, *, dataset: str | None = None, shape: tuple[int, ...] | None = None
-    ) -> CorruptionConfig:
-        """Copy of this config re-timed by the level table written by ``softdiff schedule``.
-
-        The times must be non-decreasing in [0, 1]. A table that records what it was chosen
-        for (``softdiff schedule`` writes the corruption and the data set) is refused for
-        another corruption, data set (``dataset``) or image shape (``shape``): its levels
-        are spaced for a different process.
-        """
-        times = LevelTable.load(path, key="t").to_list()
-        config = CorruptionConfig.model_validate({**self.model_dump(), "levels": times})
-        config.check_level_source(path, dataset=dataset, shape=shape)
-        return config
-
-    def check_level_source(
-        self, path: str | Path, *, dataset: str | None = None, shape: tuple[int, ...] | None = None
-    ) -> None:
-        """Refuse a level table chosen for another corruption, data set or shape (see ``with_levels_file``)."""
-        meta = level_file_metadata(path)
-        spec = meta.get("spec")
-        if isinstance(spec, str) and spec != self.spec:
-            raise ValueError(f"level table {path} was chosen for corruption {spec!r}, not {self.spec!r}")
-        stored = meta.get("config")
-        if isinstance(stored, dict):
-            mine = self.model_dump(mode="json", exclude={"levels"})
-            for section, values in stored.items():
-                if not isinstance(values, dict) or section not in mine or not isinstance(mine[section], dict):
-                    continue
-                for key, value in values.items():
-                    if key in mine[section] and mine[section][key] != value:
-                        raise ValueError(
-                            f"level table {path} was chosen with {section}.{key} = {value!r}, this corruption has "
-                            f"{mine[section][key]!r}; run `softdiff schedule` for it"
-                        )
-        data = meta.get("data")
-        if isinstance(data, dict):
-            if dataset is not None and data.get("dataset") not in (None, dataset):
-                raise ValueError(f"level table {path} was fitted on {data['dataset']!r}, not on {dataset!r}")
-            if shape is not None and isinstance(data.get("shape"), list) and tuple(data["shape"]) != tuple(shape):
-                raise ValueError(
-                    f"level table {path} was fitted on images of shape {tuple(data['shape'])}, not {tuple(shape)}"
-                )
 
     def noise_schedule(self) -> Schedule:
         s_min = self.noise.s_min if self.noise.s_min is not None else 0.01

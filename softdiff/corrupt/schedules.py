@@ -1,15 +1,14 @@
 """Schedules: maps from time ``t`` in [0, 1] to a strength (blur width, mask fraction, noise).
 
 All are small callables on a tensor of times. ``LevelTable`` is the format the level
-selector produces: values at evenly spaced times, interpolated linearly in between.
+selector produces (read from its JSON by :func:`softdiff.schedule.read_levels`): values at evenly
+spaced times, interpolated linearly in between.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -88,24 +87,6 @@ class LevelTable:
 
     def to_list(self) -> list[float]:
         return self.values.tolist()
-
-    @classmethod
-    def load(cls, path: str | Path, key: str = "levels") -> LevelTable:
-        """Read a JSON file holding ``{key: [v0, ..., vK-1]}`` (or a bare list)."""
-        try:
-            data = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise ValueError(f"level table {path} does not exist; create one with `softdiff schedule`") from None
-        except json.JSONDecodeError as err:
-            raise ValueError(f"level table {path} is not valid JSON ({err.msg} at line {err.lineno})") from None
-        except UnicodeDecodeError:
-            raise ValueError(f"level table {path} is not a text (JSON) file") from None
-        values = data[key] if isinstance(data, dict) and key in data else data
-        if not isinstance(values, list):
-            raise ValueError(f"level table {path} must hold a list under {key!r}")
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            raise ValueError(f"level table {path} must hold a flat list of numbers under {key!r}")
-        return cls(values)
 
     def __repr__(self) -> str:
         return f"LevelTable({len(self.values)} levels, {self.values[0].item():.4g} .. {self.values[-1].item():.4g})"

@@ -9,7 +9,7 @@ Four ways to place the steps (:func:`time_grid` picks one by name, see ``GRIDS``
   ``s_i = (s_1^(1/rho) + i/K (s_0^(1/rho) - s_1^(1/rho)))^rho``: short steps at low noise.
 * ``levels`` (:func:`level_grid`): steps at the corruption levels chosen by the level selector
   (``softdiff schedule``; the JSON key ``"t"`` holds K increasing source times). A
-  process re-timed by that table (``CorruptionConfig.with_levels_file``) already has
+  process re-timed by that table (``softdiff.schedule.retime``) already has
   its levels evenly spaced in its own time, so over such a *warped* process
   ``uniform_grid(K - 1)`` is exactly the level grid; ``level_grid`` is for a process
   left in source time.
@@ -34,7 +34,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..corrupt import CorruptionProcess, LevelTable
+from ..corrupt import CorruptionConfig, CorruptionProcess, LevelTable
+from ..schedule import read_levels
 
 __all__ = [
     "MAX_STEPS",
@@ -69,15 +70,24 @@ def uniform_grid(steps: int, t_max: float = 1.0, t_min: float = 0.0) -> Tensor:
     return torch.linspace(t_max, t_min, steps + 1, dtype=torch.float64)
 
 
-def level_grid(levels: Sequence[float] | Tensor | LevelTable | str | Path, steps: int | None = None) -> Tensor:
+def level_grid(
+    levels: Sequence[float] | Tensor | LevelTable | str | Path,
+    steps: int | None = None,
+    *,
+    corruption: CorruptionConfig | None = None,
+) -> Tensor:
     """A decreasing grid through the chosen levels (source times, increasing, as stored under ``"t"``).
 
     ``steps=None`` visits every level (``K`` levels give ``K - 1`` steps); another step
     count interpolates the table linearly, i.e. takes even steps in the warped time.
-    ``levels`` may be the list, a :class:`LevelTable`, or the path of the level JSON.
+    ``levels`` may be the list, a :class:`LevelTable`, or the path of the level JSON, which
+    is refused when it was chosen for another corruption than ``corruption`` (when given).
     """
     if isinstance(levels, (str, Path)):
-        table = LevelTable.load(levels, key="t")
+        level_file = read_levels(levels)
+        if corruption is not None:
+            level_file.check(corruption)
+        table = LevelTable(level_file.times)
     elif isinstance(levels, LevelTable):
         table = levels
     else:
@@ -214,8 +224,17 @@ def _named_grid(name: str, process: CorruptionProcess, steps: int, t_min: float)
     )
 
 
-def time_grid(grid: str | Tensor | Sequence[float], process: CorruptionProcess, steps: int) -> Tensor:
+def time_grid(
+    grid: str | Tensor | Sequence[float],
+    process: CorruptionProcess,
+    steps: int,
+    *,
+    corruption: CorruptionConfig | None = None,
+) -> Tensor:
     """A grid of ``steps`` steps by name (``GRIDS``, optionally ``"NAME:STOP"``), a level JSON file, or times.
+
+    ``corruption`` (the config ``process`` was built from) lets a level JSON file be checked
+    against the corruption it was chosen for (:meth:`softdiff.schedule.LevelFile.check`).
 
     ``levels`` needs a process re-timed by selected levels (``--levels`` at training time),
     over which it is ``uniform_grid(steps)``; a level JSON file gives ``level_grid(path, steps)``.
@@ -226,7 +245,7 @@ def time_grid(grid: str | Tensor | Sequence[float], process: CorruptionProcess, 
     _check_steps(steps)
     name, _, stop_text = grid.partition(":")
     if not stop_text and name.endswith(".json"):
-        return level_grid(name, steps)
+        return level_grid(name, steps, corruption=corruption)
     if not stop_text:
         return _named_grid(name, process, steps, 0.0)
     stop = _parse_stop(stop_text, process)

@@ -1,26 +1,22 @@
 """Where a sampler's randomness comes from: a ``torch.Generator`` or per-sample seeds.
 
 With :class:`SeededNoise` every sample ``i`` of a run owns a generator seeded by
-``(seed, i)``, so its prior draw and all of its step noises depend on ``(seed, i)`` alone:
-the same image comes out whatever the batch size or the position in the batch.
+``(seed, i)`` (:func:`softdiff.seeding.sample_seed`), so its prior draw and all of its
+step noises depend on ``(seed, i)`` alone: the same image comes out whatever the batch
+size or the position in the batch.
 Noise is drawn on the CPU and then moved, so seeded samples also agree across devices.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
+from ..seeding import sample_seed
+
 __all__ = ["SeededNoise", "NoiseSource", "sample_seed", "randn"]
-
-
-def sample_seed(seed: int, index: int) -> int:
-    """A 63-bit seed for sample ``index`` of run ``seed`` (a hash, so runs never overlap)."""
-    digest = hashlib.blake2b(f"softdiff:{int(seed)}:{int(index)}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
 class SeededNoise:

@@ -1,5 +1,6 @@
 """Training: the run config, the loop, checkpoints and ``load_run``."""
 
+from ..seeding import derive_seed
 from .checkpoint import (
     Checkpoint,
     clean_temporaries,
@@ -10,7 +11,7 @@ from .checkpoint import (
 )
 from .config import DataConfig, ObjectiveConfig, OptimConfig, RunConfig, TrainConfig, build_config, load_config_file
 from .loading import TrainedRun, build_net, load_run
-from .trainer import EMA, TrainSummary, derive_seed, train
+from .trainer import EMA, TrainSummary, train
 
 __all__ = [
     "RunConfig",

@@ -9,18 +9,23 @@ Work is never lost for long: checkpoints come every ``ckpt_every`` steps and eve
 ``ckpt_minutes``, SIGTERM/SIGINT end the run after the current step with a checkpoint
 (:mod:`.interrupt`), and a step whose loss or gradient is not finite changes nothing
 (:mod:`.guard`); too many in a row stop the run with the last good checkpoint intact.
+
+The parts, in the order a run meets them: :func:`_open_run` (resume or start),
+:func:`_load_data`, :class:`_Model` (network, EMA, optimizer, prior, statistics),
+:class:`_Step` (one optimizer step), :class:`_Checkpointer` and :func:`_loop` (logging,
+checkpoints, signals). Seeds come from :mod:`softdiff.seeding`, batches from
+:mod:`.batches`, the metrics file from :mod:`.metrics`.
 """
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import json
 import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import torch
 from rich.console import Console
@@ -28,13 +33,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, Task, T
 from rich.text import Text
 from torch import Tensor, nn
 
+from ..corrupt import CorruptionProcess
 from ..data import ImageData, load_dataset
-from ..distributed import DistContext, distributed
+from ..distributed import DistContext, distributed, resolve_device
 from ..imageio import atomic_write_bytes
 from ..progress import LoggedProgress
 from ..resources import check_memory, describe_os_error, writable_dir
 from ..samplers.prior import GaussianPrior
-from ..score import Denoiser
+from ..score import DataStatistics, Denoiser
+from ..score.objectives import Objective
+from ..seeding import derive_seed, rank_seed
+from .batches import BatchOrder, ShardedBatches, check_world, global_draws
 from .checkpoint import (
     CHECKPOINTS,
     Checkpoint,
@@ -45,97 +54,15 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import RunConfig
-from .distributed import ShardedBatches, check_world, global_draws, rank_seed
+from .ema import EMA
 from .guard import NonFiniteGuard, gradient_norm
 from .interrupt import StepClock, StopSignals
 from .loading import build_net
 from .lr import LRSchedule
+from .metrics import METRICS, LogWindow, start_metrics
 from .objective import objective_for, precond_state, statistics_for, t_sampler_for
 
-__all__ = ["train", "TrainSummary", "EMA", "derive_seed", "resolve_device", "BatchOrder", "METRICS"]
-
-METRICS = "metrics.jsonl"
-
-
-def derive_seed(*parts: object) -> int:
-    """A 63-bit seed that is a pure function of its parts (stable across processes and platforms)."""
-    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
-DEVICES = "auto, cpu, cuda or cuda:N"
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; an unknown or missing device is a one-line ``ValueError``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):  # torch's parse error for names like "tpu" or ""
-        raise ValueError(f"unknown device {name!r}; use {DEVICES}") from None
-    if device.type == "cpu" and device.index in (None, 0):
-        return torch.device("cpu")
-    if device.type != "cuda":
-        raise ValueError(f"device {name!r} is not supported; use {DEVICES}")
-    if not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for CUDA but no CUDA device is available; use --device cpu or auto")
-    if device.index is not None and device.index >= torch.cuda.device_count():
-        raise ValueError(f"device {name!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
-    return device
-
-
-class BatchOrder:
-    """Shuffled epochs without replacement; epoch ``e`` is a permutation seeded by ``(seed, e)``."""
-
-    def __init__(self, size: int, batch_size: int, seed: int) -> None:
-        if size < batch_size:
-            raise ValueError(f"the data set has {size} images, fewer than the batch size {batch_size}")
-        self.size, self.batch_size, self.seed = size, batch_size, seed
-        self.per_epoch = size // batch_size
-        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
-
-    def indices(self, step: int) -> Tensor:
-        epoch, k = divmod(step, self.per_epoch)
-        if epoch != self._epoch:
-            g = torch.Generator().manual_seed(derive_seed(self.seed, "data", epoch))
-            self._epoch, self._perm = epoch, torch.randperm(self.size, generator=g)
-        return self._perm[k * self.batch_size : (k + 1) * self.batch_size]
-
-
-class EMA:
-    """Exponential moving average of a network's weights.
-
-    EDM's rule (Karras et al. 2022): after ``images`` training images in all, the average
-    has a half-life of ``min(halflife, rampup * images)`` images, so each update of
-    ``batch`` images decays it by ``0.5 ** (batch / half-life)``. The ramp-up makes a short run
-    average over its recent past instead of its poor start, and a half-life counted in images
-    does not change with the batch or world size. ``decay`` (a fixed per-step value, warmed up
-    as ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates) replaces the rule when given.
-    """
-
-    def __init__(
-        self, net: nn.Module, halflife: float = 500_000, rampup: float | None = 0.05, decay: float | None = None
-    ) -> None:
-        self.halflife, self.rampup, self.decay = halflife, rampup, decay
-        self.net = copy.deepcopy(net).eval().requires_grad_(False)
-
-    def decay_at(self, updates: int, batch: int) -> float:
-        """The decay of update number ``updates`` (from 1), each of ``batch`` images in all."""
-        if self.decay is not None:
-            return min(self.decay, (1 + updates) / (10 + updates))
-        halflife = self.halflife if self.rampup is None else min(self.halflife, self.rampup * updates * batch)
-        return 0.5 ** (batch / halflife)
-
-    @torch.no_grad()
-    def update(self, net: nn.Module, updates: int, batch: int, skip: Tensor | None = None) -> None:
-        """Move towards ``net`` after its ``updates``-th update; a ``skip`` flag of 1 (on the device) leaves it."""
-        decay = self.decay_at(updates, batch)
-        ema_p = [p for p in self.net.parameters()]
-        weight: float | Tensor = 1.0 - decay if skip is None else (1.0 - decay) * (1 - skip)
-        torch._foreach_lerp_(ema_p, [p.detach() for p in net.parameters()], weight)
-        for b_ema, b in zip(self.net.buffers(), net.buffers(), strict=True):
-            b_ema.copy_(b)
+__all__ = ["train", "TrainSummary", "EMA", "METRICS"]
 
 
 class _Speed(ProgressColumn):
@@ -158,27 +85,6 @@ class TrainSummary:
     skipped: int = 0  # steps whose update was skipped because the loss or gradient was not finite
 
 
-def _start_metrics(path: Path, resume_step: int | None) -> list[tuple[int, float]]:
-    """Fresh file, or on resume drop lines logged after the checkpoint (they will be redone).
-
-    Returns the ``(step, loss)`` pairs kept, so a resumed summary covers the whole run.
-    """
-    kept: list[str] = []
-    losses: list[tuple[int, float]] = []
-    if resume_step is not None and path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-                if record["step"] <= resume_step:
-                    kept.append(line)
-                    if record["loss"] is not None:  # None: every step of that window was skipped
-                        losses.append((record["step"], record["loss"]))
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue  # a line cut by a crash
-    atomic_write_bytes(path, "".join(f"{line}\n" for line in kept).encode())
-    return losses
-
-
 def train(
     config: RunConfig | None,
     out: str | Path,
@@ -195,7 +101,7 @@ def train(
     Under ``torchrun`` every process calls this: it joins the process group, trains a
     DDP-wrapped copy of the network on its share of a global batch of ``batch_size x
     WORLD_SIZE`` images, and only rank 0 writes ``out`` or shows progress (see
-    :mod:`softdiff.train.distributed` and docs/distributed.md). Resuming needs the same
+    :mod:`softdiff.train.batches` and docs/distributed.md). Resuming needs the same
     number of processes.
 
     With ``resume=True`` the checkpoint's config is used when ``config`` is None; a given
@@ -230,6 +136,36 @@ def _train(
     stop_at: int | None,
 ) -> TrainSummary:
     run_dir = Path(out)
+    config, ckpt, fresh_start = _open_run(ctx, config, run_dir, resume, console)
+    if config.train.threads is not None:
+        torch.set_num_threads(config.train.threads)
+    config, data, process = _load_data(config, data)
+    model = _Model.build(ctx, config, process, data, net, ckpt)
+    logged: list[tuple[int, float]] = []
+    if ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(run_dir / "config.json", config.model_dump_json(indent=2).encode())
+        logged = start_metrics(run_dir / METRICS, model.start if ckpt is not None else None)
+    step = _Step.build(ctx, config, process, data, model, ckpt)
+    window = LogWindow(ctx.device, ckpt.state.get("window") if ckpt is not None else None)
+    writer = _Checkpointer(ctx, run_dir, config, model, step.precond, window, ckpt.path if ckpt is not None else None)
+
+    loss = logged[-1][1] if logged else math.nan
+    summary = TrainSummary(run_dir, model.start, loss, logged, net=model.net, ema_net=model.ema.net)
+    summary.fresh_start = fresh_start
+    end = config.train.steps if stop_at is None else min(config.train.steps, stop_at)
+    saved, images, elapsed = _loop(ctx, config, step, writer, summary, end, _progress_bar(console, progress, ctx))
+    summary.images_per_s = images / elapsed if elapsed > 0 else 0.0
+    if summary.stopped_by is None and (stop_at is None or summary.step == config.train.steps):
+        if summary.step > saved or ckpt is None:
+            summary.checkpoint = writer.save(summary.step)
+    return summary
+
+
+def _open_run(
+    ctx: DistContext, config: RunConfig | None, run_dir: Path, resume: bool, console: Console | None
+) -> tuple[RunConfig, Checkpoint | None, bool]:
+    """Resume or start: ``(config, checkpoint or None, fresh_start)``; fails before any data is loaded."""
     ckpt = None
     fresh_start = False
     if resume:
@@ -259,12 +195,11 @@ def _train(
                 highlight=False,
                 soft_wrap=True,
             )
+    return config, ckpt, fresh_start
 
-    tc = config.train
-    if tc.threads is not None:
-        torch.set_num_threads(tc.threads)
-    device = ctx.device
 
+def _load_data(config: RunConfig, data: ImageData | None) -> tuple[RunConfig, ImageData, CorruptionProcess]:
+    """The training images (given or configured), the config resolved for their shape, and the process."""
     if data is None:
         data = load_dataset(
             config.data.dataset,
@@ -279,85 +214,166 @@ def _train(
     if config.data.image_size is not None and config.data.image_size != height:
         raise ValueError(f"data.image_size is {config.data.image_size} but the data set has {height}x{width} images")
     config = config.resolved(channels, height)
-    process = config.corruption.build((height, width))
+    return config, data, config.corruption.build((height, width))
 
-    if net is None:
-        _check_net_memory(config, device)
-        torch.manual_seed(derive_seed(tc.seed, "init"))
-        net = build_net(config)
-    net = net.to(device)
-    if tc.channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    ema = EMA(net, config.optim.ema_halflife, config.optim.ema_rampup, config.optim.ema_decay)
-    oc = config.optim
-    # fused: the step takes the non-finite guard's flag on the device (found_inf) and skips itself
-    optimizer = torch.optim.AdamW(net.parameters(), lr=oc.lr, betas=oc.betas, weight_decay=oc.weight_decay, fused=True)
 
-    prior_images = min(config.data.prior_images, len(data))
-    check_memory(3 * 8 * prior_images * channels * height * width, f"fitting the prior on {prior_images} images")
-    x_prior = data.subset(config.data.prior_images, seed=derive_seed(tc.seed, "prior")).batch(slice(None))
-    stored = ckpt.precond if ckpt is not None else None
-    stats = statistics_for(config, process, x_prior, stored)
-    if ckpt is not None:
+@dataclass
+class _Model:
+    """The trained state: network, EMA, optimizer, prior and preconditioning statistics, at step ``start``."""
+
+    net: nn.Module
+    ema: EMA
+    optimizer: torch.optim.Optimizer
+    prior: GaussianPrior
+    stats: DataStatistics | None
+    x_prior: Tensor  # the images the prior (and the loss scale) are fitted on
+    start: int
+
+    @classmethod
+    def build(
+        cls,
+        ctx: DistContext,
+        config: RunConfig,
+        process: CorruptionProcess,
+        data: ImageData,
+        net: nn.Module | None,
+        ckpt: Checkpoint | None,
+    ) -> _Model:
+        """Fresh (seeded by ``(seed, "init")``) or restored from ``ckpt``, on the run's device."""
+        tc, oc = config.train, config.optim
+        if net is None:
+            _check_net_memory(config, ctx.device)
+            torch.manual_seed(derive_seed(tc.seed, "init"))
+            net = build_net(config)
+        net = net.to(ctx.device)
+        if tc.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        ema = EMA(net, oc.ema_halflife, oc.ema_rampup, oc.ema_decay)
+        # fused: the step takes the non-finite guard's flag on the device (found_inf) and skips itself
+        optimizer = torch.optim.AdamW(
+            net.parameters(), lr=oc.lr, betas=oc.betas, weight_decay=oc.weight_decay, fused=True
+        )
+        prior_images = min(config.data.prior_images, len(data))
+        check_memory(3 * 8 * prior_images * math.prod(data.shape), f"fitting the prior on {prior_images} images")
+        x_prior = data.subset(config.data.prior_images, seed=derive_seed(tc.seed, "prior")).batch(slice(None))
+        stats = statistics_for(config, process, x_prior, ckpt.precond if ckpt is not None else None)
+        if ckpt is None:
+            prior = GaussianPrior.fit(process, x_prior, rank=config.data.prior_rank)
+            return cls(net, ema, optimizer, prior, stats, x_prior, 0)
         _load_training_state(ckpt, net, ema, optimizer)
-        prior = GaussianPrior.from_state_dict(ckpt.prior)
-        start = ckpt.step
-    else:
-        prior = GaussianPrior.fit(process, x_prior, rank=config.data.prior_rank)
-        start = 0
-    logged: list[tuple[int, float]] = []
-    if ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(run_dir / "config.json", config.model_dump_json(indent=2).encode())
-        logged = _start_metrics(run_dir / METRICS, start if ckpt is not None else None)
+        return cls(net, ema, optimizer, GaussianPrior.from_state_dict(ckpt.prior), stats, x_prior, ckpt.step)
 
-    parallel_net = ctx.wrap(net)  # DDP when there are several processes; the EMA follows the bare `net`
-    forward_net: nn.Module = torch.compile(parallel_net) if tc.compile else parallel_net  # type: ignore[assignment]
-    autocast = torch.bfloat16 if tc.amp else None
-    denoiser = Denoiser(forward_net, process, config.objective.parameterisation, autocast, stats)
-    objective, scale = objective_for(
-        config.objective, process, t_sampler_for(config, process), denoiser, x_prior,
-        derive_seed(tc.seed, "loss-scale"), stored,
-    )  # fmt: skip
-    precond = precond_state(stats, scale)
-    lr_at = LRSchedule(oc.lr, oc.warmup, tc.steps, oc.lr_decay, oc.lr_final)
-    batches = ShardedBatches(data, BatchOrder(len(data), tc.batch_size * ctx.world, tc.seed), ctx, tc.channels_last)
 
-    guard = NonFiniteGuard(tc.max_bad_steps, ctx)
-    last_good: list[Path | None] = [ckpt.path if ckpt is not None else None]
-    window = _Window(device, ckpt.state.get("window") if ckpt is not None else None)
+@dataclass
+class _Step:
+    """One optimizer step: the denoiser, objective, learning rate and data of every step."""
 
-    def checkpoint(step: int) -> Path:
+    ctx: DistContext
+    config: RunConfig
+    model: _Model
+    params: list[nn.Parameter]
+    denoiser: Denoiser
+    objective: Objective
+    precond: dict[str, Tensor] | None  # what a checkpoint stores in precond.safetensors
+    lr_at: LRSchedule
+    batches: ShardedBatches
+
+    @classmethod
+    def build(
+        cls,
+        ctx: DistContext,
+        config: RunConfig,
+        process: CorruptionProcess,
+        data: ImageData,
+        model: _Model,
+        ckpt: Checkpoint | None,
+    ) -> _Step:
+        tc, oc = config.train, config.optim
+        parallel_net = ctx.wrap(model.net)  # DDP when there are several processes; the EMA follows the bare net
+        forward_net: nn.Module = torch.compile(parallel_net) if tc.compile else parallel_net  # type: ignore[assignment]
+        autocast = torch.bfloat16 if tc.amp else None
+        denoiser = Denoiser(forward_net, process, config.objective.parameterisation, autocast, model.stats)
+        objective, scale = objective_for(
+            config.objective, process, t_sampler_for(config, process), denoiser, model.x_prior,
+            derive_seed(tc.seed, "loss-scale"), ckpt.precond if ckpt is not None else None,
+        )  # fmt: skip
+        lr_at = LRSchedule(oc.lr, oc.warmup, tc.steps, oc.lr_decay, oc.lr_final)
+        order = BatchOrder(len(data), tc.batch_size * ctx.world, tc.seed)
+        batches = ShardedBatches(data, order, ctx, tc.channels_last)
+        precond = precond_state(model.stats, scale)
+        return cls(ctx, config, model, list(model.net.parameters()), denoiser, objective, precond, lr_at, batches)
+
+    def __call__(self, step: int, guard: NonFiniteGuard, window: LogWindow) -> tuple[float, Tensor, Tensor, int]:
+        """Train on step ``step``'s batch: ``(lr, gradient norm, bad-step flag, images on this rank)``."""
+        ctx, tc, model = self.ctx, self.config.train, self.model
+        g = torch.Generator(device=ctx.device).manual_seed(derive_seed(tc.seed, "step", step))
+        torch.manual_seed(rank_seed(derive_seed(tc.seed, "global", step), ctx.rank))  # dropout, other global draws
+        x0 = self.batches(step)
+        lr = self.lr_at(step)
+        for group in model.optimizer.param_groups:
+            group["lr"] = lr
+        t, noise = global_draws(self.objective.t_sampler, x0, g, ctx)
+        loss = self.objective(self.denoiser, x0, t=t, noise=noise).mean()
+        model.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = gradient_norm(self.params, self.config.optim.grad_clip)
+        bad = guard.flag(loss, grad_norm)
+        model.optimizer.found_inf = bad  # type: ignore[attr-defined]  # fused AdamW skips the update where bad = 1
+        model.optimizer.step()
+        model.ema.update(model.net, step + 1, tc.batch_size * ctx.world, skip=bad)
+        window.add(loss, bad)
+        return lr, grad_norm, bad, x0.shape[0]
+
+
+class _Checkpointer:
+    """Writes checkpoints (rank 0; the others wait at a barrier) and remembers the last good one."""
+
+    def __init__(
+        self,
+        ctx: DistContext,
+        run_dir: Path,
+        config: RunConfig,
+        model: _Model,
+        precond: dict[str, Tensor] | None,
+        window: LogWindow,
+        last_good: Path | None,
+    ) -> None:
+        self.ctx, self.run_dir, self.config, self.model = ctx, run_dir, config, model
+        self.precond, self.window, self.last_good = precond, window, last_good
+
+    def save(self, step: int) -> Path:
         """Rank 0 writes (every rank holds the same weights); the barrier keeps the others from racing ahead."""
+        ctx, model, tc = self.ctx, self.model, self.config.train
         rng = {"torch": torch.get_rng_state()}
-        state = {"step": step, "optimizer": optimizer.state_dict(), "rng": rng, "world_size": ctx.world}
-        state["window"] = window.state(ctx)  # the partial logging window: the next metrics line is exact after resume
+        state = {"step": step, "optimizer": model.optimizer.state_dict(), "rng": rng, "world_size": ctx.world}
+        state["window"] = self.window.state(ctx)  # the partial logging window: the next line is exact after resume
         ctx.barrier()
         if ctx.is_main:
             try:
                 path = save_checkpoint(
-                    run_dir, step, config, net.state_dict(), ema.net.state_dict(), prior.state_dict(), state, tc.keep,
-                    precond,
+                    self.run_dir, step, self.config, model.net.state_dict(), model.ema.net.state_dict(),
+                    model.prior.state_dict(), state, tc.keep, self.precond,
                 )  # fmt: skip
             except OSError as err:
-                kept = f"the last complete checkpoint is {last_good[0]}" if last_good[0] else "no checkpoint was kept"
+                kept = (
+                    f"the last complete checkpoint is {self.last_good}" if self.last_good else "no checkpoint was kept"
+                )
                 message = describe_os_error(err, f"could not write the checkpoint of step {step}")
                 raise OSError(f"{message}; {kept}") from None
         ctx.barrier()
-        last_good[0] = path if ctx.is_main else run_dir / "checkpoints" / f"step-{step:08d}"
-        return last_good[0]
+        self.last_good = path if ctx.is_main else self.run_dir / "checkpoints" / f"step-{step:08d}"
+        return self.last_good
 
-    def diverged() -> ValueError:
-        where = f"the last good checkpoint is {last_good[0]}" if last_good[0] else "no checkpoint was written"
+    def diverged(self, guard: NonFiniteGuard) -> ValueError:
+        where = f"the last good checkpoint is {self.last_good}" if self.last_good else "no checkpoint was written"
         return ValueError(
             f"the loss or gradient was not finite for {guard.streak} steps in a row (steps {guard.first_bad} to "
             f"{guard.last_step}); stopped, {where}; lower --lr or keep gradient clipping on (optim.grad_clip)"
         )
 
-    summary = TrainSummary(run_dir, start, logged[-1][1] if logged else math.nan, logged, net=net, ema_net=ema.net)
-    summary.fresh_start = fresh_start
-    end = tc.steps if stop_at is None else min(tc.steps, stop_at)
-    bar = LoggedProgress(
+
+def _progress_bar(console: Console | None, progress: bool, ctx: DistContext) -> LoggedProgress:
+    return LoggedProgress(
         TextColumn("[bold]train[/]"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -367,114 +383,77 @@ def _train(
         console=console,
         disable=not (progress and ctx.is_main),
     )
+
+
+def _loop(
+    ctx: DistContext,
+    config: RunConfig,
+    train_step: _Step,
+    writer: _Checkpointer,
+    summary: TrainSummary,
+    end: int,
+    bar: LoggedProgress,
+) -> tuple[int, int, float]:
+    """Steps ``summary.step .. end`` with logging, checkpoints, signals and the non-finite guard.
+
+    Returns ``(step of the last checkpoint written, images trained on, seconds)``.
+    """
+    tc, net = config.train, train_step.model.net
+    guard = NonFiniteGuard(tc.max_bad_steps, ctx)
     net.train()
-    params = list(net.parameters())
-    images = 0
-    started = time.perf_counter()
-    saved = start
-    with (
-        bar,
-        StopSignals() as signals,
-        (run_dir / METRICS).open("a") if ctx.is_main else open(os.devnull, "w") as metrics,
-    ):
+    images, saved, started = 0, summary.step, time.perf_counter()
+    metrics_path = writer.run_dir / METRICS
+    with bar, StopSignals() as signals, metrics_path.open("a") if ctx.is_main else open(os.devnull, "w") as metrics:
         clock = StepClock(signals, tc.ckpt_minutes, ctx)
-        task = bar.add_task("train", total=tc.steps, completed=start, loss="--")
-        for step in range(start, end):
-            g = torch.Generator(device=device).manual_seed(derive_seed(tc.seed, "step", step))
-            torch.manual_seed(rank_seed(derive_seed(tc.seed, "global", step), ctx))  # dropout, other global draws
-            x0 = batches(step)
-            lr = lr_at(step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            t, noise = global_draws(objective.t_sampler, x0, g, ctx)
-            loss = objective(denoiser, x0, t=t, noise=noise).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = gradient_norm(params, oc.grad_clip)
-            bad = guard.flag(loss, grad_norm)
-            optimizer.found_inf = bad  # type: ignore[attr-defined]  # fused AdamW skips the update where bad = 1
-            optimizer.step()
-            ema.update(net, step + 1, tc.batch_size * ctx.world, skip=bad)
-            window.add(loss, bad)
-            images += x0.shape[0] * ctx.world
+        task = bar.add_task("train", total=tc.steps, completed=summary.step, loss="--")
+        for step in range(summary.step, end):
+            lr, grad_norm, bad, batch = train_step(step, guard, writer.window)
+            images += batch * ctx.world
             done = step + 1
             if guard.record(done, bad):
-                raise diverged()
+                raise writer.diverged(guard)
             if done % tc.log_every == 0 or done == end:
-                record, mean_loss = window.line(ctx, done, lr, grad_norm, tc.batch_size * ctx.world, started)
-                summary.skipped += record["skipped"]
-                metrics.write(json.dumps(record) + "\n")
-                metrics.flush()
+                mean_loss = _log_line(ctx, config, writer.window, summary, metrics, done, lr, grad_norm, started)
                 if mean_loss is not None:
-                    summary.losses.append((done, mean_loss))
-                    summary.loss = mean_loss
                     bar.update(task, loss=f"{mean_loss:.4f}")
             bar.update(task, completed=done)
             summary.step = done
             stop, due = clock.poll()  # stop: the name of the signal some rank received
             if (stop or due or done % tc.ckpt_every == 0) and done != tc.steps:
                 if guard.flush():
-                    raise diverged()
+                    raise writer.diverged(guard)
                 if stop or guard.streak == 0:  # during a run of bad steps the last good checkpoint stays the latest
-                    summary.checkpoint = checkpoint(done)
+                    summary.checkpoint = writer.save(done)
                     saved = done
                     clock.checkpointed()
             if stop and done != tc.steps:
                 summary.stopped_by = stop
                 break
         if guard.flush():
-            raise diverged()
-    elapsed = time.perf_counter() - started
-    summary.images_per_s = images / elapsed if elapsed > 0 else 0.0
-    if summary.stopped_by is None and (stop_at is None or summary.step == tc.steps):
-        if summary.step > saved or ckpt is None:
-            summary.checkpoint = checkpoint(summary.step)
-    return summary
+            raise writer.diverged(guard)
+    return saved, images, time.perf_counter() - started
 
 
-class _Window:
-    """The losses of the steps since the last metrics line, kept on the device (no sync per step)."""
-
-    def __init__(self, device: torch.device, state: dict | None = None) -> None:
-        self.loss = torch.zeros((), device=device)
-        self.good = torch.zeros((), device=device)
-        self.steps, self.start = 0, time.perf_counter()
-        if isinstance(state, dict):  # restored from a checkpoint taken between two metrics lines
-            self.loss += float(state.get("loss", 0.0))
-            self.good += float(state.get("good", 0.0))
-            self.steps = int(state.get("steps", 0))
-
-    def add(self, loss: Tensor, bad: Tensor) -> None:
-        self.loss += torch.where(bad > 0, 0.0, loss.detach())
-        self.good += 1 - bad
-        self.steps += 1
-
-    def state(self, ctx: DistContext) -> dict[str, float]:
-        """What a checkpoint keeps of the window (the loss as the mean over ranks, as it will be logged)."""
-        return {"loss": float(ctx.mean(self.loss)), "good": float(self.good), "steps": self.steps}
-
-    def line(
-        self, ctx: DistContext, step: int, lr: float, grad_norm: Tensor, batch: int, started: float
-    ) -> tuple[dict, float | None]:
-        """The metrics record of the window (mean loss over its good steps), and reset."""
-        good = float(self.good)
-        total = float(ctx.mean(self.loss))
-        mean_loss = total / good if good > 0 else None
-        now = time.perf_counter()
-        norm = float(grad_norm)
-        record = {
-            "step": step,
-            "loss": mean_loss,
-            "lr": lr,
-            "grad_norm": norm if math.isfinite(norm) else None,
-            "images_per_s": self.steps * batch / max(now - self.start, 1e-9),
-            "elapsed_s": now - started,
-            "skipped": int(round(self.steps - good)),
-        }
-        self.loss.zero_()
-        self.good.zero_()
-        self.steps, self.start = 0, now
-        return record, mean_loss
+def _log_line(
+    ctx: DistContext,
+    config: RunConfig,
+    window: LogWindow,
+    summary: TrainSummary,
+    metrics: IO[str],
+    step: int,
+    lr: float,
+    grad_norm: Tensor,
+    started: float,
+) -> float | None:
+    """Write the window's metrics line and note its mean loss in ``summary`` (None: every step was skipped)."""
+    record, mean_loss = window.line(ctx, step, lr, grad_norm, config.train.batch_size * ctx.world, started)
+    summary.skipped += record["skipped"]
+    metrics.write(json.dumps(record) + "\n")
+    metrics.flush()
+    if mean_loss is not None:
+        summary.losses.append((step, mean_loss))
+        summary.loss = mean_loss
+    return mean_loss
 
 
 def _check_net_memory(config: RunConfig, device: torch.device) -> None:

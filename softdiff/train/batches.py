@@ -1,4 +1,4 @@
-"""The data side of data-parallel training: which examples, noises and times each rank gets.
+"""Batch order and sharding: which examples, noises and times each step gives each rank.
 
 **Global batch.** ``train.batch_size`` is the batch of *one* process; a job of ``W``
 processes takes ``batch_size x W`` images per optimizer step (DDP averages the ranks'
@@ -10,7 +10,7 @@ epoch ``e``'s permutation seeded by ``(seed, e)``. Rank ``r`` takes positions
 ``r, r + W, r + 2W, ...`` of it. That is ``torch.utils.data.DistributedSampler``'s
 scheme (a shared per-epoch permutation, "set_epoch" reshuffling, rank ``r`` taking every
 ``W``-th index, the tail dropped) with two differences that matter here: the permutation
-comes from :func:`derive_seed`, like the rest of the trainer, and the epoch follows from
+comes from :func:`softdiff.seeding.derive_seed`, like the rest of the trainer, and the epoch follows from
 the step alone, so a resumed run needs no sampler state. The data sets are in-memory
 uint8 tensors, so a DataLoader with workers would only add processes: gathering a batch is
 one index and one conversion (done on the GPU after a pinned, asynchronous copy).
@@ -28,8 +28,6 @@ from the single-process run.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import torch
 from torch import Tensor
 
@@ -37,14 +35,27 @@ from ..data import ImageData
 from ..data.datasets import to_float
 from ..distributed import DistContext
 from ..score.objectives import TSampler
+from ..seeding import derive_seed
 
-__all__ = ["ShardedBatches", "global_draws", "rank_seed", "check_world"]
+__all__ = ["BatchOrder", "ShardedBatches", "global_draws", "check_world"]
 
 
-class Order(Protocol):
-    """A data order: the data-set indices of step ``k``'s (global) batch (e.g. ``trainer.BatchOrder``)."""
+class BatchOrder:
+    """Shuffled epochs without replacement; epoch ``e`` is a permutation seeded by ``(seed, e)``."""
 
-    def indices(self, step: int) -> Tensor: ...
+    def __init__(self, size: int, batch_size: int, seed: int) -> None:
+        if size < batch_size:
+            raise ValueError(f"the data set has {size} images, fewer than the batch size {batch_size}")
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.per_epoch = size // batch_size
+        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
+
+    def indices(self, step: int) -> Tensor:
+        epoch, k = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(derive_seed(self.seed, "data", epoch))
+            self._epoch, self._perm = epoch, torch.randperm(self.size, generator=g)
+        return self._perm[k * self.batch_size : (k + 1) * self.batch_size]
 
 
 def _own(x: Tensor, ctx: DistContext) -> Tensor:
@@ -55,7 +66,7 @@ def _own(x: Tensor, ctx: DistContext) -> Tensor:
 class ShardedBatches:
     """Step ``k``'s share of the global batch for this rank, on the device, in [-1, 1]."""
 
-    def __init__(self, data: ImageData, order: Order, ctx: DistContext, channels_last: bool = False) -> None:
+    def __init__(self, data: ImageData, order: BatchOrder, ctx: DistContext, channels_last: bool = False) -> None:
         self.data, self.order, self.ctx, self.channels_last = data, order, ctx, channels_last
         self.pin = ctx.device.type == "cuda"
 
@@ -77,13 +88,6 @@ def global_draws(
     where = generator.device
     noise = torch.randn((batch, *x0.shape[1:]), generator=generator, device=where, dtype=x0.dtype)
     return _own(t, ctx).to(x0.device), _own(noise, ctx).to(x0.device)
-
-
-def rank_seed(seed: int, ctx: DistContext) -> int:
-    """``seed`` on rank 0 (so one process is unchanged), a distinct seed on every other rank."""
-    from .trainer import derive_seed
-
-    return seed if ctx.rank == 0 else derive_seed(seed, "rank", ctx.rank)
 
 
 def check_world(stored: object, ctx: DistContext) -> None:

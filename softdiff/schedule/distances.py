@@ -1,0 +1,89 @@
+"""Level Gaussians and the Fréchet distances between them, exact or bounded.
+
+At source time ``u`` the corrupted data ``C_u x0 + s_u eta`` is modelled by
+``N(m_u, S_u)`` with ``m_u = C_u mean`` and ``S_u = C_u Cov C_u^T + s_u^2 I`` from the
+moments of the clean images (adding the noise covariance analytically is the expectation
+of fitting noisy samples, without the Monte-Carlo error). Float64 throughout.
+
+An exact pair distance needs two ``d x d`` matrix products and a symmetric eigenvalue
+problem (~70 ms at d = 784 on 2 idle cores); :func:`distance_bounds` bounds every pair at
+once from the per-level square roots, so the graph search computes few exact ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..corrupt import CorruptionProcess
+from ..stats import eigh_psd, frechet_distance_roots, root_from_eigh
+from .moments import DataMoments, pick_moments
+from .projection import make_projection
+
+__all__ = ["fit_level", "distance_bounds", "level_distances"]
+
+
+@torch.no_grad()
+def fit_level(
+    process: CorruptionProcess, moments: DataMoments, u: float, project: Callable[[Tensor], Tensor], chunk: int
+) -> tuple[Tensor, Tensor]:
+    """Mean and covariance of ``C_u x0 + s_u eta`` in projected coordinates."""
+    mean = project(process.C(moments.mean[None], u))[0]
+    z = torch.cat([project(process.C(rows, u)) for rows in moments.factor.split(chunk)])
+    s2 = float(process.noise(torch.tensor(u, dtype=torch.float64))) ** 2
+    cov = z.T @ z
+    cov.diagonal().add_(s2)
+    return mean, cov
+
+
+def distance_bounds(
+    means: Tensor, roots: Tensor, spectra: Tensor, marginal_sds: list[Tensor]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds on every pairwise Fréchet distance, without a matrix square root per pair.
+
+    With ``R = S^{1/2}``, the covariance part ``Tr S1 + Tr S2 - 2 Tr (R1 S2 R1)^{1/2}`` is at
+    most ``|R1 - R2|_F^2`` (the coupling ``y = R2 R1^{-1} x``) and at least both
+    ``|spec(R1) - spec(R2)|^2`` over sorted eigenvalues (Mirsky's inequality: the Bures
+    distance is ``min_U |R1 - R2 U|_F``) and ``sum_k (sd1_k - sd2_k)^2`` over the standard
+    deviations along any orthonormal basis (a coupling of the joint couples every
+    coordinate). All are tight when the covariances nearly commute with each other and
+    the basis: blur levels of natural images in the DCT basis, masks in the pixel basis.
+    """
+    mean_d2 = torch.cdist(means, means) ** 2
+    lower = mean_d2 + torch.cdist(spectra, spectra) ** 2
+    for sds in marginal_sds:
+        lower = torch.maximum(lower, mean_d2 + torch.cdist(sds, sds) ** 2)
+    traces = (spectra**2).sum(1)
+    flat = roots.flatten(1)
+    upper = mean_d2 + (traces[:, None] + traces[None, :] - 2 * flat @ flat.T).clamp_min(0)
+    slack = 1e-9 * (traces[:, None] + traces[None, :] + mean_d2)  # round-off must never exclude the true value
+    return (lower - slack).clamp_min(0).numpy(), (upper + slack).numpy()
+
+
+def level_distances(
+    process: CorruptionProcess,
+    images: Tensor | DataMoments,
+    times: Tensor | list[float],
+    *,
+    projection: int | Tensor | None = None,
+    samples: int | None = None,
+    seed: int = 0,
+    chunk: int = 512,
+) -> list[float]:
+    """Fréchet distances between the level Gaussians at consecutive ``times`` of ``process`` (as given).
+
+    Unlike :func:`select_levels` this honours the process's warp, so it measures any
+    schedule, e.g. the default one at ``t = k / (K - 1)`` against a selected table.
+    """
+    moments = pick_moments(images, samples, seed)
+    project = make_projection(projection, moments.shape)
+    ts = torch.as_tensor(times, dtype=torch.float64).tolist()
+    warped = [float(process.time(t, moments.mean[None])) for t in ts]
+    fits = []
+    for u in warped:
+        mean, cov = fit_level(CorruptionProcess(process.operator, process.noise), moments, u, project, chunk)
+        fits.append((mean, root_from_eigh(*eigh_psd(cov))))
+    return [frechet_distance_roots(*a, *b) for a, b in zip(fits, fits[1:], strict=False)]

@@ -1,0 +1,45 @@
+"""The exponential moving average of the network's weights that samples are drawn with."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["EMA"]
+
+
+class EMA:
+    """Exponential moving average of a network's weights.
+
+    EDM's rule (Karras et al. 2022): after ``images`` training images in all, the average
+    has a half-life of ``min(halflife, rampup * images)`` images, so each update of
+    ``batch`` images decays it by ``0.5 ** (batch / half-life)``. The ramp-up makes a short run
+    average over its recent past instead of its poor start, and a half-life counted in images
+    does not change with the batch or world size. ``decay`` (a fixed per-step value, warmed up
+    as ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates) replaces the rule when given.
+    """
+
+    def __init__(
+        self, net: nn.Module, halflife: float = 500_000, rampup: float | None = 0.05, decay: float | None = None
+    ) -> None:
+        self.halflife, self.rampup, self.decay = halflife, rampup, decay
+        self.net = copy.deepcopy(net).eval().requires_grad_(False)
+
+    def decay_at(self, updates: int, batch: int) -> float:
+        """The decay of update number ``updates`` (from 1), each of ``batch`` images in all."""
+        if self.decay is not None:
+            return min(self.decay, (1 + updates) / (10 + updates))
+        halflife = self.halflife if self.rampup is None else min(self.halflife, self.rampup * updates * batch)
+        return 0.5 ** (batch / halflife)
+
+    @torch.no_grad()
+    def update(self, net: nn.Module, updates: int, batch: int, skip: Tensor | None = None) -> None:
+        """Move towards ``net`` after its ``updates``-th update; a ``skip`` flag of 1 (on the device) leaves it."""
+        decay = self.decay_at(updates, batch)
+        ema_p = [p for p in self.net.parameters()]
+        weight: float | Tensor = 1.0 - decay if skip is None else (1.0 - decay) * (1 - skip)
+        torch._foreach_lerp_(ema_p, [p.detach() for p in net.parameters()], weight)
+        for b_ema, b in zip(self.net.buffers(), net.buffers(), strict=True):
+            b_ema.copy_(b)

@@ -12,11 +12,11 @@ import torch
 import typer
 from rich.table import Table
 
-from ..corrupt import CorruptionConfig, DataMoments, LevelSelection, level_distances, level_strengths, select_levels
+from ..corrupt import DataMoments, LevelSelection, level_distances, level_strengths, select_levels
 from ..corrupt.levels import check_level_count
 from ..data import load_dataset
 from ..resources import check_memory, writable_file
-from .common import console, user_errors
+from .common import console, corruption_config, user_errors
 
 DEFAULT_SAMPLES = 2000
 AUTO_PROJECTION_ABOVE = 1024  # pixels x channels; beyond this the default is a 16x16 DCT projection
@@ -34,8 +34,12 @@ def _projection(value: int | None, shape: tuple[int, int, int]) -> int | None:
 @user_errors
 def schedule(
     corruption: Annotated[
-        str, typer.Option("--corruption", "-c", help="Operator spec: blur, mask, blur+mask, ...")
+        str, typer.Option("--corruption", "-c", help="Operator spec: blur, mask, blur+mask, mymod:Class, ...")
     ] = "blur",
+    set_fields: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Plugin arguments and corruption settings: --set corruption.params.NAME=VALUE."),
+    ] = None,
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Data set whose training images set the levels.")] = (
         "fashion-mnist"
     ),
@@ -59,7 +63,7 @@ def schedule(
     """Choose K corruption levels so consecutive levels are equally far apart (Fréchet distance)."""
     if threads is not None:
         torch.set_num_threads(threads)
-    config = CorruptionConfig(spec=corruption)
+    config = corruption_config(corruption, set_fields or [])
     check_level_count(k, candidates)
     check_memory(4 * 8 * candidates**2, f"the distance tables of {candidates:,} candidate levels")
     writable_file(out, "--out level table")
@@ -80,7 +84,7 @@ def schedule(
     selection = select_levels(process, moments, candidates=candidates, k=k, projection=proj, progress=True)
     selection = dataclasses.replace(
         selection,
-        spec=corruption,
+        spec=config.spec,
         config=config.model_dump(mode="json", exclude={"levels"}),
         data={"dataset": dataset, "shape": list(shape)},
     )

@@ -45,6 +45,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import RunConfig
+from .corruption import Corruption, run_process
 from .distributed import ShardedBatches, check_world, global_draws, rank_seed
 from .guard import NonFiniteGuard, gradient_norm
 from .interrupt import StepClock, StopSignals
@@ -189,6 +190,7 @@ def train(
     progress: bool = True,
     console: Console | None = None,
     stop_at: int | None = None,
+    corruption: Corruption | None = None,
 ) -> TrainSummary:
     """Train (or resume) the run in folder ``out``; returns the final step and loss.
 
@@ -213,9 +215,15 @@ def train(
     ``data`` and ``net`` replace the configured data set and U-Net (your own module taking
     ``net(x_t, t)``). ``stop_at`` ends the loop after that many steps without a final
     checkpoint, exactly like a crash (used to test resume).
+
+    ``corruption`` (a ``LinearCorruption``, with the config's noise and levels, or a whole
+    ``CorruptionProcess``) replaces the config's operator. ``config.json`` names it as
+    ``module:Class`` with its parameters when its class is importable and keeps them as
+    public attributes; otherwise a warning says that only Python can load the run
+    (``load_run(path, corruption=...)``). See :mod:`softdiff.train.corruption`.
     """
     with distributed(resolve_device(_device_name(config, out, resume))) as ctx:
-        return _train(ctx, config, out, resume, data, net, progress, console, stop_at)
+        return _train(ctx, config, out, resume, data, net, progress, console, stop_at, corruption)
 
 
 def _train(
@@ -228,6 +236,7 @@ def _train(
     progress: bool,
     console: Console | None,
     stop_at: int | None,
+    corruption: Corruption | None = None,
 ) -> TrainSummary:
     run_dir = Path(out)
     ckpt = None
@@ -279,7 +288,7 @@ def _train(
     if config.data.image_size is not None and config.data.image_size != height:
         raise ValueError(f"data.image_size is {config.data.image_size} but the data set has {height}x{width} images")
     config = config.resolved(channels, height)
-    process = config.corruption.build((height, width))
+    config, process = run_process(config, (height, width), corruption, ckpt.config.operator if ckpt else None)
 
     if net is None:
         _check_net_memory(config, device)

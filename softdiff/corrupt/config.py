@@ -261,7 +261,9 @@ class CorruptionConfig(_Strict):
         out = []
         for ref, params in zip(refs, split_params(refs, self.params), strict=True):
             cls = load_plugin(ref)
-            out.append((ref, cls, validate_params(cls, str(ref), params)))
+            kwargs = validate_params(cls, str(ref), params)
+            _construct(ref, cls, kwargs)  # the constructor's own checks (plugins do not depend on the image size)
+            out.append((ref, cls, kwargs))
         return out
 
     @property
@@ -280,12 +282,7 @@ class CorruptionConfig(_Strict):
         ops = []
         for part in parse_spec(self.spec):
             if is_plugin(part):
-                ref, cls, kwargs = next(plugins)
-                try:
-                    ops.append(cls(**kwargs))
-                except (ValueError, TypeError) as err:  # the constructor's own checks
-                    first = str(err).splitlines()[0] if str(err) else type(err).__name__
-                    raise ValueError(f"{ref}({_call(kwargs)}): {first}") from None
+                ops.append(_construct(*next(plugins)))
             else:
                 ops.append(CORRUPTIONS[part](self, size))
         return compose(*reversed(ops))  # first name is applied first
@@ -295,8 +292,13 @@ class CorruptionConfig(_Strict):
         return CorruptionProcess(self.operator(size), self.noise_schedule(), warp)
 
 
-def _call(kwargs: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+def _construct(ref: PluginRef, cls: type[LinearCorruption], kwargs: dict[str, Any]) -> LinearCorruption:
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as err:  # the constructor's own checks, as one line naming the call
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        call = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise ValueError(f"{ref}({call}): {first}") from None
 
 
 def build_process(spec: str, size: ImageSize, **overrides: object) -> CorruptionProcess:

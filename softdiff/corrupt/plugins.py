@@ -143,9 +143,9 @@ def load_plugin(ref: PluginRef) -> type[LinearCorruption]:
         hint = f"; it defines {', '.join(found)}" if found else "; it defines no LinearCorruption subclass"
         raise ValueError(f"{where} has no class {ref.name!r}{hint}")
     if not (isinstance(cls, type) and issubclass(cls, LinearCorruption)):
-        kind = "class" if isinstance(cls, type) else type(cls).__name__
+        what = "another class" if isinstance(cls, type) else f"the {type(cls).__name__} {cls!r}"
         raise ValueError(
-            f"{ref} is not a LinearCorruption subclass (it is a {kind}); subclass softdiff.corrupt.LinearCorruption"
+            f"{ref} is not a LinearCorruption subclass (it is {what}); subclass softdiff.corrupt.LinearCorruption"
         )
     return cls
 
@@ -182,8 +182,11 @@ def params_model(cls: type[LinearCorruption]) -> type[BaseModel]:
 def validate_params(cls: type[LinearCorruption], ref: str, params: dict[str, Any]) -> dict[str, Any]:
     """Keyword arguments for ``cls`` from ``params``, or a one-line ``ValueError`` naming the parameter."""
     model = params_model(cls)
+    known = ", ".join(model.model_fields) or "none"
     for name, value in params.items():
         field = model.model_fields.get(name)
+        if field is None and model.model_config.get("extra") != "allow":  # a declared model may ignore extras
+            raise ValueError(f"corruption.params.{name}: {ref} has no parameter {name!r} (its parameters: {known})")
         if isinstance(value, bool) and field is not None and _numeric(field.annotation):
             raise ValueError(f"corruption.params.{name}: {ref} needs a number, not the boolean {str(value).lower()}")
     try:
@@ -191,7 +194,6 @@ def validate_params(cls: type[LinearCorruption], ref: str, params: dict[str, Any
     except ValidationError as err:
         first = err.errors()[0]
         name = ".".join(str(p) for p in first["loc"])
-        known = ", ".join(model.model_fields) or "none"
         if first["type"] == "extra_forbidden":
             message = f"{ref} has no parameter {name!r} (its parameters: {known})"
         elif first["type"] == "missing":

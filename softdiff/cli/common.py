@@ -15,7 +15,7 @@ from rich.console import Console
 
 from ..corrupt import CorruptionConfig
 from ..resources import describe_os_error
-from ..train.config import apply_overrides
+from ..train.config import apply_overrides, load_config_file
 
 __all__ = ["console", "err_console", "user_errors", "fail", "parse_set", "corruption_config"]
 
@@ -84,16 +84,28 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def corruption_config(spec: str, settings: list[str]) -> CorruptionConfig:
-    """``--corruption`` and ``--set corruption.KEY=VALUE`` (plugin params included) -> a checked config.
+def corruption_config(
+    spec: str | None, settings: list[str], config_file: Path | None = None, default: str = "blur"
+) -> CorruptionConfig:
+    """``--config``'s ``[corruption]`` table, ``--corruption`` and ``--set corruption.KEY=VALUE`` -> a checked config.
 
-    The plugins are imported and their params checked here, before any data is read.
+    The config file may be a run config (TOML, JSON, YAML) or a run's ``config.json``; its
+    other sections are ignored. The plugins are imported and their params checked here,
+    before any data is read.
     """
+    base: dict[str, Any] = {"spec": default}
+    if config_file is not None:
+        table = load_config_file(config_file).get("corruption", {})
+        if not isinstance(table, dict):
+            raise ValueError(f"config file {config_file}: [corruption] must be a table")
+        base.update(table)
+    if spec is not None:
+        base["spec"] = spec
     overrides = {}
     for key, value in parse_set(settings).items():
         if not key.startswith("corruption."):
             raise ValueError(f"--set here takes corruption.* keys (e.g. corruption.params.factor=4), got {key!r}")
         overrides[key.removeprefix("corruption.")] = value
-    config = CorruptionConfig.model_validate(apply_overrides({"spec": spec}, overrides, keep_none=True))
+    config = CorruptionConfig.model_validate(apply_overrides(base, overrides, keep_none=True))
     config.plugins()
     return config

@@ -26,6 +26,9 @@ def corrupt(
     corruption: str | None = typer.Option(
         None, "--corruption", "-c", help="Operator spec: noise, blur, mask, blur+mask, mymod:Class, ... (default: blur)"
     ),
+    config_file: Path | None = typer.Option(
+        None, "--config", help="Take the [corruption] table of a run config file (or of a run's config.json)."
+    ),
     set_fields: list[str] = typer.Option(
         [], "--set", help="Plugin arguments and corruption settings: --set corruption.params.NAME=VALUE (repeatable)."
     ),
@@ -46,13 +49,13 @@ def corrupt(
     """Write a PNG strip of images at increasing corruption t (rows: images, columns: t)."""
     writable_file(out, "--out PNG")
     if ckpt is not None:  # the run's own process; a bad spec or checkpoint fails before any image is read
-        if corruption is not None or level_file is not None or set_fields:
-            raise ValueError("--ckpt shows the run's own process; drop --corruption, --set and --level-file")
+        if corruption is not None or level_file is not None or set_fields or config_file is not None:
+            raise ValueError("--ckpt shows the run's own process; drop --corruption, --config, --set and --level-file")
         run = read_checkpoint(ckpt).config
         config = run.corruption
         config.plugins()  # a plugin that cannot be imported fails before any image is read
     else:
-        config = corruption_config(corruption or "blur", set_fields)
+        config = corruption_config(corruption, set_fields, config_file)
     if Path(source).is_file():
         if data_dir is not None:
             raise ValueError(f"--data-dir is for data sets; {source} is an image file")

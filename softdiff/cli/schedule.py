@@ -34,8 +34,13 @@ def _projection(value: int | None, shape: tuple[int, int, int]) -> int | None:
 @user_errors
 def schedule(
     corruption: Annotated[
-        str, typer.Option("--corruption", "-c", help="Operator spec: blur, mask, blur+mask, mymod:Class, ...")
-    ] = "blur",
+        str | None,
+        typer.Option("--corruption", "-c", help="Operator spec: blur, mask, blur+mask, mymod:Class (default: blur)"),
+    ] = None,
+    config_file: Annotated[
+        Path | None,
+        typer.Option("--config", help="Take the [corruption] table of a run config file (or of a run's config.json)."),
+    ] = None,
     set_fields: Annotated[
         list[str] | None,
         typer.Option("--set", help="Plugin arguments and corruption settings: --set corruption.params.NAME=VALUE."),
@@ -63,7 +68,8 @@ def schedule(
     """Choose K corruption levels so consecutive levels are equally far apart (Fréchet distance)."""
     if threads is not None:
         torch.set_num_threads(threads)
-    config = corruption_config(corruption, set_fields or [])
+    # the levels are what this command chooses: a config's own levels would re-time the candidates
+    config = corruption_config(corruption, set_fields or [], config_file).model_copy(update={"levels": None})
     check_level_count(k, candidates)
     check_memory(4 * 8 * candidates**2, f"the distance tables of {candidates:,} candidate levels")
     writable_file(out, "--out level table")
@@ -77,7 +83,7 @@ def schedule(
     proj = _projection(projection, shape)
     where = "full resolution" if proj is None else f"{proj}x{proj} low DCT frequencies per channel"
     console.print(
-        f"{len(data)} {dataset} images {shape}, {corruption!r}, {candidates} candidates -> {k} levels, {where}"
+        f"{len(data)} {dataset} images {shape}, {config.spec!r}, {candidates} candidates -> {k} levels, {where}"
     )
 
     start = time.perf_counter()

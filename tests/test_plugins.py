@@ -20,7 +20,14 @@ from test_train import DATA, config, tiny_net
 from typer.testing import CliRunner
 
 from softdiff.cli import app
-from softdiff.corrupt import CorruptionConfig, Identity, LinearCorruption, register_corruption
+from softdiff.corrupt import (
+    CorruptionConfig,
+    FadeToMean,
+    Geometric,
+    Identity,
+    LinearCorruption,
+    register_corruption,
+)
 from softdiff.corrupt.plugins import reference_of
 from softdiff.data import register_dataset
 from softdiff.registry import Registry
@@ -230,6 +237,14 @@ def test_an_operator_may_declare_its_params_model(plugin_dir: Path) -> None:
 def test_python_train_takes_an_operator_object_and_records_it(plugin_dir: Path, tmp_path: Path) -> None:
     fade = __import__(MODULE).Fade(0.3, 2)
     assert reference_of(fade) == (f"{MODULE}:Fade", {"fraction": 0.3, "power": 2})
+    # a parameter kept as a derived object falls back to its default when that rebuilds the same operator
+    assert reference_of(FadeToMean(0.5)) == (
+        "softdiff.corrupt.fade:FadeToMean",
+        {"max_fraction": 0.5, "per_channel": False},
+    )
+    assert "rebuilding it from its public attributes gives" in reference_of(
+        FadeToMean(0.5, schedule=Geometric(0.1, 0.5))
+    )
     train(config(steps=2), tmp_path / "run", data=DATA, net=tiny_net(), progress=False, corruption=fade)
     stored = read_checkpoint(tmp_path / "run").config
     assert (stored.corruption.spec, stored.corruption.params) == (f"{MODULE}:Fade", {"fraction": 0.3, "power": 2})
@@ -253,8 +268,6 @@ def test_an_operator_object_that_cannot_be_recorded_warns_and_loads_only_when_gi
 
 def test_an_operator_registered_with_other_params_is_refused_when_the_run_loads(tmp_path: Path) -> None:
     """The launcher case: training registered a name with one parameter, sampling with another."""
-    from softdiff.corrupt import FadeToMean
-
     register_corruption("plugtest_fade", lambda c, s: FadeToMean(0.5))
     cfg = config(steps=2).model_copy(update={"corruption": CorruptionConfig(spec="plugtest_fade")})
     train(cfg, tmp_path / "run", data=DATA, net=tiny_net(), progress=False)

@@ -264,7 +264,8 @@ def reference_of(op: LinearCorruption) -> tuple[str, dict[str, Any]] | str:
 
     Works for an operator whose class lives in an importable module (or a plugin file) and
     whose constructor parameters are its public attributes (the house rule), with JSON
-    values; the rebuilt operator must have ``op``'s ``repr``.
+    values; a parameter with a default may be left out (a schedule derived from the others).
+    The rebuilt operator must have ``op``'s ``repr``.
     """
     cls = type(op)
     if isinstance(op, Compose):
@@ -283,18 +284,17 @@ def reference_of(op: LinearCorruption) -> tuple[str, dict[str, Any]] | str:
     for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
         if p.kind not in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
             continue
-        if p.name not in vars(op):
-            return f"its parameter {p.name!r} is not kept as a public attribute"
-        value = vars(op)[p.name]
-        if isinstance(value, tuple):
-            value = list(value)
-        if not _jsonable(value):
-            return f"its parameter {p.name!r} = {value!r} is not a JSON value"
-        params[p.name] = value
+        value = vars(op).get(p.name)
+        value = list(value) if isinstance(value, tuple) else value
+        if p.name in vars(op) and _jsonable(value):
+            params[p.name] = value
+        elif p.default is p.empty:  # a default may stand in for what is missing: the repr check below decides
+            why = "is not kept as a public attribute" if p.name not in vars(op) else f"= {value!r} is not a JSON value"
+            return f"its parameter {p.name!r} {why}"
     try:
         rebuilt = load_plugin(parse_plugin(spec))(**validate_params(cls, spec, params))
     except (ValueError, TypeError) as err:
         return f"rebuilding it from {spec} fails ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
     if repr(rebuilt) != repr(op):
-        return f"rebuilding it from its public attributes gives {rebuilt!r}"
+        return f"rebuilding it from its public attributes gives {rebuilt!r}, not {op!r}"
     return spec, params

@@ -22,6 +22,7 @@ from .corrupt import (
     select_levels,
 )
 from .models import UNet, UNetConfig
+from .registry import Registry
 from .samplers import GaussianPrior, dpmpp_2m, dpmpp_2m_sde, dpmpp_3m, euler, generate, heun, momentum, naive, time_grid
 from .score import Denoiser, DenoisingScoreMatching, SoftScoreMatching, X0Regression, score_from_denoiser
 from .train import RunConfig, load_run
@@ -60,5 +61,6 @@ __all__ = [
     "generate",
     "RunConfig",
     "load_run",
+    "Registry",
     "__version__",
 ]

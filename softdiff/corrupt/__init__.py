@@ -4,6 +4,7 @@ from .base import Compose, LinearCorruption, as_time, compose
 from .blur import GaussianBlur, dct_matrix
 from .checks import Law, OperatorReport, check_operator
 from .config import (
+    CORRUPTIONS,
     BlurConfig,
     CorruptionConfig,
     MaskConfig,
@@ -70,6 +71,7 @@ __all__ = [
     "parse_spec",
     "register_corruption",
     "corruption_names",
+    "CORRUPTIONS",
     "select_levels",
     "LevelSelection",
     "DataMoments",

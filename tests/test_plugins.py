@@ -7,6 +7,7 @@ which must rebuild the operator from ``config.json`` alone and give the same ima
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -154,9 +155,32 @@ def test_a_fresh_interpreter_without_the_module_names_it_and_pythonpath(module_r
     assert lines[0].startswith("error:") and f"'{MODULE}'" in done.stderr and "PYTHONPATH" in done.stderr
 
 
-def test_corrupt_and_check_operator_take_plugins_and_params(module_run: Path, plugin_dir: Path, tmp_path: Path) -> None:
+def test_the_other_commands_rebuild_the_plugin_or_take_its_params(module_run: Path, tmp_path: Path) -> None:
     code, output = _cli(["corrupt", "synthetic", "--ckpt", str(module_run), "-k", "3", "-o", str(tmp_path / "a.png")])
     assert code == 0 and (tmp_path / "a.png").is_file(), output
+    args = ["restore", "--ckpt", str(module_run), "--operator", "level:t=0.5", "--noise", "0.05", "--from-dataset"]
+    code, output = _cli([*args, "synthetic", "-n", "2", "--steps", "2", "--out", str(tmp_path / "r"), "--no-progress"])
+    assert code == 0 and (tmp_path / "r" / "restored.npz").is_file(), output
+    # the levels of the run's own corruption and data set, read from its config.json
+    config_json = module_run / "config.json"
+    args = [
+        "schedule",
+        "--config",
+        str(config_json),
+        "-k",
+        "3",
+        "-n",
+        "8",
+        "--samples",
+        "32",
+        "-o",
+        str(tmp_path / "l.json"),
+    ]
+    code, output = _cli(args)
+    assert code == 0, output
+    levels = json.loads((tmp_path / "l.json").read_text())
+    assert levels["spec"] == f"{MODULE}:Fade" and levels["config"]["params"] == {"fraction": 0.6, "power": 2}
+    assert levels["data"]["dataset"] == "synthetic"
     args = ["check-operator", f"{MODULE}:Fade", "--set", "corruption.params.power=2", "--dataset", "synthetic"]
     code, output = _cli(args)
     assert code == 0 and "obeys every law" in output, output

@@ -16,6 +16,7 @@ from ..corrupt import DataMoments, LevelSelection, level_distances, level_streng
 from ..corrupt.levels import check_level_count
 from ..data import load_dataset
 from ..resources import check_memory, writable_file
+from ..train.config import load_config_file
 from .common import console, corruption_config, user_errors
 
 DEFAULT_SAMPLES = 2000
@@ -45,9 +46,14 @@ def schedule(
         list[str] | None,
         typer.Option("--set", help="Plugin arguments and corruption settings: --set corruption.params.NAME=VALUE."),
     ] = None,
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Data set whose training images set the levels.")] = (
-        "fashion-mnist"
-    ),
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="Data set whose training images set the levels (default: --config's or fashion-mnist).",
+        ),
+    ] = None,
     k: Annotated[int, typer.Option("-k", "--levels", help="Levels K to choose (first and last included).")] = 32,
     candidates: Annotated[int, typer.Option("--candidates", "-n", help="Candidate levels N, evenly spaced.")] = 256,
     samples: Annotated[
@@ -70,6 +76,11 @@ def schedule(
         torch.set_num_threads(threads)
     # the levels are what this command chooses: a config's own levels would re-time the candidates
     config = corruption_config(corruption, set_fields or [], config_file).model_copy(update={"levels": None})
+    if dataset is None:  # a run config names its data set, and the levels are for that data
+        table = load_config_file(config_file).get("data") if config_file is not None else None
+        table = table if isinstance(table, dict) else {}
+        dataset = str(table.get("dataset") or "fashion-mnist")
+        data_dir = data_dir if data_dir is not None or not table.get("data_dir") else Path(table["data_dir"])
     check_level_count(k, candidates)
     check_memory(4 * 8 * candidates**2, f"the distance tables of {candidates:,} candidate levels")
     writable_file(out, "--out level table")

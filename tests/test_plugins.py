@@ -229,15 +229,17 @@ def test_several_plugins_take_one_params_table_per_class(plugin_dir: Path) -> No
         CorruptionConfig(spec=spec)
     config = CorruptionConfig(spec=f"blur+{MODULE}:Fade", params={"power": 2})
     assert repr(config.operator((8, 8))).startswith("Fade(fraction=0.9, power=2) @ GaussianBlur(")
-    (plugin_dir / "other.py").write_text(SOURCE.replace("class Fade", "class Fade2"))
-    two = CorruptionConfig(spec=f"{MODULE}:Fade+other:Fade2", params={"Fade2": {"power": 3}, "Fade": {"fraction": 0.5}})
+    (plugin_dir / "softdiff_test_other.py").write_text(SOURCE.replace("class Fade", "class Fade2"))
+    two = CorruptionConfig(
+        spec=f"{MODULE}:Fade+softdiff_test_other:Fade2", params={"Fade2": {"power": 3}, "Fade": {"fraction": 0.5}}
+    )
     assert repr(two.operator((8, 8))) == "Fade2(fraction=0.9, power=3) @ Fade(fraction=0.5, power=1)"
     with pytest.raises(ValueError, match=r"corruption.params.power: with several plugins, params hold one table per"):
-        CorruptionConfig(spec=f"{MODULE}:Fade+other:Fade2", params={"power": 3})
+        CorruptionConfig(spec=f"{MODULE}:Fade+softdiff_test_other:Fade2", params={"power": 3})
 
 
 def test_an_operator_may_declare_its_params_model(plugin_dir: Path) -> None:
-    (plugin_dir / "declared.py").write_text(
+    (plugin_dir / "softdiff_test_declared.py").write_text(
         SOURCE
         + textwrap.dedent(
             """
@@ -250,12 +252,14 @@ def test_an_operator_may_declare_its_params_model(plugin_dir: Path) -> None:
             """
         )
     )
-    config = CorruptionConfig(spec="declared:Strict", params={"fraction": 1.5})
+    config = CorruptionConfig(spec="softdiff_test_declared:Strict", params={"fraction": 1.5})
     with pytest.raises(ValueError, match=r"corruption.params.fraction: Input should be less than 1 \(parameter of"):
         config.plugins()
     with pytest.raises(ValueError, match="has no parameter 'power'"):
-        CorruptionConfig(spec="declared:Strict", params={"power": 2}).plugins()
-    assert repr(CorruptionConfig(spec="declared:Strict").operator((4, 4))) == "Strict(fraction=0.5, power=1)"
+        CorruptionConfig(spec="softdiff_test_declared:Strict", params={"power": 2}).plugins()
+    assert (
+        repr(CorruptionConfig(spec="softdiff_test_declared:Strict").operator((4, 4))) == "Strict(fraction=0.5, power=1)"
+    )
 
 
 def test_python_train_takes_an_operator_object_and_records_it(plugin_dir: Path, tmp_path: Path) -> None:

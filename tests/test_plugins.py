@@ -227,8 +227,9 @@ def test_several_plugins_take_one_params_table_per_class(plugin_dir: Path) -> No
     spec = f"{MODULE}:Fade+{plugin_dir / 'fileops.py'}:Fade"
     with pytest.raises(ValueError, match="called the same"):
         CorruptionConfig(spec=spec)
-    config = CorruptionConfig(spec=f"blur+{MODULE}:Fade", params={"power": 2})
-    assert repr(config.operator((8, 8))).startswith("Fade(fraction=0.9, power=2) @ GaussianBlur(")
+    for params in ({"power": 2}, {"Fade": {"power": 2}}):  # a single plugin: plain or keyed by its class
+        config = CorruptionConfig(spec=f"blur+{MODULE}:Fade", params=params)
+        assert repr(config.operator((8, 8))).startswith("Fade(fraction=0.9, power=2) @ GaussianBlur(")
     (plugin_dir / "softdiff_test_other.py").write_text(SOURCE.replace("class Fade", "class Fade2"))
     two = CorruptionConfig(
         spec=f"{MODULE}:Fade+softdiff_test_other:Fade2", params={"Fade2": {"power": 3}, "Fade": {"fraction": 0.5}}

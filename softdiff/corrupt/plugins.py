@@ -207,8 +207,10 @@ def validate_params(cls: type[LinearCorruption], ref: str, params: dict[str, Any
 def split_params(refs: list[PluginRef], params: dict[str, Any]) -> list[dict[str, Any]]:
     """Each plugin's share of ``corruption.params``.
 
-    One plugin: ``params`` are its arguments. Several: ``params`` holds one table per class
-    name (``[corruption.params.Pixelate]``); a plugin without a table gets its defaults.
+    One plugin: ``params`` are its arguments, or one table under its class name (so a
+    config written for several plugins reads the same). Several: ``params`` holds one table
+    per class name (``[corruption.params.Pixelate]``); a plugin without a table gets its
+    defaults.
     """
     if not refs:
         if params:
@@ -217,7 +219,8 @@ def split_params(refs: list[PluginRef], params: dict[str, Any]) -> list[dict[str
             )
         return []
     if len(refs) == 1:
-        return [dict(params)]
+        keyed = list(params) == [refs[0].name] and isinstance(params[refs[0].name], dict)
+        return [dict(params[refs[0].name]) if keyed else dict(params)]
     names = [ref.name for ref in refs]
     if len(set(names)) < len(names):
         raise ValueError(

@@ -100,6 +100,16 @@ def test_bad_input_is_a_one_line_error(run_dir: Path, tmp_path: Path, args: list
     assert len(output.strip().splitlines()) == 1
 
 
+def test_an_unwritable_out_folder_fails_before_restoring(run_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    output = restore(
+        run_dir, tmp_path / "file" / "out", "--operator", "blur:sigma=1", "--noise", "0", "--from-dataset",
+        "synthetic", "-n", "2", code=2,
+    )  # fmt: skip
+    assert "cannot be created" in output and "restoring" not in output
+    assert len(output.strip().splitlines()) == 1
+
+
 def test_the_python_example_of_the_restoration_page_runs(run_dir: Path, capsys: pytest.CaptureFixture) -> None:
     code = python_blocks("restoration.md")[0]
     code = code.replace('"runs/fashion-blur"', repr(str(run_dir))).replace('"fashion-mnist"', '"synthetic"')

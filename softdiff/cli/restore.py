@@ -16,6 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from ..data import load_dataset
 from ..eval import get_extractor, reference_data
 from ..imageio import atomic_write_bytes, load_image, save_grid, to_uint8
+from ..resources import writable_dir
 from ..restore import (
     METHODS,
     Degradation,
@@ -155,6 +156,7 @@ def restore_command(
         raise ValueError("give either image files or --from-dataset NAME, not both and not neither")
     target = resolve_device(device)
     run = load_run(ckpt, device=target, ema=not raw)
+    writable_dir(out, "--out folder")  # before minutes of restoration
     A: Degradation = build_operator(spec, run.image_shape, run.process)
 
     clean = real = extractor = no_fid = None

@@ -278,6 +278,15 @@ def test_python_train_takes_an_operator_object_and_records_it(plugin_dir: Path, 
     stored = read_checkpoint(tmp_path / "run").config
     assert (stored.corruption.spec, stored.corruption.params) == (f"{MODULE}:Fade", {"fraction": 0.3, "power": 2})
     assert repr(load_run(tmp_path / "run", net=tiny_net()).process.operator) == "Fade(fraction=0.3, power=2)"
+    # resuming with the same object (and the same config) continues; another object is refused
+    net = tiny_net()
+    summary = train(config(steps=3), tmp_path / "run", data=DATA, net=net, progress=False, corruption=fade, resume=True)
+    assert summary.step == 3
+    other = __import__(MODULE).Fade(0.3, 1)
+    with pytest.raises(ValueError, match="cannot change corruption when resuming"):
+        train(config(steps=4), tmp_path / "run", data=DATA, net=net, progress=False, corruption=other, resume=True)
+    with pytest.raises(ValueError, match=r"the operator is Fade\(fraction=0.3, power=1\), but the checkpoint"):
+        train(None, tmp_path / "run", data=DATA, net=net, progress=False, corruption=other, resume=True)
 
 
 def test_an_operator_object_that_cannot_be_recorded_warns_and_loads_only_when_given(tmp_path: Path) -> None:

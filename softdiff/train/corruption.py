@@ -22,7 +22,7 @@ from ..corrupt.config import CUSTOM
 from ..corrupt.plugins import plugin_roots, reference_of
 from .config import RunConfig
 
-__all__ = ["Corruption", "run_process", "rebuild_process", "plugin_pythonpath"]
+__all__ = ["Corruption", "record_corruption", "run_process", "rebuild_process", "plugin_pythonpath"]
 
 Corruption = LinearCorruption | CorruptionProcess
 ImageSize = tuple[int, int]
@@ -51,27 +51,34 @@ def _recorded(config: CorruptionConfig, corruption: Corruption) -> tuple[Corrupt
     return CorruptionConfig.model_validate(data), why
 
 
+def record_corruption(config: RunConfig, corruption: Corruption) -> RunConfig:
+    """``config`` whose corruption section names ``corruption`` (warns when only ``custom`` can)."""
+    recorded, why = _recorded(config.corruption, corruption)
+    if why is not None:
+        warnings.warn(
+            f"the operator given to train() cannot be recorded in config.json ({why}); `softdiff sample` and "
+            "the other commands cannot rebuild it: load the run in Python with load_run(path, corruption=...)",
+            stacklevel=3,
+        )
+    return RunConfig.model_validate({**config.model_dump(), "corruption": recorded.model_dump()})
+
+
 def run_process(
     config: RunConfig, size: ImageSize, corruption: Corruption | None = None, trained: str | None = None
 ) -> tuple[RunConfig, CorruptionProcess]:
-    """The process to train with, and ``config`` recording it (``operator``, and the spec of an object).
+    """The process to train with, and ``config`` with its ``operator`` recorded.
 
     ``corruption``: an operator (with the config's noise and levels) or a whole process, used
-    as given. ``trained``: the operator ``repr`` a resumed checkpoint recorded; a different
-    rebuilt operator is an error (its code or registration changed since).
+    as given; ``config`` already names it (:func:`record_corruption`). ``trained``: the
+    operator ``repr`` a resumed checkpoint recorded; a different operator is an error (its
+    code, registration or parameters changed since).
     """
     if corruption is None:
         process = config.corruption.build(size)
+    elif isinstance(corruption, CorruptionProcess):
+        process = corruption
     else:
-        recorded, why = _recorded(config.corruption, corruption)
-        if why is not None:
-            warnings.warn(
-                f"the operator given to train() cannot be recorded in config.json ({why}); `softdiff sample` and "
-                "the other commands cannot rebuild it: load the run in Python with load_run(path, corruption=...)",
-                stacklevel=3,
-            )
-        config = config.model_copy(update={"corruption": recorded})
-        process = corruption if isinstance(corruption, CorruptionProcess) else _with_noise(recorded, corruption)
+        process = _with_noise(config.corruption, corruption)
     _check_same(trained, process, "the checkpoint being resumed")
     return config.model_copy(update={"operator": repr(process.operator)}), process
 

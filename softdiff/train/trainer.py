@@ -45,7 +45,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import RunConfig
-from .corruption import Corruption, run_process
+from .corruption import Corruption, record_corruption, run_process
 from .distributed import ShardedBatches, check_world, global_draws, rank_seed
 from .guard import NonFiniteGuard, gradient_norm
 from .interrupt import StepClock, StopSignals
@@ -222,6 +222,8 @@ def train(
     public attributes; otherwise a warning says that only Python can load the run
     (``load_run(path, corruption=...)``). See :mod:`softdiff.train.corruption`.
     """
+    if corruption is not None and config is not None:
+        config = record_corruption(config, corruption)  # before a resume compares it with the checkpoint's
     with distributed(resolve_device(_device_name(config, out, resume))) as ctx:
         return _train(ctx, config, out, resume, data, net, progress, console, stop_at, corruption)
 

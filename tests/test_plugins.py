@@ -358,3 +358,8 @@ def test_nproc_workers_import_a_plugin_the_launcher_found_on_its_own_path(plugin
     assert done.returncode == 0, done.stdout + done.stderr
     ckpt = read_checkpoint(out)
     assert ckpt.state["world_size"] == 2 and ckpt.config.operator == "Fade(fraction=0.9, power=2)"
+    sample = [*_sample_args(out, tmp_path / "two"), "--nproc", "2", "--no-progress"]
+    command = [sys.executable, str(launcher), *sample]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert np.load(tmp_path / "two" / "samples.npz")["images"].shape == (4, 1, 16, 16)

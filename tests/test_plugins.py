@@ -7,6 +7,7 @@ which must rebuild the operator from ``config.json`` alone and give the same ima
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -363,3 +364,17 @@ def test_nproc_workers_import_a_plugin_the_launcher_found_on_its_own_path(plugin
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert np.load(tmp_path / "two" / "samples.npz")["images"].shape == (4, 1, 16, 16)
+
+
+def test_a_checkpoint_naming_an_unknown_corruption_says_which_field_and_why(tmp_path: Path) -> None:
+    """A name only a launcher registered: the error names the field and the name, not "1 validation error"."""
+    train(config(steps=2), tmp_path / "run", data=DATA, net=tiny_net(), progress=False)
+    folder = read_checkpoint(tmp_path / "run").path
+    stored = json.loads((folder / "config.json").read_text())
+    stored["corruption"]["spec"] = "blur+launchergrey"
+    (folder / "config.json").write_text(json.dumps(stored))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["sha256"]["config.json"] = hashlib.sha256((folder / "config.json").read_bytes()).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"config.json is invalid \(corruption.spec: unknown corruption 'launcher"):
+        read_checkpoint(tmp_path / "run")

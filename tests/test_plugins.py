@@ -378,3 +378,18 @@ def test_a_checkpoint_naming_an_unknown_corruption_says_which_field_and_why(tmp_
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match=r"config.json is invalid \(corruption.spec: unknown corruption 'launcher"):
         read_checkpoint(tmp_path / "run")
+
+
+def test_python_train_takes_a_whole_process_and_records_its_noise_and_levels(plugin_dir: Path, tmp_path: Path) -> None:
+    from softdiff.corrupt import CorruptionProcess, LevelTable, LinearNoise
+
+    process = CorruptionProcess(__import__(MODULE).Fade(0.5, 1), LinearNoise(0.02, 0.2), LevelTable([0.0, 0.3, 1.0]))
+    train(config(steps=2), tmp_path / "run", data=DATA, net=tiny_net(), progress=False, corruption=process)
+    stored = read_checkpoint(tmp_path / "run").config.corruption
+    assert stored.noise.schedule == "linear" and (stored.noise.s_min, stored.noise.s_max) == (0.02, 0.2)
+    assert stored.levels == [0.0, 0.3, 1.0] and stored.spec == f"{MODULE}:Fade"
+    rebuilt = load_run(tmp_path / "run", net=tiny_net()).process
+    t = torch.linspace(0, 1, 5)
+    assert torch.allclose(rebuilt.s(t), process.s(t)) and torch.equal(
+        rebuilt.time(t, torch.zeros(5, 1, 2, 2)), process.time(t, torch.zeros(5, 1, 2, 2))
+    )

@@ -24,10 +24,13 @@ from typer.testing import CliRunner
 from softdiff.cli import app
 from softdiff.corrupt import (
     CorruptionConfig,
+    CorruptionProcess,
     FadeToMean,
     Geometric,
     Identity,
+    LevelTable,
     LinearCorruption,
+    LinearNoise,
     register_corruption,
 )
 from softdiff.corrupt.plugins import reference_of
@@ -381,8 +384,6 @@ def test_a_checkpoint_naming_an_unknown_corruption_says_which_field_and_why(tmp_
 
 
 def test_python_train_takes_a_whole_process_and_records_its_noise_and_levels(plugin_dir: Path, tmp_path: Path) -> None:
-    from softdiff.corrupt import CorruptionProcess, LevelTable, LinearNoise
-
     process = CorruptionProcess(__import__(MODULE).Fade(0.5, 1), LinearNoise(0.02, 0.2), LevelTable([0.0, 0.3, 1.0]))
     train(config(steps=2), tmp_path / "run", data=DATA, net=tiny_net(), progress=False, corruption=process)
     stored = read_checkpoint(tmp_path / "run").config.corruption

@@ -22,6 +22,7 @@ from .corrupt import (
     register_corruption,
 )
 from .models import UNet, UNetConfig
+from .registry import Registry
 from .samplers import GaussianPrior, dpmpp_2m, dpmpp_2m_sde, dpmpp_3m, euler, generate, heun, momentum, naive, time_grid
 from .schedule import read_levels, retime, select_levels
 from .score import Denoiser, DenoisingScoreMatching, SoftScoreMatching, X0Regression, score_from_denoiser
@@ -63,5 +64,6 @@ __all__ = [
     "generate",
     "RunConfig",
     "load_run",
+    "Registry",
     "__version__",
 ]

@@ -201,11 +201,13 @@ def strip_option(args: Sequence[str], name: str) -> tuple[list[str], str | None]
     return out, value
 
 
-def relaunch(command: str, nproc: int, argv: Sequence[str] | None = None) -> int:
+def relaunch(command: str, nproc: int, argv: Sequence[str] | None = None, *, pythonpath: Sequence[str] = ()) -> int:
     """Re-run ``softdiff COMMAND ...`` (this process's arguments minus ``--nproc``) on ``nproc`` processes.
 
     Uses ``python -m torch.distributed.run --standalone ... -m softdiff COMMAND``: a rendezvous on
-    this machine only.
+    this machine only. ``pythonpath`` folders go first on the workers' ``PYTHONPATH``: a plugin
+    module this process imported from a folder of its own ``sys.path`` (a launcher script's
+    ``sys.path.insert``) is found there too.
     For several machines call torchrun yourself (see docs/distributed.md). Returns the exit code.
     """
     if "WORLD_SIZE" in os.environ:
@@ -215,17 +217,21 @@ def relaunch(command: str, nproc: int, argv: Sequence[str] | None = None) -> int
         raise ValueError(f"--nproc re-launches the command line, which must contain '{command}' (got {argv})")
     rest, _ = strip_option(argv[argv.index(command) + 1 :], "--nproc")
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
-    return call_forwarding_sigterm([*launcher, "-m", "softdiff", command, *rest])
+    env = None
+    if pythonpath:
+        inherited = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([*pythonpath, *inherited])}
+    return call_forwarding_sigterm([*launcher, "-m", "softdiff", command, *rest], env=env)
 
 
-def call_forwarding_sigterm(args: Sequence[str]) -> int:
+def call_forwarding_sigterm(args: Sequence[str], env: dict[str, str] | None = None) -> int:
     """Run ``args`` and return its exit code, passing a SIGTERM sent to this process on to it.
 
     A scheduler that signals the launching ``softdiff train --nproc N`` reaches torchrun, which
     passes the signal to every worker (they checkpoint and stop). Ctrl-C already reaches the
     whole process group from the terminal, so SIGINT is ignored here rather than sent twice.
     """
-    child = subprocess.Popen(list(args))
+    child = subprocess.Popen(list(args), env=env)
     previous = {
         signal.SIGTERM: signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signum)),
         signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-import torch
-from _doc_examples import python_blocks, tutorial_namespace
+import json
+import shlex
+from pathlib import Path
 
+import numpy as np
+import pytest
+import torch
+from _doc_examples import blocks, python_blocks, tutorial_namespace
+from test_eval_cli import PooledPixels  # features for 16x16 synthetic images
+from typer.testing import CliRunner
+
+import softdiff.cli.eval as eval_cli
+from softdiff.cli import app
 from softdiff.corrupt import LinearCorruption, build_process, check_operator, corruption_names
 from softdiff.schedule import level_strengths
+from softdiff.train import read_checkpoint
 
 
-def test_tutorial_code_is_one_short_block_that_runs() -> None:
+def test_tutorial_operator_is_one_short_module_and_the_page_runs() -> None:
     blocks = python_blocks("tutorial-new-corruption.md")
-    assert len(blocks) == 1 and len(blocks[0].strip().splitlines()) < 30
+    assert len(blocks[0].strip().splitlines()) < 30 and "class FadeToGrey(LinearCorruption)" in blocks[0]
     assert issubclass(tutorial_namespace()["FadeToGrey"], LinearCorruption)
     assert "grey" in corruption_names()
     process = build_process("blur+grey", (9, 7))
@@ -54,3 +65,40 @@ def test_the_quoted_failure_is_what_check_operator_says() -> None:
         assert str(err) == quoted, re.escape(str(err))
     else:
         raise AssertionError("the buggy operator passed")
+
+
+# the page's commands, shrunk to seconds: later flags override the page's own
+TINY = {
+    "check-operator": ["--dataset", "synthetic"],
+    "schedule": ["--dataset", "synthetic", "-n", "12", "-k", "4", "--samples", "64", "--threads", "1"],
+    "train": ["--dataset", "synthetic", "--steps", "3", "--batch-size", "8", "--channels", "8", "--device", "cpu"],
+    "sample": ["-n", "4", "--steps", "3", "--device", "cpu", "--no-progress"],
+    "eval": ["-n", "6", "--steps", "2", "--sampler", "momentum", "--device", "cpu", "--no-progress"],
+}
+
+
+def test_the_command_line_path_of_the_page_runs_with_its_myops_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """myops.py and grey.toml are the page's blocks; each shell line runs (tiny settings) in that folder."""
+    page = blocks("docs/tutorial-new-corruption.md")
+    (tmp_path / "myops.py").write_text(python_blocks("tutorial-new-corruption.md")[0])
+    (tmp_path / "grey.toml").write_text(next(b.code for b in page if b.language == "toml"))
+    commands = [line for line in next(b.code for b in page if b.language == "bash").splitlines() if line.strip()]
+    assert [shlex.split(line)[1] for line in commands] == ["check-operator", "schedule", "train", "sample", "eval"]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(eval_cli, "get_extractor", lambda features, inception_weights=None: PooledPixels())
+    for line in commands:
+        args = shlex.split(line)[1:]
+        extra = TINY[args[0]] + (["--no-progress", "--threads", "1"] if args[0] == "train" else [])
+        extra += ["--cache-dir", str(tmp_path / "cache")] if args[0] == "eval" else []
+        result = CliRunner().invoke(app, [*args, *extra])
+        assert result.exit_code == 0, f"{line}\n{result.output}"
+    stored = read_checkpoint(tmp_path / "runs" / "grey").config
+    assert stored.corruption.spec == f"blur+{tmp_path / 'myops.py'}:FadeToGrey"
+    assert stored.corruption.params == {"max_fraction": 0.8} and stored.corruption.levels is not None
+    assert stored.operator.startswith("FadeToGrey(max_fraction=0.8) @ GaussianBlur(")
+    levels = json.loads((tmp_path / "levels-grey.json").read_text())
+    assert levels["config"]["params"] == {"max_fraction": 0.8} and "grey_fraction" in json.dumps(levels)
+    assert np.load(tmp_path / "samples-grey" / "samples.npz")["images"].shape == (4, 1, 16, 16)
+    assert (tmp_path / "runs" / "grey" / "eval" / "eval.json").is_file()

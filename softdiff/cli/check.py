@@ -9,9 +9,9 @@ import torch
 import typer
 from rich.table import Table
 
-from ..corrupt import CorruptionConfig, OperatorReport, check_operator
+from ..corrupt import OperatorReport, check_operator
 from ..data import load_dataset
-from .common import console, user_errors
+from .common import console, corruption_config, user_errors
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -30,7 +30,11 @@ def _shape(text: str | None, default: tuple[int, int, int]) -> tuple[int, int, i
 
 @user_errors
 def check_operator_command(
-    spec: Annotated[str, typer.Argument(help="Operator spec: blur, mask, blur+mask, motion, strokes, ...")],
+    spec: Annotated[str, typer.Argument(help="Operator spec: blur, mask, blur+mask, motion, mymod:Class, ...")],
+    set_fields: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Plugin arguments and corruption settings: --set corruption.params.NAME=VALUE."),
+    ] = None,
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Data set whose test images are checked.")] = (
         "fashion-mnist"
     ),
@@ -46,7 +50,7 @@ def check_operator_command(
     """Check linearity, adjointness, per-sample t, C_0 = I, shapes and finiteness of an operator."""
     if dtype not in DTYPES:
         raise ValueError(f"--dtype must be float64 or float32, got {dtype!r}")
-    config = CorruptionConfig(spec=spec)
+    config = corruption_config(spec, set_fields or [])
     images = load_dataset(dataset, "test", data_dir).subset(n, seed).batch(slice(None))
     random_shape = _shape(shape, tuple(images.shape[1:]))  # type: ignore[arg-type]
     options = {"dtype": DTYPES[dtype], "seed": seed, "identity_tol": identity_tol, "raise_on_failure": False}

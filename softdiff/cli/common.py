@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from ..corrupt import CorruptionConfig
 from ..resources import describe_os_error
+from ..train.config import apply_overrides, load_config_file
 
-__all__ = ["console", "err_console", "user_errors", "fail"]
+__all__ = ["console", "err_console", "user_errors", "fail", "parse_set", "corruption_config"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -65,3 +68,44 @@ def user_errors(command: F) -> F:
 def ensure_parent(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``--set optim.ema_decay=0.99`` -> ``{"optim.ema_decay": 0.99}`` (values parsed as JSON when possible)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects KEY=VALUE with a dotted key such as optim.ema_decay=0.99, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
+def corruption_config(
+    spec: str | None, settings: list[str], config_file: Path | None = None, default: str = "blur"
+) -> CorruptionConfig:
+    """``--config``'s ``[corruption]`` table, ``--corruption`` and ``--set corruption.KEY=VALUE`` -> a checked config.
+
+    The config file may be a run config (TOML, JSON, YAML) or a run's ``config.json``; its
+    other sections are ignored. The plugins are imported and their params checked here,
+    before any data is read.
+    """
+    base: dict[str, Any] = {"spec": default}
+    if config_file is not None:
+        table = load_config_file(config_file).get("corruption", {})
+        if not isinstance(table, dict):
+            raise ValueError(f"config file {config_file}: [corruption] must be a table")
+        base.update(table)
+    if spec is not None:
+        base["spec"] = spec
+    overrides = {}
+    for key, value in parse_set(settings).items():
+        if not key.startswith("corruption."):
+            raise ValueError(f"--set here takes corruption.* keys (e.g. corruption.params.factor=4), got {key!r}")
+        overrides[key.removeprefix("corruption.")] = value
+    config = CorruptionConfig.model_validate(apply_overrides(base, overrides, keep_none=True))
+    config.plugins()
+    return config

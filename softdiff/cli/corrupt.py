@@ -8,13 +8,13 @@ import torch
 import typer
 from PIL import Image
 
-from ..corrupt import CorruptionConfig
 from ..data import DATASETS, load_dataset
 from ..imageio import load_image, save_grid
 from ..resources import writable_file
 from ..schedule import retime
 from ..train import read_checkpoint
-from .common import console, user_errors
+from ..train.corruption import rebuild_process
+from .common import console, corruption_config, user_errors
 
 MAX_SIDE = 2048  # the exact DCT blur builds side x side matrices per image: larger images are resized first
 MAX_LEVELS = 256
@@ -25,7 +25,13 @@ MAX_SCALE = 64
 def corrupt(
     source: str = typer.Argument(..., help="An image file, or a data set name (fashion-mnist, synthetic, ...)."),
     corruption: str | None = typer.Option(
-        None, "--corruption", "-c", help="Operator spec: noise, blur, mask, blur+mask, ... (default: blur)"
+        None, "--corruption", "-c", help="Operator spec: noise, blur, mask, blur+mask, mymod:Class, ... (default: blur)"
+    ),
+    config_file: Path | None = typer.Option(
+        None, "--config", help="Take the [corruption] table of a run config file (or of a run's config.json)."
+    ),
+    set_fields: list[str] = typer.Option(
+        [], "--set", help="Plugin arguments and corruption settings: --set corruption.params.NAME=VALUE (repeatable)."
     ),
     ckpt: Path | None = typer.Option(
         None, "--ckpt", help="Show the process of a trained run (its operator, noise and levels) instead."
@@ -44,11 +50,13 @@ def corrupt(
     """Write a PNG strip of images at increasing corruption t (rows: images, columns: t)."""
     writable_file(out, "--out PNG")
     if ckpt is not None:  # the run's own process; a bad spec or checkpoint fails before any image is read
-        if corruption is not None or level_file is not None:
-            raise ValueError("--ckpt shows the run's own process; drop --corruption and --level-file")
-        config = read_checkpoint(ckpt).config.corruption
+        if corruption is not None or level_file is not None or set_fields or config_file is not None:
+            raise ValueError("--ckpt shows the run's own process; drop --corruption, --config, --set and --level-file")
+        run = read_checkpoint(ckpt).config
+        config = run.corruption
+        config.plugins()  # a plugin that cannot be imported fails before any image is read
     else:
-        config = CorruptionConfig(spec=corruption or "blur")
+        config = corruption_config(corruption, set_fields, config_file)
     if Path(source).is_file():
         if data_dir is not None:
             raise ValueError(f"--data-dir is for data sets; {source} is an image file")
@@ -74,7 +82,10 @@ def corrupt(
     if level_file is not None:
         dataset = source if source in DATASETS and not Path(source).is_file() else None
         config = retime(config, level_file, dataset=dataset, shape=tuple(x0.shape[1:]))
-    process = config.build((x0.shape[-2], x0.shape[-1]))
+    if ckpt is not None:  # the operator the run trained with, checked against its record
+        process = rebuild_process(run, (x0.shape[-2], x0.shape[-1]))
+    else:
+        process = config.build((x0.shape[-2], x0.shape[-1]))
     ts = torch.linspace(0, 1, levels)
     g = torch.Generator().manual_seed(seed)
     columns = []

@@ -102,11 +102,11 @@ def evaluate(
         device=target, cache_dir=cache_dir, results_path=out / RESULTS_FILE, progress=progress, on_result=report,
         grids=grids,
     )  # fmt: skip
-    title = f"{run.config.corruption.spec} run, step {run.step}: n={n}, seed {seed}, {extractor.description}"
+    title = f"{run.config.corruption.label} run, step {run.step}: n={n}, seed {seed}, {extractor.description}"
     console.print(results_table(results, title))
     label = (lambda s, g: s) if len(grids) == 1 else (lambda s, g: f"{s} ({g})")
     curves = {
         label(s, g): [r for r in results if r["sampler"] == s and r["grid"] == g] for s in samplers for g in grids
     }
-    plot = plot_fid_vs_nfe(curves, out / PLOT_FILE, title=f"{run.config.corruption.spec}, step {run.step}, n={n}")
+    plot = plot_fid_vs_nfe(curves, out / PLOT_FILE, title=f"{run.config.corruption.label}, step {run.step}, n={n}")
     console.print(f"wrote {out / RESULTS_FILE} and {plot}", highlight=False)

@@ -16,7 +16,8 @@ from ..imageio import atomic_write_bytes, make_grid, save_grid, to_uint8
 from ..resources import writable_dir
 from ..samplers import GRIDS, Trajectory, generate_sharded, get, names, nfe, time_grid
 from ..samplers.grids import MAX_STEPS
-from ..train import load_run
+from ..train import load_run, read_checkpoint
+from ..train.corruption import plugin_pythonpath
 from .common import console, user_errors
 
 TRAJECTORY_SAMPLES = 4
@@ -73,8 +74,9 @@ def sample(
     the images are identical to a single process's with the same seed.
     """
     get(sampler)  # an unknown name fails before the checkpoint is read
-    if nproc is not None:
-        raise typer.Exit(relaunch("sample", nproc))
+    if nproc is not None:  # the workers import the run's plugins from where this process finds them
+        roots = plugin_pythonpath(read_checkpoint(ckpt).config.corruption)
+        raise typer.Exit(relaunch("sample", nproc, pythonpath=roots))
     target = resolve_device(device)
     if is_main_process():
         writable_dir(out, "--out folder")  # before minutes of sampling

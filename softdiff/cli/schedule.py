@@ -12,11 +12,11 @@ import torch
 import typer
 from rich.table import Table
 
-from ..corrupt import CorruptionConfig
 from ..data import load_dataset
 from ..resources import check_memory, writable_file
 from ..schedule import DataMoments, LevelSelection, check_level_count, level_distances, level_strengths, select_levels
-from .common import console, user_errors
+from ..train.config import load_config_file
+from .common import console, corruption_config, user_errors
 
 DEFAULT_SAMPLES = 2000
 AUTO_PROJECTION_ABOVE = 1024  # pixels x channels; beyond this the default is a 16x16 DCT projection
@@ -34,11 +34,25 @@ def _projection(value: int | None, shape: tuple[int, int, int]) -> int | None:
 @user_errors
 def schedule(
     corruption: Annotated[
-        str, typer.Option("--corruption", "-c", help="Operator spec: blur, mask, blur+mask, ...")
-    ] = "blur",
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Data set whose training images set the levels.")] = (
-        "fashion-mnist"
-    ),
+        str | None,
+        typer.Option("--corruption", "-c", help="Operator spec: blur, mask, blur+mask, mymod:Class (default: blur)"),
+    ] = None,
+    config_file: Annotated[
+        Path | None,
+        typer.Option("--config", help="Take the [corruption] table of a run config file (or of a run's config.json)."),
+    ] = None,
+    set_fields: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Plugin arguments and corruption settings: --set corruption.params.NAME=VALUE."),
+    ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="Data set whose training images set the levels (default: --config's or fashion-mnist).",
+        ),
+    ] = None,
     k: Annotated[int, typer.Option("-k", "--levels", help="Levels K to choose (first and last included).")] = 32,
     candidates: Annotated[int, typer.Option("--candidates", "-n", help="Candidate levels N, evenly spaced.")] = 256,
     samples: Annotated[
@@ -59,7 +73,13 @@ def schedule(
     """Choose K corruption levels so consecutive levels are equally far apart (Fréchet distance)."""
     if threads is not None:
         torch.set_num_threads(threads)
-    config = CorruptionConfig(spec=corruption)
+    # the levels are what this command chooses: a config's own levels would re-time the candidates
+    config = corruption_config(corruption, set_fields or [], config_file).model_copy(update={"levels": None})
+    if dataset is None:  # a run config names its data set, and the levels are for that data
+        table = load_config_file(config_file).get("data") if config_file is not None else None
+        table = table if isinstance(table, dict) else {}
+        dataset = str(table.get("dataset") or "fashion-mnist")
+        data_dir = data_dir if data_dir is not None or not table.get("data_dir") else Path(table["data_dir"])
     check_level_count(k, candidates)
     check_memory(4 * 8 * candidates**2, f"the distance tables of {candidates:,} candidate levels")
     writable_file(out, "--out level table")
@@ -73,7 +93,7 @@ def schedule(
     proj = _projection(projection, shape)
     where = "full resolution" if proj is None else f"{proj}x{proj} low DCT frequencies per channel"
     console.print(
-        f"{len(data)} {dataset} images {shape}, {corruption!r}, {candidates} candidates -> {k} levels, {where}"
+        f"{len(data)} {dataset} images {shape}, {config.spec!r}, {candidates} candidates -> {k} levels, {where}"
     )
 
     start = time.perf_counter()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -14,24 +13,11 @@ from ..schedule import read_levels
 from ..train import RunConfig, load_config_file, read_checkpoint, train
 from ..train.checkpoint import find_checkpoint
 from ..train.config import apply_overrides
+from ..train.corruption import plugin_pythonpath
 from ..train.interrupt import SIGNAL_EXIT
-from .common import console, user_errors
+from .common import console, parse_set, user_errors
 
 _DEFAULTS = RunConfig()
-
-
-def _parse_set(items: list[str]) -> dict[str, Any]:
-    """``--set optim.ema_decay=0.99`` -> ``{"optim.ema_decay": 0.99}`` (values parsed as JSON when possible)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set expects KEY=VALUE with a dotted key such as optim.ema_decay=0.99, got {item!r}")
-        try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
-    return out
 
 
 @user_errors
@@ -40,7 +26,9 @@ def train_command(
         None,
         "--corruption",
         "-c",
-        help=f"Operator spec: noise, blur, mask, blur+mask, ... (default: {_DEFAULTS.corruption.spec})",
+        help="Operator spec: noise, blur, mask, blur+mask, a plugin module.path:Class or file.py:Class, "
+        f"blur+mymod:Class, ... (default: {_DEFAULTS.corruption.spec}); plugin arguments: "
+        "--set corruption.params.NAME=VALUE",
     ),
     dataset: str | None = typer.Option(
         None,
@@ -96,7 +84,10 @@ def train_command(
     ),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)"),
     set_fields: list[str] = typer.Option(
-        [], "--set", help="Override any config field, e.g. --set optim.ema_decay=0.99 (repeatable)."
+        [],
+        "--set",
+        help="Override any config field, e.g. --set optim.ema_decay=0.99 or --set corruption.params.factor=4 "
+        "(repeatable).",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
     nproc: int | None = typer.Option(
@@ -112,8 +103,6 @@ def train_command(
     global batch is batch-size x processes; rank 0 alone writes. See docs/distributed.md.
     SIGTERM or Ctrl-C stops after the current step with a checkpoint; --resume continues.
     """
-    if nproc is not None:
-        raise typer.Exit(relaunch("train", nproc))
     overrides: dict[str, Any] = {
         "corruption.spec": corruption,
         "data.dataset": dataset,
@@ -133,7 +122,7 @@ def train_command(
         "train.channels_last": channels_last,
         "train.threads": threads,
     }
-    settings = _parse_set(set_fields)  # applied as given: `--set optim.grad_clip=null` sets None
+    settings = parse_set(set_fields)  # applied as given: `--set optim.grad_clip=null` sets None
     level_file = read_levels(levels) if levels is not None else None
     if level_file is not None:
         overrides["corruption.levels"] = list(level_file.times)
@@ -147,7 +136,10 @@ def train_command(
     run_config = RunConfig.model_validate(apply_overrides(apply_overrides(base, overrides), settings, keep_none=True))
     if level_file is not None:
         level_file.check(run_config.corruption, dataset=run_config.data.dataset)
-    out = out or Path("runs") / f"{run_config.data.dataset}-{run_config.corruption.spec.replace('+', '-')}"
+    run_config.corruption.plugins()  # import plugins and check their params before data loads or torchrun starts
+    if nproc is not None:  # the workers import the plugins from where this process found them
+        raise typer.Exit(relaunch("train", nproc, pythonpath=plugin_pythonpath(run_config.corruption)))
+    out = out or Path("runs") / f"{run_config.data.dataset}-{run_config.corruption.label}"
     summary = train(run_config, out, resume=resume, progress=progress, console=console)
     if not is_main_process():
         return

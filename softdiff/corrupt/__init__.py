@@ -7,6 +7,7 @@ from .base import Compose, LinearCorruption, as_time, compose
 from .blur import GaussianBlur, dct_matrix
 from .checks import Law, OperatorReport, check_operator
 from .config import (
+    CORRUPTIONS,
     BlurConfig,
     CorruptionConfig,
     MaskConfig,
@@ -62,4 +63,5 @@ __all__ = [
     "parse_spec",
     "register_corruption",
     "corruption_names",
+    "CORRUPTIONS",
 ]

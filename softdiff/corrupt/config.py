@@ -1,19 +1,23 @@
 """Pydantic configuration of a corruption process and the ``"blur+mask"`` spec parser.
 
-A spec is a ``+``-separated chain of registered operator names applied left to right:
-``"blur+mask"`` blurs first, then masks (``C_t = M_t B_t``). ``"noise"`` is the identity
-operator (vanilla diffusion). :func:`register_corruption` adds a name for a new operator.
+A spec is a ``+``-separated chain of operators applied left to right: ``"blur+mask"``
+blurs first, then masks (``C_t = M_t B_t``). ``"noise"`` is the identity operator
+(vanilla diffusion). A part is a registered name (:func:`register_corruption` adds one) or
+a plugin class, ``module.path:ClassName`` or ``path/to/file.py:ClassName``, whose
+constructor arguments are ``params`` (see :mod:`softdiff.corrupt.plugins`).
 The zoo operators (``desaturate``, ``fademean``, ``strokes``, ``motion``) have no config
 section yet: their spec names build them with their defaults (lengths scaled to the image).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..registry import Registry
 from ..validation import refuse_bool_numbers
 from .base import LinearCorruption, compose
 from .blur import GaussianBlur
@@ -23,6 +27,7 @@ from .identity import Identity
 from .mask import Mask
 from .motion import MotionBlur
 from .pixelate import Pixelate
+from .plugins import PluginRef, is_plugin, load_plugin, parse_plugin, split_params, validate_params
 from .process import CorruptionProcess
 from .schedules import GeometricNoise, LevelTable, LinearNoise, Schedule
 from .strokes import Strokes
@@ -34,6 +39,8 @@ __all__ = [
     "CorruptionConfig",
     "register_corruption",
     "corruption_names",
+    "CORRUPTIONS",
+    "CUSTOM",
     "parse_spec",
     "build_process",
 ]
@@ -82,18 +89,27 @@ class NoiseConfig(_Strict):
 
 Factory = Callable[["CorruptionConfig", ImageSize], LinearCorruption]
 
-_REGISTRY: dict[str, Factory] = {}
+CORRUPTIONS: Registry[Factory] = Registry("corruption")
+CUSTOM = "custom"  # the spec train() records for an operator object it cannot write down as a reference
 
 
-def register_corruption(name: str, factory: Factory) -> None:
-    """Make ``name`` usable in spec strings; ``factory(config, (H, W))`` builds the operator."""
-    if not name.isidentifier():
-        raise ValueError(f"corruption names must be identifiers, got {name!r}")
-    _REGISTRY[name] = factory
+def register_corruption(name: str, factory: Factory, *, replace: bool = False) -> None:
+    """Make ``name`` usable in spec strings; ``factory(config, (H, W))`` builds the operator.
+
+    A taken name (built-ins included) is an error unless ``replace=True``.
+    """
+    CORRUPTIONS.register(name, factory, replace=replace)
 
 
 def corruption_names() -> list[str]:
-    return sorted(_REGISTRY)
+    return CORRUPTIONS.names()
+
+
+def _custom(config: CorruptionConfig, size: ImageSize) -> LinearCorruption:
+    raise ValueError(
+        f"corruption {CUSTOM!r} stands for an operator object given to train() that could not be recorded as "
+        "module:Class; it cannot be rebuilt from a config: pass the same object again (load_run(path, corruption=op))"
+    )
 
 
 def _blur(config: CorruptionConfig, size: ImageSize) -> LinearCorruption:
@@ -113,17 +129,27 @@ register_corruption("strokes", lambda config, size: Strokes())
 register_corruption("motion", lambda config, size: MotionBlur(max_length=0.5 * min(size)))
 # block size 1 at t = 0 up to the whole image at t = 1 (C_1 keeps only the mean, like the blur)
 register_corruption("pixelate", lambda config, size: Pixelate(max_factor=max(size)))
+register_corruption(CUSTOM, _custom)
 
 
 def parse_spec(spec: str) -> list[str]:
-    """Split ``"blur+mask"`` into known operator names, or raise a ``ValueError`` naming the bad one."""
-    names = [part.strip() for part in spec.split("+")]
-    for name in names:
-        if name not in _REGISTRY:
+    """Split ``"blur+mask"`` into its parts, or raise a ``ValueError`` naming the bad one.
+
+    Registered names are checked; a plugin part (``mod:Class``, ``file.py:Class``) is checked
+    for its form only (nothing is imported) and comes back with a file path made absolute.
+    """
+    parts = []
+    for part in (p.strip() for p in spec.split("+")):
+        if is_plugin(part):
+            parts.append(str(parse_plugin(part)))
+        elif part not in CORRUPTIONS:
             raise ValueError(
-                f"unknown corruption {name!r} in {spec!r}; known: {', '.join(corruption_names())} (join with '+')"
+                f"unknown corruption {part!r} in {spec!r}; known: {', '.join(corruption_names())} "
+                "(join with '+'), or a plugin module.path:ClassName / file.py:ClassName"
             )
-    return names
+        else:
+            parts.append(part)
+    return parts
 
 
 # Operators that hide pixels outright: a pixel goes from hidden to shown in one step, so the
@@ -144,6 +170,10 @@ class CorruptionConfig(_Strict):
     """Everything needed to rebuild a :class:`CorruptionProcess` for a given image size."""
 
     spec: str = "blur"
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="constructor arguments of the plugin in spec; with several plugins one table per class name",
+    )
     blur: BlurConfig = BlurConfig()
     mask: MaskConfig = MaskConfig()
     noise: NoiseConfig = NoiseConfig()
@@ -151,9 +181,24 @@ class CorruptionConfig(_Strict):
         None, description="time warp from `softdiff schedule` (source times of the chosen levels)"
     )
 
+    @field_validator("spec")
+    @classmethod
+    def _known_spec(cls, spec: str) -> str:
+        return "+".join(parse_spec(spec))  # plugin file paths made absolute: the record says where the code was
+
+    @field_validator("params")
+    @classmethod
+    def _json_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            if json.loads(json.dumps(params, allow_nan=False)) == params:
+                return params
+        except (TypeError, ValueError):
+            pass
+        raise ValueError("params must hold plain JSON values (numbers, strings, booleans, lists, tables)")
+
     @model_validator(mode="after")
-    def _known_spec(self) -> CorruptionConfig:
-        parse_spec(self.spec)
+    def _consistent(self) -> CorruptionConfig:
+        split_params(self.plugin_refs(), self.params)  # keys fit the spec's plugins (checked again when built)
         if self.levels is not None:
             LevelTable(self.levels)  # validates length and finiteness
             if (
@@ -163,18 +208,57 @@ class CorruptionConfig(_Strict):
                 raise ValueError("levels must be non-decreasing times in [0, 1]")
         return self
 
+    def plugin_refs(self) -> list[PluginRef]:
+        """The plugin parts of the spec, in order (nothing imported)."""
+        return [parse_plugin(part) for part in parse_spec(self.spec) if is_plugin(part)]
+
+    def plugins(self) -> list[tuple[PluginRef, type[LinearCorruption], dict[str, Any]]]:
+        """Import each plugin and check its ``params``: ``(reference, class, keyword arguments)``.
+
+        This is where a plugin's code runs, and where a missing module, a missing class or a
+        bad parameter is a one-line ``ValueError``; call it early to fail before slow work.
+        """
+        refs = self.plugin_refs()
+        out = []
+        for ref, params in zip(refs, split_params(refs, self.params), strict=True):
+            cls = load_plugin(ref)
+            kwargs = validate_params(cls, str(ref), params)
+            _construct(ref, cls, kwargs)  # the constructor's own checks (plugins do not depend on the image size)
+            out.append((ref, cls, kwargs))
+        return out
+
+    @property
+    def label(self) -> str:
+        """A short name for folders and titles: plugins by class name (``blur-Pixelate``)."""
+        return "-".join(parse_plugin(p).name if is_plugin(p) else p for p in parse_spec(self.spec))
+
     def noise_schedule(self) -> Schedule:
         s_min = self.noise.s_min if self.noise.s_min is not None else 0.01
         s_max = self.noise.s_max if self.noise.s_max is not None else default_s_max(self.spec)
         return (GeometricNoise if self.noise.schedule == "geometric" else LinearNoise)(s_min, max(s_max, s_min))
 
     def operator(self, size: ImageSize) -> LinearCorruption:
-        ops = [_REGISTRY[name](self, size) for name in parse_spec(self.spec)]
+        plugins = iter(self.plugins())
+        ops = []
+        for part in parse_spec(self.spec):
+            if is_plugin(part):
+                ops.append(_construct(*next(plugins)))
+            else:
+                ops.append(CORRUPTIONS[part](self, size))
         return compose(*reversed(ops))  # first name is applied first
 
     def build(self, size: ImageSize) -> CorruptionProcess:
         warp = LevelTable(self.levels) if self.levels is not None else None
         return CorruptionProcess(self.operator(size), self.noise_schedule(), warp)
+
+
+def _construct(ref: PluginRef, cls: type[LinearCorruption], kwargs: dict[str, Any]) -> LinearCorruption:
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as err:  # the constructor's own checks, as one line naming the call
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        call = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise ValueError(f"{ref}({call}): {first}") from None
 
 
 def build_process(spec: str, size: ImageSize, **overrides: object) -> CorruptionProcess:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .datasets import DATASETS, ImageData
+from .datasets import ImageData, register_dataset
 
 __all__ = ["load_cifar10"]
 
@@ -57,4 +57,4 @@ def load_cifar10(split: str = "train", data_dir: Path | None = None) -> ImageDat
     return ImageData(images, labels, "cifar10")
 
 
-DATASETS["cifar10"] = load_cifar10
+register_dataset("cifar10", load_cifar10)

@@ -9,7 +9,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["ImageData", "load_dataset", "DATASETS"]
+from ..registry import Registry
+
+__all__ = ["ImageData", "load_dataset", "register_dataset", "DATASETS"]
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,23 @@ def to_float(images: Tensor) -> Tensor:
 
 
 Loader = Callable[..., ImageData]
-DATASETS: dict[str, Loader] = {}
+DATASETS: Registry[Loader] = Registry("dataset", dashes=True)
 SIZED: set[str] = set()  # loaders that take ``size=`` and ``channels=`` (image folders)
 GENERATED: set[str] = set()  # data sets made in memory, that read no files (a --data-dir would be ignored)
+
+
+def register_dataset(
+    name: str, loader: Loader, *, sized: bool = False, generated: bool = False, replace: bool = False
+) -> None:
+    """Make ``name`` a data set: ``loader(split, data_dir)`` returns :class:`ImageData`.
+
+    ``sized``: the loader also takes ``size=`` and ``channels=`` (images of any size, resized);
+    ``generated``: it reads no files (``--data-dir`` is refused). A taken name is an error
+    unless ``replace=True``.
+    """
+    DATASETS.register(name, loader, replace=replace)
+    for flag, names in ((sized, SIZED), (generated, GENERATED)):
+        (names.add if flag else names.discard)(name)
 
 
 def load_dataset(
@@ -75,8 +91,7 @@ def load_dataset(
     ``image_size`` and ``channels`` choose the size of data sets read from arbitrary images
     (``folder``); fixed-size data sets only check that they match.
     """
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
+    loader = DATASETS.get(name)  # an unknown name fails here, listing the known ones
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     directory = Path(data_dir) if data_dir is not None else None
@@ -84,8 +99,8 @@ def load_dataset(
         raise ValueError(f"the {name!r} data set is generated in memory and reads no files; drop --data-dir")
     if name in SIZED:
         options = {k: v for k, v in (("size", image_size), ("channels", channels)) if v is not None}
-        return DATASETS[name](split, directory, **options)
-    data = DATASETS[name](split, directory)
+        return loader(split, directory, **options)
+    data = loader(split, directory)
     c, h, w = data.shape
     if (image_size is not None and image_size != h) or (channels is not None and channels != c):
         raise ValueError(

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .datasets import DATASETS, ImageData
+from .datasets import ImageData, register_dataset
 
 __all__ = ["load_fashion_mnist", "FASHION_MNIST_DIR"]
 
@@ -60,4 +60,4 @@ def load_fashion_mnist(split: str = "train", data_dir: Path | None = None) -> Im
     )
 
 
-DATASETS["fashion-mnist"] = load_fashion_mnist
+register_dataset("fashion-mnist", load_fashion_mnist)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from ..imageio import convert_image, open_image
 from ..resources import check_memory
-from .datasets import DATASETS, SIZED, ImageData
+from .datasets import ImageData, register_dataset
 
 __all__ = ["load_image_folder", "IMAGE_SUFFIXES"]
 
@@ -57,5 +57,8 @@ def load_image_folder(
     return ImageData(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), None, "folder")
 
 
-DATASETS["folder"] = lambda split, data_dir, size=32, channels=3: load_image_folder(data_dir, size, channels, split)
-SIZED.add("folder")
+def _folder(split: str, data_dir: Path | None, size: int = 32, channels: int = 3) -> ImageData:
+    return load_image_folder(data_dir, size, channels, split)
+
+
+register_dataset("folder", _folder, sized=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .datasets import DATASETS, GENERATED, ImageData
+from .datasets import ImageData, register_dataset
 
 __all__ = ["synthetic_shapes"]
 
@@ -25,5 +25,6 @@ def synthetic_shapes(n: int = 512, size: int = 16, channels: int = 1, seed: int 
     return ImageData(images, disc.long(), "synthetic")
 
 
-DATASETS["synthetic"] = lambda split, data_dir: synthetic_shapes(seed=0 if split == "train" else 1)
-GENERATED.add("synthetic")
+register_dataset(
+    "synthetic", lambda split, data_dir: synthetic_shapes(seed=0 if split == "train" else 1), generated=True
+)

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from ..corrupt import CorruptionProcess, GaussianBlur, LinearCorruption, Mask, Pixelate
+from ..registry import Registry
 
 __all__ = [
     "Degradation",
@@ -66,7 +67,7 @@ class _Entry:
     help: str = ""
 
 
-_REGISTRY: dict[str, _Entry] = {}
+_REGISTRY: Registry[_Entry] = Registry("restoration operator")
 
 
 def register_degradation(
@@ -76,25 +77,24 @@ def register_degradation(
     *,
     integers: Sequence[str] = (),
     help: str = "",
+    replace: bool = False,
 ) -> None:
-    """Make ``name:key=value,...`` a restoration spec.
+    """Make ``name:key=value,...`` a restoration spec (a taken name is an error unless ``replace=True``).
 
     ``factory(values, (C, H, W), process)`` returns ``(operator, t, level)``: ``A`` is
     ``operator`` at time ``t``; ``level`` is the process time with ``C_level = A`` if the
     factory knows it (else None: :func:`build_operator` looks for one). ``params`` maps each
     key to its default, or to ``REQUIRED``; keys in ``integers`` must be whole numbers.
     """
-    if not name.isidentifier():
-        raise ValueError(f"operator names must be identifiers, got {name!r}")
-    _REGISTRY[name] = _Entry(factory, dict(params), frozenset(integers), help)
+    _REGISTRY.register(name, _Entry(factory, dict(params), frozenset(integers), help), replace=replace)
 
 
 def degradation_names() -> list[str]:
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def _examples() -> str:
-    return ", ".join(f"{name}:{entry.help}" for name, entry in sorted(_REGISTRY.items()))
+    return ", ".join(f"{name}:{entry.help}" for name, entry in _REGISTRY.items())
 
 
 @dataclass(frozen=True)

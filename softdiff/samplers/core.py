@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from ..corrupt import CorruptionProcess
+from ..registry import Registry
 from .grids import check_grid
 from .noise import NoiseSource, randn
 
@@ -245,30 +246,30 @@ class _Entry:
     nfe: Callable[[int], int]
 
 
-_SAMPLERS: dict[str, _Entry] = {
-    "momentum": _Entry(momentum, lambda steps: steps),
-    "naive": _Entry(naive, lambda steps: steps),
-    "euler": _Entry(euler, lambda steps: steps),
-    "heun": _Entry(heun, lambda steps: 2 * steps - 1),
-}
+SAMPLERS: Registry[_Entry] = Registry("sampler")
+SAMPLERS.register("momentum", _Entry(momentum, lambda steps: steps))
+SAMPLERS.register("naive", _Entry(naive, lambda steps: steps))
+SAMPLERS.register("euler", _Entry(euler, lambda steps: steps))
+SAMPLERS.register("heun", _Entry(heun, lambda steps: 2 * steps - 1))
 
 
-def register_sampler(name: str, sampler: Sampler, nfe: Callable[[int], int] = lambda steps: steps) -> None:
-    """Make ``sampler`` available by name; ``nfe(steps)`` is its denoiser-call count."""
-    if not name.isidentifier():
-        raise ValueError(f"sampler names must be identifiers, got {name!r}")
-    _SAMPLERS[name] = _Entry(sampler, nfe)
+def register_sampler(
+    name: str, sampler: Sampler, nfe: Callable[[int], int] = lambda steps: steps, *, replace: bool = False
+) -> None:
+    """Make ``sampler`` available by name; ``nfe(steps)`` is its denoiser-call count.
+
+    A taken name is an error unless ``replace=True``.
+    """
+    SAMPLERS.register(name, _Entry(sampler, nfe), replace=replace)
 
 
 def names() -> list[str]:
     """The registered sampler names."""
-    return sorted(_SAMPLERS)
+    return SAMPLERS.names()
 
 
 def _entry(name: str) -> _Entry:
-    if name not in _SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(names())}")
-    return _SAMPLERS[name]
+    return SAMPLERS.get(name)
 
 
 def get(name: str) -> Sampler:

@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 
 from ..corrupt import CorruptionProcess, LevelTable
+from ..registry import Registry
 from .parameterisation import DenoiserFn
 
 __all__ = [
@@ -275,9 +276,9 @@ class X0Regression(Objective):
         return _pixel_mean((h - x0).square())
 
 
-OBJECTIVES: dict[str, type[Objective]] = {
-    cls.name: cls for cls in (SoftScoreMatching, DenoisingScoreMatching, X0Regression)
-}
+OBJECTIVES: Registry[type[Objective]] = Registry("objective")
+for _cls in (SoftScoreMatching, DenoisingScoreMatching, X0Regression):
+    OBJECTIVES.register(_cls.name, _cls)
 
 
 def build_objective(
@@ -288,13 +289,12 @@ def build_objective(
     anchor: float = 0.0,
 ) -> Objective:
     """An objective by its short name (``soft``, ``dsm``, ``x0``); ``anchor`` applies to ``soft`` only."""
-    if name not in OBJECTIVES:
-        raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")
+    cls = OBJECTIVES.get(name)  # an unknown name fails here, listing the known ones
     if name == "soft":
         return SoftScoreMatching(process, weighting, t_sampler, anchor)
     if anchor:
         raise ValueError(f"the anchor weight applies to the soft objective only, not {name!r}")
-    return OBJECTIVES[name](process, weighting, t_sampler)
+    return cls(process, weighting, t_sampler)
 
 
 @torch.no_grad()

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from pydantic import ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
@@ -270,8 +271,11 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     what = f"checkpoint {folder} cannot be read"
     try:
         config = RunConfig.model_validate_json(files["config.json"])
-    except ValueError as err:  # pydantic's ValidationError
-        raise ValueError(f"{what}: config.json is invalid ({str(err).splitlines()[0]})") from None
+    except ValidationError as err:  # say which field and why, not "1 validation error for RunConfig"
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        raise ValueError(f"{what}: config.json is invalid ({where + ': ' if where else ''}{message})") from None
     try:
         state = torch.load(io.BytesIO(files["state.pt"]), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as err:  # a bad zip is a RuntimeError in torch

@@ -146,6 +146,11 @@ class RunConfig(_Section):
     objective: ObjectiveConfig = ObjectiveConfig()
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
+    operator: str | None = Field(
+        None,
+        description="repr of the operator the run trained with (written by the trainer; loading the run checks the "
+        "operator it rebuilds against it)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:

@@ -14,6 +14,7 @@ from ..samplers.prior import GaussianPrior
 from ..score import DataStatistics, Denoiser, needs_statistics
 from .checkpoint import read_checkpoint
 from .config import RunConfig
+from .corruption import Corruption, rebuild_process
 
 __all__ = ["TrainedRun", "load_run", "build_net"]
 
@@ -38,24 +39,32 @@ def build_net(config: RunConfig) -> nn.Module:
 
 
 def load_run(
-    path: str | Path, device: str | torch.device = "cpu", ema: bool = True, net: nn.Module | None = None
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    ema: bool = True,
+    net: nn.Module | None = None,
+    corruption: Corruption | None = None,
 ) -> TrainedRun:
     """Load the latest checkpoint of a run folder, or one checkpoint folder.
 
     ``ema=True`` loads the EMA weights (what to sample with), else the raw ones. ``net``
     replaces the U-Net by your own module of the same architecture as the trained one.
     A bad path or a truncated/tampered checkpoint raises a one-line ``ValueError``.
+
+    The operator is rebuilt from ``config.json`` (importing the plugin module it names, if
+    any), or is ``corruption`` when given (needed for a run trained with an operator object
+    that could not be recorded). Either way it must be the operator the run trained with.
     """
     ckpt = read_checkpoint(path)
     config = ckpt.config
     shape = config.image_shape
+    process = rebuild_process(config, shape[1:], corruption)  # a plugin that cannot be imported fails first
     net = net if net is not None else build_net(config)
     try:
         net.load_state_dict(ckpt.ema if ema else ckpt.net)
     except RuntimeError as err:
         raise ValueError(f"checkpoint {ckpt.path} does not fit the network: {str(err).splitlines()[0]}") from None
     net = net.to(device).eval().requires_grad_(False)
-    process = config.corruption.build(shape[1:])
     stats = None
     if needs_statistics(config.objective.parameterisation):
         if ckpt.precond is None:

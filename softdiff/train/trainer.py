@@ -54,6 +54,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import RunConfig
+from .corruption import Corruption, record_corruption, run_process
 from .ema import EMA
 from .guard import NonFiniteGuard, gradient_norm
 from .interrupt import StepClock, StopSignals
@@ -95,6 +96,7 @@ def train(
     progress: bool = True,
     console: Console | None = None,
     stop_at: int | None = None,
+    corruption: Corruption | None = None,
 ) -> TrainSummary:
     """Train (or resume) the run in folder ``out``; returns the final step and loss.
 
@@ -119,9 +121,17 @@ def train(
     ``data`` and ``net`` replace the configured data set and U-Net (your own module taking
     ``net(x_t, t)``). ``stop_at`` ends the loop after that many steps without a final
     checkpoint, exactly like a crash (used to test resume).
+
+    ``corruption`` (a ``LinearCorruption``, with the config's noise and levels, or a whole
+    ``CorruptionProcess``) replaces the config's operator. ``config.json`` names it as
+    ``module:Class`` with its parameters when its class is importable and keeps them as
+    public attributes; otherwise a warning says that only Python can load the run
+    (``load_run(path, corruption=...)``). See :mod:`softdiff.train.corruption`.
     """
+    if corruption is not None and config is not None:
+        config = record_corruption(config, corruption)  # before a resume compares it with the checkpoint's
     with distributed(resolve_device(_device_name(config, out, resume))) as ctx:
-        return _train(ctx, config, out, resume, data, net, progress, console, stop_at)
+        return _train(ctx, config, out, resume, data, net, progress, console, stop_at, corruption)
 
 
 def _train(
@@ -134,12 +144,13 @@ def _train(
     progress: bool,
     console: Console | None,
     stop_at: int | None,
+    corruption: Corruption | None = None,
 ) -> TrainSummary:
     run_dir = Path(out)
     config, ckpt, fresh_start = _open_run(ctx, config, run_dir, resume, console)
     if config.train.threads is not None:
         torch.set_num_threads(config.train.threads)
-    config, data, process = _load_data(config, data)
+    config, data, process = _load_data(config, data, corruption, ckpt)
     model = _Model.build(ctx, config, process, data, net, ckpt)
     logged: list[tuple[int, float]] = []
     if ctx.is_main:
@@ -198,8 +209,14 @@ def _open_run(
     return config, ckpt, fresh_start
 
 
-def _load_data(config: RunConfig, data: ImageData | None) -> tuple[RunConfig, ImageData, CorruptionProcess]:
-    """The training images (given or configured), the config resolved for their shape, and the process."""
+def _load_data(
+    config: RunConfig, data: ImageData | None, corruption: Corruption | None, ckpt: Checkpoint | None
+) -> tuple[RunConfig, ImageData, CorruptionProcess]:
+    """The training images (given or configured), the config resolved for their shape, and the process.
+
+    ``corruption`` (an operator or process object from ``train()``) replaces the config's operator;
+    a resumed run's operator is checked against the one its checkpoint recorded.
+    """
     if data is None:
         data = load_dataset(
             config.data.dataset,
@@ -214,7 +231,8 @@ def _load_data(config: RunConfig, data: ImageData | None) -> tuple[RunConfig, Im
     if config.data.image_size is not None and config.data.image_size != height:
         raise ValueError(f"data.image_size is {config.data.image_size} but the data set has {height}x{width} images")
     config = config.resolved(channels, height)
-    return config, data, config.corruption.build((height, width))
+    config, process = run_process(config, (height, width), corruption, ckpt.config.operator if ckpt else None)
+    return config, data, process
 
 
 @dataclass

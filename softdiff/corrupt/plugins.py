@@ -1,0 +1,303 @@
+"""Plugin operators: a user's ``LinearCorruption`` subclass named in a spec string.
+
+A spec part holding a ``:`` names a class instead of a registered operator:
+
+* ``module.path:ClassName`` imports ``module.path`` (it must be on ``PYTHONPATH``);
+* ``path/to/file.py:ClassName`` loads that file (a part ending in ``.py`` or holding a ``/``);
+  the path is made absolute, so a run config records where the code was.
+
+Plugins compose with built-ins like any name: ``blur+mymod:Pixelate`` blurs, then applies
+the plugin. A file path may not hold ``+`` or ``:`` (Windows drive letters are not supported).
+
+Constructor arguments come from ``corruption.params`` and are checked against a pydantic
+model: the class's own ``Params`` (a ``BaseModel``) if it declares one, else one built
+from the type hints of ``__init__``. A module is imported only when a spec names it, and
+only when the operator is built (a config file or ``config.json`` is read without running
+any code); see docs/operators.md, "Plugin operators", for what that means for trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import json
+import re
+import sys
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from .base import Compose, LinearCorruption
+
+__all__ = [
+    "PluginRef",
+    "is_plugin",
+    "parse_plugin",
+    "load_plugin",
+    "params_model",
+    "validate_params",
+    "split_params",
+    "plugin_roots",
+    "reference_of",
+]
+
+
+@dataclass(frozen=True)
+class PluginRef:
+    """``target:name``: a dotted module (``is_file=False``) or an absolute ``.py`` path, and a class name."""
+
+    target: str
+    name: str
+    is_file: bool
+
+    def __str__(self) -> str:
+        return f"{self.target}:{self.name}"
+
+
+def is_plugin(part: str) -> bool:
+    """True for a spec part that names a class (``module:Class`` or ``file.py:Class``)."""
+    return ":" in part
+
+
+def parse_plugin(part: str) -> PluginRef:
+    """``"mymod:Pixelate"`` or ``"ops/my.py:Pixelate"`` -> :class:`PluginRef` (syntax only, nothing imported)."""
+    target, _, name = (s.strip() for s in part.strip().rpartition(":"))
+    if not name.isidentifier():
+        raise ValueError(
+            f"plugin reference {part!r} must end in :ClassName (module.path:ClassName or file.py:ClassName)"
+        )
+    if target.endswith(".py") or "/" in target or "\\" in target:
+        if not target.endswith(".py"):
+            raise ValueError(f"plugin file {target!r} in {part!r} must be a .py file")
+        return PluginRef(str(Path(target).expanduser().resolve()), name, True)
+    if not target or not all(word.isidentifier() for word in target.split(".")):
+        raise ValueError(f"plugin reference {part!r}: {target!r} is neither a dotted module path nor a .py file")
+    return PluginRef(target, name, False)
+
+
+def _import_module(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if err.name is not None and (name == err.name or name.startswith(err.name + ".")):
+            raise ValueError(
+                f"cannot import plugin module {name!r} (no module named {err.name!r}); put the folder that holds it "
+                f"on PYTHONPATH (PYTHONPATH=/path/to/folder softdiff ...)"
+            ) from None
+        raise ValueError(f"plugin module {name!r} failed to import: {err}") from None
+    except Exception as err:  # the plugin's own code failed: say so in one line, without its traceback
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise ValueError(
+            f"plugin module {name!r} raised {type(err).__name__} on import: {first} "
+            f"(run `python -c 'import {name}'` to see the traceback)"
+        ) from None
+
+
+_FILES: dict[str, ModuleType] = {}
+
+
+def _import_file(path: str) -> ModuleType:
+    """Load a ``.py`` file once per process, as a module named after its path (so classes pickle and compare)."""
+    if path in _FILES:
+        return _FILES[path]
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"plugin file {path} does not exist")
+    digest = hashlib.sha256(path.encode()).hexdigest()[:10]
+    module_name = f"softdiff_plugin_{re.sub(r'[^0-9a-zA-Z_]', '_', file.stem)}_{digest}"
+    spec = importlib.util.spec_from_file_location(module_name, file)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"plugin file {path} cannot be loaded as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:
+        del sys.modules[module_name]
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise ValueError(
+            f"plugin file {path} raised {type(err).__name__} on import: {first} "
+            f"(run `python {path}` to see the traceback)"
+        ) from None
+    _FILES[path] = module
+    return module
+
+
+def load_plugin(ref: PluginRef) -> type[LinearCorruption]:
+    """Import the module or file of ``ref`` and return its class, a ``LinearCorruption`` subclass."""
+    module = _import_file(ref.target) if ref.is_file else _import_module(ref.target)
+    where = f"plugin file {ref.target}" if ref.is_file else f"plugin module {ref.target!r}"
+    cls = getattr(module, ref.name, None)
+    if cls is None:
+        found = sorted(
+            k
+            for k, v in vars(module).items()
+            if isinstance(v, type) and issubclass(v, LinearCorruption) and v.__module__ == module.__name__
+        )
+        hint = f"; it defines {', '.join(found)}" if found else "; it defines no LinearCorruption subclass"
+        raise ValueError(f"{where} has no class {ref.name!r}{hint}")
+    if not (isinstance(cls, type) and issubclass(cls, LinearCorruption)):
+        what = "another class" if isinstance(cls, type) else f"the {type(cls).__name__} {cls!r}"
+        raise ValueError(
+            f"{ref} is not a LinearCorruption subclass (it is {what}); subclass softdiff.corrupt.LinearCorruption"
+        )
+    return cls
+
+
+def _numeric(annotation: object) -> bool:
+    text = str(annotation)
+    return annotation is not Any and "bool" not in text and ("int" in text or "float" in text)
+
+
+def params_model(cls: type[LinearCorruption]) -> type[BaseModel]:
+    """The pydantic model of ``cls``'s parameters: its ``Params`` if declared, else built from ``__init__``."""
+    declared = getattr(cls, "Params", None)
+    if isinstance(declared, type) and issubclass(declared, BaseModel):
+        return declared
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:  # an annotation that does not resolve: check names, not types
+        hints = {}
+    fields: dict[str, Any] = {}
+    extra = "forbid"
+    for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+        if p.kind is p.VAR_KEYWORD:
+            extra = "allow"
+        elif p.kind is p.POSITIONAL_ONLY and p.default is p.empty:
+            raise ValueError(
+                f"{cls.__name__}.__init__ has the positional-only parameter {p.name!r}: params are passed by name"
+            )
+        elif p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            fields[p.name] = (hints.get(p.name, Any), ... if p.default is p.empty else p.default)
+    config = ConfigDict(extra=extra, arbitrary_types_allowed=True, allow_inf_nan=False)  # type: ignore[typeddict-item]
+    return create_model(f"{cls.__name__}Params", __config__=config, **fields)
+
+
+def validate_params(cls: type[LinearCorruption], ref: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments for ``cls`` from ``params``, or a one-line ``ValueError`` naming the parameter."""
+    model = params_model(cls)
+    known = ", ".join(model.model_fields) or "none"
+    for name, value in params.items():
+        field = model.model_fields.get(name)
+        if field is None and model.model_config.get("extra") != "allow":  # a declared model may ignore extras
+            raise ValueError(f"corruption.params.{name}: {ref} has no parameter {name!r} (its parameters: {known})")
+        if isinstance(value, bool) and field is not None and _numeric(field.annotation):
+            raise ValueError(f"corruption.params.{name}: {ref} needs a number, not the boolean {str(value).lower()}")
+    try:
+        validated = model.model_validate(params)
+    except ValidationError as err:
+        first = err.errors()[0]
+        name = ".".join(str(p) for p in first["loc"])
+        if first["type"] == "extra_forbidden":
+            message = f"{ref} has no parameter {name!r} (its parameters: {known})"
+        elif first["type"] == "missing":
+            message = f"{ref} needs this parameter (its parameters: {known})"
+        else:
+            message = f"{first['msg']} (parameter of {ref})"
+        raise ValueError(f"corruption.params.{name}: {message}") from None
+    return dict(validated)
+
+
+def split_params(refs: list[PluginRef], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each plugin's share of ``corruption.params``.
+
+    One plugin: ``params`` are its arguments, or one table under its class name (so a
+    config written for several plugins reads the same). Several: ``params`` holds one table
+    per class name (``[corruption.params.Pixelate]``); a plugin without a table gets its
+    defaults.
+    """
+    if not refs:
+        if params:
+            raise ValueError(
+                "corruption.params holds constructor arguments of plugin operators, and the spec names none"
+            )
+        return []
+    if len(refs) == 1:
+        keyed = list(params) == [refs[0].name] and isinstance(params[refs[0].name], dict)
+        return [dict(params[refs[0].name]) if keyed else dict(params)]
+    names = [ref.name for ref in refs]
+    if len(set(names)) < len(names):
+        raise ValueError(
+            f"the spec names two plugin classes called the same ({', '.join(names)}); params are keyed by class name"
+        )
+    for key, value in params.items():
+        if key not in names:
+            raise ValueError(
+                f"corruption.params.{key}: with several plugins, params hold one table per class ({', '.join(names)})"
+            )
+        if not isinstance(value, dict):
+            raise ValueError(
+                f"corruption.params.{key} must be a table of {key}'s arguments (several plugins in the spec)"
+            )
+    return [dict(params.get(name, {})) for name in names]
+
+
+def plugin_roots(refs: list[PluginRef]) -> list[str]:
+    """The ``sys.path`` folders that hold the plugin modules (a relaunched process puts them on ``PYTHONPATH``)."""
+    roots: list[str] = []
+    for ref in refs:
+        if ref.is_file:
+            continue
+        top = _import_module(ref.target.split(".")[0])
+        if getattr(top, "__file__", None):
+            file = Path(top.__file__).resolve()  # type: ignore[arg-type]
+            root = file.parent.parent if hasattr(top, "__path__") else file.parent
+        else:  # a namespace package
+            root = Path(next(iter(top.__path__))).resolve().parent
+        if str(root) not in roots:
+            roots.append(str(root))
+    return roots
+
+
+def _jsonable(value: object) -> bool:
+    try:
+        return json.loads(json.dumps(value, allow_nan=False)) == value
+    except (TypeError, ValueError):
+        return False
+
+
+def reference_of(op: LinearCorruption) -> tuple[str, dict[str, Any]] | str:
+    """``(spec, params)`` that rebuild ``op`` in a fresh process, or the reason they cannot be written down.
+
+    Works for an operator whose class lives in an importable module (or a plugin file) and
+    whose constructor parameters are its public attributes (the house rule), with JSON
+    values; a parameter with a default may be left out (a schedule derived from the others).
+    The rebuilt operator must have ``op``'s ``repr``.
+    """
+    cls = type(op)
+    if isinstance(op, Compose):
+        return "it is a composition (name its parts in a spec instead, e.g. 'blur+mymod:MyOp')"
+    module = sys.modules.get(cls.__module__)
+    if cls.__module__ == "__main__" or module is None:
+        return f"its class {cls.__name__} is defined in a script or notebook (__main__), not in an importable module"
+    if "." in cls.__qualname__:
+        return f"its class {cls.__qualname__} is not defined at the top level of its module"
+    file = getattr(module, "__file__", None)
+    if module in _FILES.values() and file is not None:
+        spec = f"{Path(file).resolve()}:{cls.__name__}"
+    else:
+        spec = f"{cls.__module__}:{cls.__name__}"
+    params: dict[str, Any] = {}
+    for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+        if p.kind not in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            continue
+        value = vars(op).get(p.name)
+        value = list(value) if isinstance(value, tuple) else value
+        if p.name in vars(op) and _jsonable(value):
+            params[p.name] = value
+        elif p.default is p.empty:  # a default may stand in for what is missing: the repr check below decides
+            why = "is not kept as a public attribute" if p.name not in vars(op) else f"= {value!r} is not a JSON value"
+            return f"its parameter {p.name!r} {why}"
+    try:
+        rebuilt = load_plugin(parse_plugin(spec))(**validate_params(cls, spec, params))
+    except (ValueError, TypeError) as err:
+        return f"rebuilding it from {spec} fails ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+    if repr(rebuilt) != repr(op):
+        return f"rebuilding it from its public attributes gives {rebuilt!r}, not {op!r}"
+    return spec, params

@@ -12,7 +12,7 @@ install:
 data:
 	@test -d /usr/share/datasets/fashion-mnist || { apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; }
 
-# Main job: train on Fashion-MNIST and sample (3 min 45 s measured on 2 idle CPU cores),
+# Main job: train on Fashion-MNIST and sample (3.5-4 minutes measured on 2 idle CPU cores),
 # resuming the run if it was interrupted, then draw the process it learns to undo and sample it.
 # The recipe is the one the issue-10 search measured best at this budget (docs/benchmarks.md):
 # the x0 objective with the default EDM-style preconditioning (`precond`), uniform weighting,

@@ -52,12 +52,7 @@ def assert_close(actual: Tensor, expected: Tensor, tol: float) -> None:
     assert gap <= tol, f"max abs difference {gap:.3g} > {tol:.1g}"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

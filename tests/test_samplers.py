@@ -52,13 +52,7 @@ def assert_close(actual: Tensor, expected: Tensor, rtol: float = 1e-7, atol: flo
     assert torch.allclose(actual, expected, rtol=rtol, atol=atol), f"max abs difference {gap:.3g}"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These tensors are tiny: on a loaded 2-core machine one thread is ~10x faster than two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -44,6 +44,8 @@ from torch import Tensor
 
 from ..corrupt import CorruptionProcess, LevelTable
 from ..corrupt.dct import dct2, idct2
+from ..corrupt.spectral import Spectrum
+from ..corrupt.spectral import spectrum as diagonal_form  # `spectrum` names the DCT variances below
 
 __all__ = [
     "DataStatistics",
@@ -91,12 +93,12 @@ class DataStatistics:
         centred = x - mean
         pixels = centred[0].numel() * centred.shape[0]
         variance = float(centred.square().sum()) / pixels
-        cross, power = torch.zeros(grid, dtype=torch.float64), torch.zeros(grid, dtype=torch.float64)
-        for i, t in enumerate(torch.linspace(0, 1, grid, dtype=torch.float64).tolist()):
-            for chunk in centred.split(batch_size):
-                corrupted = process.C(chunk, t)
-                cross[i] += (chunk * corrupted).sum()
-                power[i] += corrupted.square().sum()
+        times = torch.linspace(0, 1, grid, dtype=torch.float64)
+        form = diagonal_form(process.operator)
+        if form is not None:
+            cross, power = _moments_in_basis(process, form, centred, times)
+        else:
+            cross, power = _moments_by_applying(process, centred, times, batch_size)
         cross, power = cross / pixels, power / pixels
         excess = (variance * power - cross.square()).clamp_min(0)
         spectrum = dct2(centred).square().mean(0)
@@ -134,6 +136,34 @@ class DataStatistics:
             state["excess"],
             state["spectrum"],
         )
+
+
+def _moments_by_applying(
+    process: CorruptionProcess, centred: Tensor, times: Tensor, batch_size: int
+) -> tuple[Tensor, Tensor]:
+    """``sum <x', C_t x'>`` and ``sum |C_t x'|^2`` over the images at each time, by applying ``C_t`` (any operator)."""
+    cross, power = torch.zeros(len(times), dtype=torch.float64), torch.zeros(len(times), dtype=torch.float64)
+    for i, t in enumerate(times.tolist()):
+        for chunk in centred.split(batch_size):
+            corrupted = process.C(chunk, t)
+            cross[i] += (chunk * corrupted).sum()
+            power[i] += corrupted.square().sum()
+    return cross, power
+
+
+def _moments_in_basis(
+    process: CorruptionProcess, form: Spectrum, centred: Tensor, times: Tensor
+) -> tuple[Tensor, Tensor]:
+    """The same sums for an operator diagonal in a known basis: ``sum_k g_k(t) m_k`` and ``sum_k g_k(t)^2 m_k``.
+
+    ``m_k`` is the images' summed square of coefficient ``k``: one basis change instead of
+    ``grid`` applications of ``C_t`` to every image (the main job's start-up went from ~13 s to
+    a fraction of a second); equal to :func:`_moments_by_applying` up to rounding (tested).
+    """
+    second = form.to_basis(centred).square().sum(0)  # (C, H, W)
+    own_times = times if process.warp is None else process.warp(times)
+    gains = form.gains(own_times, (len(times), *second.shape)).to(torch.float64)
+    return (gains * second).sum((1, 2, 3)), (gains.square() * second).sum((1, 2, 3))
 
 
 def _per_sample(c: Tensor) -> Tensor:

@@ -85,6 +85,8 @@ def describe(name: str, flags: list[str], out: Path, args: argparse.Namespace) -
         lr_decay=optim.get("lr_decay", "constant"),
         ema=optim.get("ema_decay") or f"half-life {optim.get('ema_halflife')} img, rampup {optim.get('ema_rampup')}",
         batch=config["train"]["batch_size"],
+        seed=config["train"]["seed"],
+        network=network(config["model"]),
         steps=lines[-1]["step"] if lines else None,
         images=lines[-1]["step"] * config["train"]["batch_size"] if lines else None,
         train_seconds=lines[-1].get("elapsed_s") if lines else None,
@@ -102,30 +104,38 @@ def describe(name: str, flags: list[str], out: Path, args: argparse.Namespace) -
     return {**row, "fid": fid}
 
 
+def network(model: dict[str, Any]) -> str:
+    """``16 (1,2,2)``: base channels and per-level multipliers, plus the residual blocks per level when not 1."""
+    mults = ",".join(str(m) for m in model["channel_mults"])
+    blocks = model.get("num_res_blocks", 1)
+    return f"{model['base_channels']} ({mults})" + ("" if blocks == 1 else f" x{blocks}")
+
+
 def table(rows: list[dict[str, Any]], samplers: list[str], steps: int, n: int) -> Table:
     out = Table(title=f"recipe search: FID at {steps} NFE, n = {n}, domain features (lower is better)")
-    for column in ("run", "objective", "param.", "weighting", "anchor", "t", "EMA", "LR", "images"):
+    for column in ("run", "objective", "param.", "weighting", "anchor", "t", "EMA", "LR", "network", "seed", "images"):
         out.add_column(column)
     for sampler in samplers:
         out.add_column(sampler, justify="right")
     for r in rows:
         if r["status"] != "done":
-            out.add_row(r["name"], r["status"], *[""] * (7 + len(samplers)))
+            out.add_row(r["name"], r["status"], *[""] * (9 + len(samplers)))
             continue
         ema = str(r["ema"]) if isinstance(r["ema"], float) else "half-life"
         lr = f"{r['lr']:g}" + ("" if r["lr_decay"] == "constant" else f" {r['lr_decay']}")
         fids = [f"{r['fid'][s]:.1f}" if r["fid"][s] is not None else "-" for s in samplers]
         out.add_row(
             f"{r['name']} ({r['spec']})", r["objective"], r["parameterisation"], r["weighting"], f"{r['anchor']:g}",
-            r["t_sampler"], ema, lr, f"{r['images']:,}", *fids,
+            r["t_sampler"], ema, lr, r["network"], str(r["seed"]), f"{r['images']:,}", *fids,
         )  # fmt: skip
     return out
 
 
 def markdown(rows: list[dict[str, Any]], samplers: list[str]) -> str:
     """The table as Markdown, for docs/benchmarks.md (one line per run, as trained)."""
-    head = ["run", "process", "objective", "param.", "weighting", "anchor", "t-sampler", "EMA", "LR", *samplers]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 9 + "---:|" * len(samplers)]
+    head = ["run", "process", "objective", "param.", "weighting", "anchor", "t-sampler", "EMA", "LR", "network"]
+    head += ["seed", "images", *samplers]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 10 + "---:|" * (2 + len(samplers))]
     for r in rows:
         if r["status"] != "done":
             lines.append(f"| {r['name']} | {r['status']} |" + " |" * (len(head) - 2))
@@ -136,7 +146,8 @@ def markdown(rows: list[dict[str, Any]], samplers: list[str]) -> str:
         lr += "" if r["batch"] == 64 else f", batch {r['batch']}"
         fids = [f"{r['fid'][s]:.1f}" if r["fid"][s] is not None else "-" for s in samplers]
         cells = [r["name"], process, r["objective"], r["parameterisation"], r["weighting"], f"{r['anchor']:g}"]
-        lines.append("| " + " | ".join([*cells, r["t_sampler"], ema, lr, *fids]) + " |")
+        cells += [r["t_sampler"], ema, lr, r["network"], str(r["seed"]), f"{r['images']:,}"]
+        lines.append("| " + " | ".join([*cells, *fids]) + " |")
     return "\n".join(lines)
 
 

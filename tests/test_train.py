@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from softdiff.cli import app
 from softdiff.data import synthetic_shapes
+from softdiff.models import UNetConfig
 from softdiff.train import RunConfig, build_config, load_run, read_checkpoint, train
 from softdiff.train.trainer import EMA
 
@@ -175,6 +176,19 @@ def test_config_files_and_overrides(tmp_path: Path) -> None:
     (tmp_path / "run.txt").write_text("steps = 3\n")
     with pytest.raises(ValueError, match="must end in"):
         build_config(tmp_path / "run.txt")
+
+
+def test_a_partial_section_changes_only_its_keys(tmp_path: Path) -> None:
+    """One model key set (flag or file) keeps the run's other defaults, not the U-Net class's 32 channels."""
+    default = RunConfig().model
+    assert default.base_channels != UNetConfig().base_channels  # the case this guards: run and class differ
+    flagged = build_config(None, {"model.channel_mults": [1, 2, 2, 2]}).model
+    assert (flagged.base_channels, flagged.channel_mults) == (default.base_channels, (1, 2, 2, 2))
+    (tmp_path / "run.toml").write_text("[model]\nnum_res_blocks = 2\n")
+    filed = build_config(tmp_path / "run.toml").model
+    assert (filed.base_channels, filed.num_res_blocks) == (default.base_channels, 2)
+    assert build_config(None, {"model.base_channels": 24}).model.base_channels == 24
+    assert build_config(None, {"corruption.noise.s_max": 1.0}).corruption.spec == RunConfig().corruption.spec
 
 
 def test_cli_train_end_to_end_and_resume(tmp_path: Path) -> None:

@@ -152,6 +152,23 @@ class RunConfig(_Section):
         "operator it rebuilds against it)",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _partial_sections_keep_run_defaults(cls, data: Any) -> Any:
+        """``--set model.channel_mults=[1,2,2,2]`` changes that key only: the run's 16 channels stay.
+
+        A section given as a dict is validated on its own, so without this its unset keys would
+        take the *class* defaults (a 32-channel U-Net) instead of the run's defaults above.
+        """
+        if not isinstance(data, dict):
+            return data
+        merged = dict(data)
+        for name, field in cls.model_fields.items():
+            default, given = field.default, data.get(name)
+            if isinstance(default, BaseModel) and isinstance(given, dict):
+                merged[name] = {**default.model_dump(exclude_unset=True), **given}
+        return merged
+
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
         if self.objective.t_sampler == "levels" and self.corruption.levels is None:

@@ -23,7 +23,19 @@ from .corrupt import (
 )
 from .models import UNet, UNetConfig
 from .registry import Registry
-from .samplers import GaussianPrior, dpmpp_2m, dpmpp_2m_sde, dpmpp_3m, euler, generate, heun, momentum, naive, time_grid
+from .samplers import (
+    GaussianPrior,
+    MixturePrior,
+    dpmpp_2m,
+    dpmpp_2m_sde,
+    dpmpp_3m,
+    euler,
+    generate,
+    heun,
+    momentum,
+    naive,
+    time_grid,
+)
 from .schedule import read_levels, retime, select_levels
 from .score import Denoiser, DenoisingScoreMatching, SoftScoreMatching, X0Regression, score_from_denoiser
 from .train import RunConfig, load_run
@@ -53,6 +65,7 @@ __all__ = [
     "X0Regression",
     "score_from_denoiser",
     "GaussianPrior",
+    "MixturePrior",
     "momentum",
     "naive",
     "euler",

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from softdiff.cli import app
 from softdiff.data import synthetic_shapes
 from softdiff.models import UNetConfig
+from softdiff.samplers import GaussianPrior, MixturePrior
 from softdiff.train import RunConfig, build_config, load_run, read_checkpoint, train
 from softdiff.train.trainer import EMA
 
@@ -176,6 +177,16 @@ def test_config_files_and_overrides(tmp_path: Path) -> None:
     (tmp_path / "run.txt").write_text("steps = 3\n")
     with pytest.raises(ValueError, match="must end in"):
         build_config(tmp_path / "run.txt")
+
+
+@pytest.mark.parametrize(("mixtures", "kind"), [(3, MixturePrior), (1, GaussianPrior)])
+def test_runs_store_the_configured_prior(tmp_path: Path, mixtures: int, kind: type) -> None:
+    cfg = config(steps=2, ckpt_every=1000).model_copy(deep=True)
+    cfg.data.prior_mixtures = mixtures
+    train(cfg, tmp_path / "run", data=DATA, net=tiny_net(), progress=False)
+    prior = load_run(tmp_path / "run", net=tiny_net()).prior
+    assert isinstance(prior, kind)
+    assert mixtures == 1 or len(prior.weights) == mixtures
 
 
 def test_a_partial_section_changes_only_its_keys(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from torch import Tensor
 from ..corrupt import CorruptionProcess, LevelTable
 from ..samplers import (
     Denoiser,
-    GaussianPrior,
+    Prior,
     SeededNoise,
     Step,
     ancestral_update,
@@ -73,7 +73,7 @@ class DiffusionPrior(Protocol):
 
     denoiser: Denoiser
     process: CorruptionProcess
-    prior: GaussianPrior
+    prior: Prior
 
 
 @dataclass(frozen=True)

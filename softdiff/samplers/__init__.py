@@ -35,7 +35,7 @@ from .grids import (
 )
 from .multistep import dpmpp_2m, dpmpp_2m_sde, dpmpp_3m
 from .noise import NoiseSource, SeededNoise, randn, sample_seed
-from .prior import GaussianPrior
+from .prior import GaussianPrior, MixturePrior, Prior, fit_prior, prior_from_state_dict
 from .sharded import generate_sharded
 
 __all__ = [
@@ -80,4 +80,8 @@ __all__ = [
     "randn",
     "sample_seed",
     "GaussianPrior",
+    "MixturePrior",
+    "Prior",
+    "fit_prior",
+    "prior_from_state_dict",
 ]

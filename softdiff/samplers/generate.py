@@ -17,7 +17,7 @@ from ..resources import check_memory
 from .core import Denoiser, Sampler, get
 from .grids import time_grid
 from .noise import SeededNoise
-from .prior import GaussianPrior
+from .prior import Prior
 
 __all__ = ["generate", "Trajectory", "draw_prior", "check_sample_memory"]
 
@@ -31,9 +31,9 @@ class Trajectory:
     x0_hat: Tensor
 
 
-def draw_prior(prior: GaussianPrior, noise: SeededNoise, device: torch.device | str, dtype: torch.dtype) -> Tensor:
+def draw_prior(prior: Prior, noise: SeededNoise, device: torch.device | str, dtype: torch.dtype) -> Tensor:
     """``x_1`` for the samples of ``noise``: the first draws of each sample's own stream."""
-    z = noise.randn((len(noise), prior.variances.numel()), dtype=dtype).to(device)
+    z = noise.randn((len(noise), prior.latent_dim), dtype=dtype).to(device)
     eta = noise.randn((len(noise), *prior.shape), dtype=dtype).to(device)
     return prior.sample_from(z, eta)
 
@@ -59,7 +59,7 @@ def check_sample_memory(n: int, shape: tuple[int, ...], dtype: torch.dtype = tor
 def generate(
     denoiser: Denoiser,
     process: CorruptionProcess,
-    prior: GaussianPrior,
+    prior: Prior,
     n: int,
     *,
     sampler: str | Sampler = "momentum",

@@ -48,7 +48,10 @@ class DataConfig(_Section):
     )
     channels: int | None = Field(None, ge=1, le=4, description="image channels; derived from the data unless 'folder'")
     prior_images: int = Field(4096, ge=2, description="training images used to fit the Gaussian prior at t=1")
-    prior_rank: int = Field(32, ge=1, description="principal components of the prior's covariance")
+    prior_rank: int = Field(32, ge=1, description="principal components of the prior's subspace")
+    prior_mixtures: int = Field(
+        10, ge=1, description="Gaussians in the prior's mixture at t=1 (1: one Gaussian, what older runs hold)"
+    )
 
 
 class ObjectiveConfig(_Section):

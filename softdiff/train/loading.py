@@ -10,7 +10,7 @@ from torch import nn
 
 from ..corrupt import CorruptionProcess
 from ..models import UNet
-from ..samplers.prior import GaussianPrior
+from ..samplers.prior import Prior, prior_from_state_dict
 from ..score import DataStatistics, Denoiser, needs_statistics
 from .checkpoint import read_checkpoint
 from .config import RunConfig
@@ -27,7 +27,7 @@ class TrainedRun:
     process: CorruptionProcess
     net: nn.Module
     denoiser: Denoiser
-    prior: GaussianPrior
+    prior: Prior
     step: int
     image_shape: tuple[int, int, int]
     path: Path
@@ -74,5 +74,5 @@ def load_run(
             )
         stats = DataStatistics.from_state_dict(ckpt.precond)
     denoiser = Denoiser(net, process, config.objective.parameterisation, stats=stats).eval()
-    prior = GaussianPrior.from_state_dict(ckpt.prior)
+    prior = prior_from_state_dict(ckpt.prior)
     return TrainedRun(config, process, net, denoiser, prior, ckpt.step, shape, ckpt.path)

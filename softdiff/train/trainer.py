@@ -39,7 +39,7 @@ from ..distributed import DistContext, distributed, resolve_device
 from ..imageio import atomic_write_bytes
 from ..progress import LoggedProgress
 from ..resources import check_memory, describe_os_error, writable_dir
-from ..samplers.prior import GaussianPrior
+from ..samplers.prior import Prior, fit_prior, prior_from_state_dict
 from ..score import DataStatistics, Denoiser
 from ..score.objectives import Objective
 from ..seeding import derive_seed, rank_seed
@@ -242,7 +242,7 @@ class _Model:
     net: nn.Module
     ema: EMA
     optimizer: torch.optim.Optimizer
-    prior: GaussianPrior
+    prior: Prior
     stats: DataStatistics | None
     x_prior: Tensor  # the images the prior (and the loss scale) are fitted on
     start: int
@@ -276,10 +276,11 @@ class _Model:
         x_prior = data.subset(config.data.prior_images, seed=derive_seed(tc.seed, "prior")).batch(slice(None))
         stats = statistics_for(config, process, x_prior, ckpt.precond if ckpt is not None else None)
         if ckpt is None:
-            prior = GaussianPrior.fit(process, x_prior, rank=config.data.prior_rank)
+            dc = config.data
+            prior = fit_prior(process, x_prior, dc.prior_rank, dc.prior_mixtures, derive_seed(tc.seed, "prior-fit"))
             return cls(net, ema, optimizer, prior, stats, x_prior, 0)
         _load_training_state(ckpt, net, ema, optimizer)
-        return cls(net, ema, optimizer, GaussianPrior.from_state_dict(ckpt.prior), stats, x_prior, ckpt.step)
+        return cls(net, ema, optimizer, prior_from_state_dict(ckpt.prior), stats, x_prior, ckpt.step)
 
 
 @dataclass

@@ -26,6 +26,7 @@ from rich.table import Table
 
 from softdiff.data import load_dataset
 from softdiff.eval import evaluate_samples
+from softdiff.imageio import save_grid
 from softdiff.samplers import fit_prior, generate
 from softdiff.seeding import derive_seed
 from softdiff.train import load_run
@@ -66,6 +67,8 @@ def evaluate_run(path: str, args: argparse.Namespace, test: Any, train: Any) -> 
         start = time.perf_counter()
         images = generate(run.denoiser, run.process, prior, args.n, sampler=sampler, steps=steps, seed=0)
         scores = evaluate_samples(images, test, features="fashion", seed=0)
+        if args.grids is not None:  # the first 32 images of the cell, to look at
+            save_grid(images[:32], args.grids / f"{Path(path).name}-{name.replace(' ', '')}-{sampler}-{steps}.png", 8)
         rows.append({
             "run": path, "checkpoint_step": run.step, "train_seed": seed, "prior": name, "sampler": sampler,
             "steps": steps, "n": args.n, "fid": scores["fid"], "kid_mean": scores["kid_mean"],
@@ -83,6 +86,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[20])
     parser.add_argument("-n", type=int, default=1000)
     parser.add_argument("--oracle", action="store_true", help="also start from blurred real (held-out train) images")
+    parser.add_argument("--grids", type=Path, default=None, help="also write a PNG of each cell's first 32 images here")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=RESULTS / "prior.json")
     args = parser.parse_args()

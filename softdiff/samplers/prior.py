@@ -13,6 +13,7 @@ identity the data part is negligible next to ``s_1``; for a full mask it is zero
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 import torch
 from torch import Tensor
@@ -22,8 +23,56 @@ from ..corrupt import CorruptionProcess
 __all__ = ["GaussianPrior", "MixturePrior", "Prior", "fit_prior", "prior_from_state_dict"]
 
 
-class GaussianPrior:
+_P = TypeVar("_P", bound="_SubspacePrior")
+
+
+class _SubspacePrior:
+    """What both priors share: images ``mean + (a low-rank draw) + s_1 eta``, saved as plain tensors.
+
+    A subclass names its saved tensors in ``_STATE``, in the order its ``__init__`` takes them
+    (``noise`` last), and says how many standard normals ``sample_from`` takes per sample.
+    """
+
+    _STATE: tuple[str, ...]
+    mean: Tensor
+    noise: float
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        c, h, w = self.mean.shape
+        return c, h, w
+
+    @property
+    def latent_dim(self) -> int:
+        """Standard normals per sample in ``sample_from``'s ``z``."""
+        raise NotImplementedError
+
+    def sample_from(self, z: Tensor, eta: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def sample(self, n: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> Tensor:
+        z = torch.randn(n, self.latent_dim, generator=generator, device=device)
+        eta = torch.randn(n, *self.shape, generator=generator, device=device)
+        return self.sample_from(z, eta)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """Plain tensors, ready for safetensors."""
+        return {**{name: getattr(self, name).contiguous() for name in self._STATE}, "noise": torch.tensor([self.noise])}
+
+    @classmethod
+    def from_state_dict(cls: type[_P], state: dict[str, Tensor]) -> _P:
+        missing = {*cls._STATE, "noise"} - set(state)
+        if missing:
+            raise ValueError(f"prior state is missing {sorted(missing)}")
+        if state["noise"].numel() != 1:
+            raise ValueError(f"prior noise must be one number, got shape {tuple(state['noise'].shape)}")
+        return cls(*(state[name] for name in cls._STATE), float(state["noise"].item()))  # type: ignore[call-arg]
+
+
+class GaussianPrior(_SubspacePrior):
     """``x_1 = mean + U diag(sqrt(var)) z + s_1 eta`` over images of a fixed shape."""
+
+    _STATE = ("mean", "components", "variances")
 
     def __init__(self, mean: Tensor, components: Tensor, variances: Tensor, noise: float) -> None:
         if mean.ndim != 3:
@@ -34,11 +83,6 @@ class GaussianPrior:
         if noise < 0 or bool((variances < 0).any()):
             raise ValueError("prior variances and noise must be non-negative")
         self.mean, self.components, self.variances, self.noise = mean, components, variances, float(noise)
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        c, h, w = self.mean.shape
-        return c, h, w
 
     @property
     def latent_dim(self) -> int:
@@ -58,31 +102,8 @@ class GaussianPrior:
         low_rank = (z * self.variances.to(z).sqrt()) @ self.components.to(z).T
         return self.mean.to(eta) + low_rank.reshape(eta.shape) + self.noise * eta
 
-    def sample(self, n: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> Tensor:
-        z = torch.randn(n, self.variances.numel(), generator=generator, device=device)
-        eta = torch.randn(n, *self.shape, generator=generator, device=device)
-        return self.sample_from(z, eta)
 
-    def state_dict(self) -> dict[str, Tensor]:
-        """Plain tensors, ready for safetensors."""
-        return {
-            "mean": self.mean.contiguous(),
-            "components": self.components.contiguous(),
-            "variances": self.variances.contiguous(),
-            "noise": torch.tensor([self.noise]),
-        }
-
-    @classmethod
-    def from_state_dict(cls, state: dict[str, Tensor]) -> GaussianPrior:
-        missing = {"mean", "components", "variances", "noise"} - set(state)
-        if missing:
-            raise ValueError(f"prior state is missing {sorted(missing)}")
-        if state["noise"].numel() != 1:
-            raise ValueError(f"prior noise must be one number, got shape {tuple(state['noise'].shape)}")
-        return cls(state["mean"], state["components"], state["variances"], float(state["noise"].item()))
-
-
-class MixturePrior:
+class MixturePrior(_SubspacePrior):
     """``x_1 = mean + U c + s_1 eta`` with ``c ~ sum_j w_j N(m_j, L_j L_j^T)`` in the top-``r`` PCA subspace.
 
     ``z`` carries ``r + 1`` standard normals per sample: the first ``r`` shape the chosen
@@ -90,6 +111,8 @@ class MixturePrior:
     ``i`` still depends only on its own seeded stream. One component with ``m = 0`` and a
     diagonal ``L`` is :class:`GaussianPrior` exactly.
     """
+
+    _STATE = ("mean", "components", "weights", "centres", "scales")
 
     def __init__(
         self, mean: Tensor, components: Tensor, weights: Tensor, centres: Tensor, scales: Tensor, noise: float
@@ -106,11 +129,6 @@ class MixturePrior:
             raise ValueError("mixture prior weights must be non-negative and sum to 1, and its noise non-negative")
         self.mean, self.components, self.weights = mean, components, weights
         self.centres, self.scales, self.noise = centres, scales, float(noise)
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        c, h, w = self.mean.shape
-        return c, h, w
 
     @property
     def latent_dim(self) -> int:
@@ -148,31 +166,6 @@ class MixturePrior:
         coefficients = centres[j] + (scales[j] @ z[:, :r, None]).squeeze(-1)
         low_rank = coefficients @ self.components.to(z).T
         return self.mean.to(eta) + low_rank.reshape(eta.shape) + self.noise * eta
-
-    def sample(self, n: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> Tensor:
-        z = torch.randn(n, self.latent_dim, generator=generator, device=device)
-        eta = torch.randn(n, *self.shape, generator=generator, device=device)
-        return self.sample_from(z, eta)
-
-    def state_dict(self) -> dict[str, Tensor]:
-        return {
-            "mean": self.mean.contiguous(),
-            "components": self.components.contiguous(),
-            "weights": self.weights.contiguous(),
-            "centres": self.centres.contiguous(),
-            "scales": self.scales.contiguous(),
-            "noise": torch.tensor([self.noise]),
-        }
-
-    @classmethod
-    def from_state_dict(cls, state: dict[str, Tensor]) -> MixturePrior:
-        missing = {"mean", "components", "weights", "centres", "scales", "noise"} - set(state)
-        if missing:
-            raise ValueError(f"mixture prior state is missing {sorted(missing)}")
-        if state["noise"].numel() != 1:
-            raise ValueError(f"prior noise must be one number, got shape {tuple(state['noise'].shape)}")
-        noise = float(state["noise"].item())
-        return cls(state["mean"], state["components"], state["weights"], state["centres"], state["scales"], noise)
 
 
 Prior = GaussianPrior | MixturePrior

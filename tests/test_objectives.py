@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -21,6 +22,7 @@ from softdiff.score import (
     build_objective,
     score_from_denoiser,
 )
+from softdiff.train.config import ObjectiveConfig
 
 SHAPE = (1, 3, 3)
 SPECS = ["blur", "mask", "blur+mask", "noise"]
@@ -57,7 +59,8 @@ def test_objectives_equal_their_closed_forms(spec: str, weighting: str) -> None:
         score, target = (c @ h - xt) / s**2, (c @ x - xt) / s**2
         expected["dsm"].append(w * s**2 * ((score - target) ** 2).sum() / d)
         expected["x0"].append(w * ((h - x) ** 2).sum() / d)
-    for name, cls in (("soft", SoftScoreMatching), ("dsm", DenoisingScoreMatching), ("x0", X0Regression)):
+    paper = functools.partial(SoftScoreMatching, anchor=0.0)
+    for name, cls in (("soft", paper), ("dsm", DenoisingScoreMatching), ("x0", X0Regression)):
         got = cls(process, weighting)(h_fn, x0, t=t, noise=noise)
         assert got.shape == (4,)
         torch.testing.assert_close(got, torch.stack(expected[name]), rtol=1e-9, atol=1e-12)
@@ -114,9 +117,9 @@ def test_soft_and_dsm_gradients_agree_up_to_the_stated_weighting(t: float, spec:
     net = Linear(9)
     x0, noise = torch.randn(8, *SHAPE, dtype=torch.float64), torch.randn(8, *SHAPE, dtype=torch.float64)
     s2 = float(process.s(torch.tensor(t, dtype=torch.float64))) ** 2
-    g_soft = _grad(SoftScoreMatching(process), net, x0, t, noise)
+    g_soft = _grad(SoftScoreMatching(process, anchor=0.0), net, x0, t, noise)
     g_dsm = _grad(DenoisingScoreMatching(process), net, x0, t, noise)
-    g_soft_inv = _grad(SoftScoreMatching(process, "inverse_noise"), net, x0, t, noise)
+    g_soft_inv = _grad(SoftScoreMatching(process, "inverse_noise", anchor=0.0), net, x0, t, noise)
     torch.testing.assert_close(g_dsm, g_soft / s2, rtol=1e-6, atol=1e-9 * max(1.0, g_dsm.abs().max().item()))
     torch.testing.assert_close(g_dsm, g_soft_inv, rtol=1e-6, atol=1e-9 * max(1.0, g_dsm.abs().max().item()))
     if g_soft.norm() > 1e-10:
@@ -174,7 +177,7 @@ def test_monte_carlo_soft_loss_matches_its_closed_form_at_the_exact_denoiser(spe
     process = build_process(spec, SHAPE[1:])
     t, n = 0.5, 20000
     x0 = data.sample(n, g)
-    losses = SoftScoreMatching(process)(data.denoiser(process), x0, g, t=torch.full((n,), t, dtype=torch.float64))
+    losses = SoftScoreMatching(process, anchor=0.0)(data.denoiser(process), x0, g, t=torch.full((n,), t, dtype=torch.float64))
     p, q = exact_linear_denoiser(data, process, t)
     exact = expected_soft_loss(data, process, t, p, q)
     assert abs(losses.mean() - exact) < 4 * losses.std() / math.sqrt(n)
@@ -194,3 +197,78 @@ def test_denoiser_parameterisations(parameterisation: str) -> None:
     torch.testing.assert_close(out, 1.5 * x if parameterisation == "residual" else 0.5 * x)
     with pytest.raises(ValueError, match="unknown parameterisation"):
         Denoiser(Half(), process, "eps")  # type: ignore[arg-type]
+
+
+def _anchored_weight(process: CorruptionProcess, t: float, anchor: float, anchor_at: str, nodes: int = 64) -> Tensor:
+    """``W`` with ``E loss = E (h - x0)^T W (h - x0) / D``: ``C_t^T C_t + anchor * E_u C_u^T C_u``.
+
+    ``anchor_at = "zero"``: ``u = 0`` (``C_0 = I`` up to the blur's 0.01 px). ``"below"``: ``u = t v``,
+    ``v ~ U[0, 1]``, by the midpoint rule on ``nodes`` points.
+    """
+    c, _ = dense(process, t)
+    w = c.T @ c
+    us = [0.0] if anchor_at == "zero" else [t * (k + 0.5) / nodes for k in range(nodes)]
+    for u in us:
+        cu, _ = dense(process, u)
+        w = w + anchor * cu.T @ cu / len(us)
+    return w
+
+
+def _expected_loss(w: Tensor, data: GaussianData, process: CorruptionProcess, t: float, p: Tensor, q: Tensor) -> Tensor:
+    """Closed form of ``E (h - x0)^T W (h - x0) / D`` for ``h = P x_t + q``."""
+    c, s = dense(process, t)
+    a = p @ c - torch.eye(data.dim, dtype=torch.float64)
+    bias = a @ data.mean + q
+    return (bias @ w @ bias + torch.trace(w @ a @ data.cov @ a.T) + s**2 * torch.trace(w @ p @ p.T)) / data.dim
+
+
+@pytest.mark.parametrize("anchor_at", ["zero", "below"])
+@pytest.mark.parametrize("spec", ["blur", "mask", "blur+mask"])
+def test_anchored_soft_loss_equals_its_closed_form(spec: str, anchor_at: str) -> None:
+    """The anchor term is ``anchor * |C_u (h - x0)|^2``, with ``u = 0`` or ``u = t v`` drawn from the generator."""
+    process = build_process(spec, SHAPE[1:])
+    g = torch.Generator().manual_seed(2)
+    x0, noise = torch.randn(4, *SHAPE, generator=g, dtype=torch.float64), torch.randn(4, *SHAPE, dtype=torch.float64)
+    t = torch.tensor([0.1, 0.4, 0.7, 1.0], dtype=torch.float64)
+    got = SoftScoreMatching(process, anchor=0.5, anchor_at=anchor_at)(
+        affine(0.7, 0.05), x0, torch.Generator().manual_seed(9), t=t, noise=noise
+    )
+    v = torch.rand(4, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    u = torch.zeros(4, dtype=torch.float64) if anchor_at == "zero" else t * v
+    for i in range(4):
+        c, s = dense(process, float(t[i]))
+        cu = torch.eye(9, dtype=torch.float64) if anchor_at == "zero" else dense(process, float(u[i]))[0]
+        x = x0[i].flatten()
+        r = 0.7 * (c @ x + s * noise[i].flatten()) + 0.05 - x
+        expected = (((c @ r) ** 2).sum() + 0.5 * ((cu @ r) ** 2).sum()) / 9
+        torch.testing.assert_close(got[i], expected, rtol=1e-9, atol=1e-12)
+
+
+@given(t=st.floats(0.2, 0.9), spec=st.sampled_from(["mask", "blur+mask"]), seed=st.integers(0, 2**16))
+def test_the_default_loss_keeps_the_papers_minimiser_and_makes_it_unique(t: float, spec: str, seed: int) -> None:
+    """On Gaussian data the exact denoiser ``E[x0 | x_t]`` minimises the paper's loss and the default one.
+
+    The paper's loss is flat along every ``P`` change that ``C_t`` cannot see (a hidden
+    pixel's output): those are the sampler's speckle. The default (anchor 1 at the levels
+    below ``t``) is strictly convex there, so its minimiser is ``E[x0 | x_t]`` and nothing else.
+    """
+    default = ObjectiveConfig()
+    g = torch.Generator().manual_seed(seed)
+    data = GaussianData.random(SHAPE, g)
+    process = build_process(spec, SHAPE[1:])
+    p, q = exact_linear_denoiser(data, process, t)
+    paper = _anchored_weight(process, t, 0.0, "zero")
+    ours = _anchored_weight(process, t, default.anchor, default.anchor_at)
+    for w in (paper, ours):  # the exact denoiser is a stationary point of both: the same minimiser
+        p_var, q_var = p.clone().requires_grad_(True), q.clone().requires_grad_(True)
+        _expected_loss(w, data, process, t, p_var, q_var).backward()
+        assert p_var.grad.abs().max() < 1e-9 and q_var.grad.abs().max() < 1e-9
+    c, _ = dense(process, t)
+    hidden = (c.abs().sum(0) < 1e-12).nonzero().flatten()  # pixels no output of C_t depends on
+    if len(hidden):  # move the output of one pixel that C_t hides: the paper's loss does not notice
+        dq = torch.zeros_like(q)
+        dq[hidden[0]] = 0.3
+        base_paper, base_ours = (_expected_loss(w, data, process, t, p, q) for w in (paper, ours))
+        torch.testing.assert_close(_expected_loss(paper, data, process, t, p, q + dq), base_paper, rtol=0, atol=1e-12)
+        assert _expected_loss(ours, data, process, t, p, q + dq) > base_ours + 1e-4
+    assert torch.linalg.eigvalsh(ours).min() > 1e-6  # positive definite: the minimiser is unique

@@ -44,6 +44,7 @@ from softdiff.corrupt import (
     build_process,
     check_operator,
     compose,
+    default_s_max,
     register_corruption,
 )
 from softdiff.schedule import read_levels, retime
@@ -433,4 +434,49 @@ def test_default_noise_at_t1_follows_the_operator(spec: str, s_max: float) -> No
     """Hiding operators default to noise on the data's scale (mask models sample the mean garment at 0.1)."""
     process = CorruptionConfig(spec=spec).build((8, 8))
     assert float(process.s(torch.tensor([1.0]))) == pytest.approx(s_max)
-    assert CorruptionConfig(spec=spec, noise={"s_max": 0.3}).noise_schedule()(torch.tensor(1.0)) == pytest.approx(0.3)
+    given = CorruptionConfig(spec=spec, noise={"s_max": 0.3})
+    assert given.noise_schedule(given.operator((8, 8)))(torch.tensor(1.0)) == pytest.approx(0.3)
+
+
+PLUGIN = '''
+import torch
+from softdiff.corrupt import LinearCorruption
+
+
+class HideLeft(LinearCorruption):
+    """Hides the left columns, more of them as t grows (an inpainting operator of a user's)."""
+
+    hides_pixels = True
+
+    def forward(self, x, t):
+        cols = torch.arange(x.shape[-1], device=x.device, dtype=x.dtype)
+        keep = (cols[None, :] >= t[:, None] * x.shape[-1]).to(x.dtype)
+        return x * keep[:, None, None, :]
+
+
+class Dim(LinearCorruption):
+    def forward(self, x, t):
+        return x * (1 - 0.5 * t)[:, None, None, None]
+'''
+
+
+@pytest.mark.parametrize(
+    ("part", "s_max"), [("HideLeft", 2.0), ("Dim", 0.1), ("blur+{file}:HideLeft", 2.0), ("noise+{file}:Dim", 0.1)]
+)
+def test_a_plugin_declares_the_noise_it_needs(tmp_path, part: str, s_max: float) -> None:
+    """The noise default comes from the operator's ``hides_pixels``, for a plugin as for a built-in."""
+    file = tmp_path / "ops.py"
+    file.write_text(PLUGIN)
+    spec = part.format(file=file) if "{file}" in part else f"{file}:{part}"
+    process = CorruptionConfig(spec=spec).build((8, 8))
+    assert float(process.s(torch.tensor([1.0]))) == pytest.approx(s_max)
+
+
+def test_hiding_is_declared_by_each_operator_and_combined_by_compose() -> None:
+    assert Mask("pixels").hides_pixels and Mask("box").hides_pixels and not Mask("fade").hides_pixels
+    assert not Mask("pixels", max_fraction=0.0).hides_pixels
+    assert Strokes().hides_pixels and not GaussianBlur().hides_pixels
+    assert (GaussianBlur() @ Mask()).hides_pixels and (Mask() @ GaussianBlur()).hides_pixels
+    assert Identity().is_identity and (Identity() @ Identity()).is_identity
+    assert not (Identity() @ GaussianBlur()).is_identity
+    assert default_s_max(Identity()) == 80.0 and default_s_max(GaussianBlur() @ Identity()) == 0.1

@@ -281,7 +281,7 @@ def test_vanilla_diffusion_at_edms_noise_range_trains_stably_with_the_defaults(t
             "train": {"steps": 300, "batch_size": 16, "log_every": 25, "ckpt_every": 1000, "device": "cpu"},
         }
     )
-    assert cfg.corruption.noise_schedule()(torch.tensor(1.0)) == pytest.approx(80.0)
+    assert cfg.corruption.build((8, 8)).s(torch.tensor(1.0)) == pytest.approx(80.0)
     summary = train(cfg, tmp_path / "vanilla", data=DATA, progress=False)
     losses = [loss for _, loss in summary.losses]
     assert all(math.isfinite(loss) for loss in losses)

@@ -14,7 +14,17 @@ from PIL import Image
 from ..distributed import distributed, is_main_process, relaunch, resolve_device
 from ..imageio import atomic_write_bytes, make_grid, save_grid, to_uint8
 from ..resources import writable_dir
-from ..samplers import GRIDS, Trajectory, generate_sharded, get, names, nfe, time_grid
+from ..samplers import (
+    DEFAULT_STEPS,
+    GRIDS,
+    Trajectory,
+    default_sampler,
+    generate_sharded,
+    get,
+    names,
+    nfe,
+    time_grid,
+)
 from ..samplers.grids import MAX_STEPS
 from ..train import load_run, read_checkpoint
 from ..train.corruption import plugin_pythonpath
@@ -46,9 +56,15 @@ def _trajectory_strip(path: Trajectory, images: torch.Tensor, out: Path, scale: 
 @user_errors
 def sample(
     ckpt: Path = typer.Option(..., "--ckpt", help="Run folder (latest checkpoint) or one checkpoint folder."),
-    sampler: str = typer.Option("momentum", "--sampler", "-s", help=f"One of: {', '.join(names())}."),
+    sampler: str | None = typer.Option(
+        None,
+        "--sampler",
+        "-s",
+        help=f"One of: {', '.join(names())} (default: the best measured for the run's kind of corruption: "
+        "naive for blur-like operators, momentum for masks, dpmpp_2m_sde for noise only).",
+    ),
     steps: int = typer.Option(
-        50, "--steps", min=1, max=MAX_STEPS, help="Sampler steps (network calls; Heun: 2 * steps - 1)."
+        DEFAULT_STEPS, "--steps", min=1, max=MAX_STEPS, help="Sampler steps (network calls; Heun: 2 * steps - 1)."
     ),
     grid: str = typer.Option(
         "uniform", "--grid", help=f"Time grid: {', '.join(GRIDS)}, NAME:STOP (e.g. edm:levels) or a level JSON file."
@@ -64,6 +80,9 @@ def sample(
     float_samples: bool = typer.Option(False, "--float", help="Store float32 samples in [-1, 1] instead of uint8."),
     scale: int = typer.Option(2, "--scale", min=1, max=64, help="Enlarge the PNG grids by this factor."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="CPU threads for torch (default: torch's choice; on a busy machine 1 is faster)."
+    ),
     nproc: int | None = typer.Option(
         None, "--nproc", min=1, help="Re-launch under torchrun with this many processes on this machine."
     ),
@@ -73,7 +92,10 @@ def sample(
     Under torchrun (or with --nproc) the ranks share the samples and rank 0 writes them:
     the images are identical to a single process's with the same seed.
     """
-    get(sampler)  # an unknown name fails before the checkpoint is read
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if sampler is not None:
+        get(sampler)  # an unknown name fails before the checkpoint is read
     if nproc is not None:  # the workers import the run's plugins from where this process finds them
         roots = plugin_pythonpath(read_checkpoint(ckpt).config.corruption)
         raise typer.Exit(relaunch("sample", nproc, pythonpath=roots))
@@ -82,6 +104,7 @@ def sample(
         writable_dir(out, "--out folder")  # before minutes of sampling
     with distributed(target) as ctx:
         run = load_run(ckpt, device=ctx.device, ema=not raw)
+        sampler = sampler if sampler is not None else default_sampler(run.process.operator)
         # a grid this run cannot use (or a level file made for another corruption) fails before sampling
         time_grid(grid, run.process, steps, corruption=run.config.corruption)
         keep = min(n, TRAJECTORY_SAMPLES) if trajectory else 0

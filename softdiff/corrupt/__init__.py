@@ -3,7 +3,7 @@
 Choosing the levels from data, and the level files, live in :mod:`softdiff.schedule`.
 """
 
-from .base import Compose, LinearCorruption, as_time, compose
+from .base import Compose, LinearCorruption, as_time, compose, default_s_max
 from .blur import GaussianBlur, dct_matrix
 from .checks import Law, OperatorReport, check_operator
 from .config import (
@@ -33,6 +33,7 @@ __all__ = [
     "Compose",
     "compose",
     "as_time",
+    "default_s_max",
     "Identity",
     "GaussianBlur",
     "dct_matrix",

@@ -14,6 +14,11 @@ House rules for operators (they are plain objects, not ``nn.Module``s):
   holds (kept on the CPU, ideally in float64) is moved to the input's device and dtype
   inside ``forward``/``adjoint``: ``self._kernel.to(x)``. The output then has the input's
   dtype and device on CPU and GPU alike, as :func:`softdiff.corrupt.check_operator` checks.
+* **What the noise default needs.** ``hides_pixels`` (a class attribute or property, False
+  by default) says that ``C_t`` removes pixels outright, so that a pixel goes from hidden to
+  shown in one reverse step and the samples' diversity must come from the noise: such an
+  operator gets noise on the data's scale at t = 1 (:func:`default_s_max`). ``is_identity``
+  marks ``C_t = I`` (vanilla diffusion, EDM's noise range). ``Compose`` combines both.
 * **Strength.** An operator may define ``strength(t)`` (a tensor of the same shape as
   ``t``, e.g. a blur width) and a class attribute ``strength_name``; level selection
   reports it per level (``softdiff schedule``).
@@ -29,7 +34,7 @@ import torch
 from torch import Tensor
 from torch.func import vjp
 
-__all__ = ["LinearCorruption", "Compose", "compose", "as_time", "check_time_range"]
+__all__ = ["LinearCorruption", "Compose", "compose", "as_time", "check_time_range", "default_s_max"]
 
 
 def as_time(t: Tensor | float, x: Tensor) -> Tensor:
@@ -65,6 +70,9 @@ class LinearCorruption:
     ``op.adjoint(y, t)`` accept a float or a per-sample tensor and check it first.
     ``A @ B`` composes two operators (``B`` is applied first).
     """
+
+    hides_pixels: bool = False  # True: C_t removes pixels outright (a mask, an inpainting operator)
+    is_identity: bool = False  # True: C_t = I at every t (vanilla diffusion)
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         # A subclass's closed-form adjoint sees the same validated (B,) time as forward.
@@ -127,6 +135,14 @@ class Compose(LinearCorruption):
     def __init__(self, outer: LinearCorruption, inner: LinearCorruption) -> None:
         self.outer, self.inner = outer, inner
 
+    @property
+    def hides_pixels(self) -> bool:  # type: ignore[override]
+        return bool(self.outer.hides_pixels or self.inner.hides_pixels)
+
+    @property
+    def is_identity(self) -> bool:  # type: ignore[override]
+        return bool(self.outer.is_identity and self.inner.is_identity)
+
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         return self.outer.forward(self.inner.forward(x, t), t)
 
@@ -149,3 +165,16 @@ def compose(*ops: LinearCorruption) -> LinearCorruption:
     for op in reversed(ops[:-1]):
         result = Compose(op, result)
     return result
+
+
+# The noise at t = 1 when a config leaves it out. Hiding operators need noise on the data's
+# scale: with s_max = 0.1 mask models sample the mean garment (FID 691), with 2 real images
+# (164); docs/benchmarks.md. C = I needs EDM's range; everything else the paper's small noise.
+S_MAX_IDENTITY, S_MAX_HIDING, S_MAX_DEFAULT = 80.0, 2.0, 0.1
+
+
+def default_s_max(op: LinearCorruption) -> float:
+    """The default noise at t = 1 for ``op``, read from its ``is_identity`` and ``hides_pixels``."""
+    if op.is_identity:
+        return S_MAX_IDENTITY
+    return S_MAX_HIDING if op.hides_pixels else S_MAX_DEFAULT

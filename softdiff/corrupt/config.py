@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..registry import Registry
 from ..validation import refuse_bool_numbers
-from .base import LinearCorruption, compose
+from .base import LinearCorruption, compose, default_s_max
 from .blur import GaussianBlur
 from .desaturate import Desaturate
 from .fade import FadeToMean
@@ -77,7 +77,10 @@ class NoiseConfig(_Strict):
     schedule: Literal["geometric", "linear"] = "geometric"
     s_min: float | None = Field(None, gt=0, description="noise at t=0; default 0.01")
     s_max: float | None = Field(
-        None, gt=0, description="noise at t=1; default 80 for 'noise' (EDM), 2 with a hiding operator (mask), else 0.1"
+        None,
+        gt=0,
+        description="noise at t=1; default 80 for 'noise' (EDM), 2 when the operator hides pixels (mask, strokes, "
+        "a plugin with hides_pixels = True), else 0.1",
     )
 
     @model_validator(mode="after")
@@ -152,20 +155,6 @@ def parse_spec(spec: str) -> list[str]:
     return parts
 
 
-# Operators that hide pixels outright: a pixel goes from hidden to shown in one step, so the
-# samples' diversity must come from the noise. With s_max = 0.1 mask models sample the mean
-# garment (FID 691); with s_max = 2, about the data's range, real images (164); docs/benchmarks.md.
-HIDING = frozenset({"mask", "strokes"})
-
-
-def default_s_max(spec: str) -> float:
-    """The noise at t = 1 when the config leaves it out: EDM's 80 for noise only, 2 when a part hides pixels."""
-    names = parse_spec(spec)
-    if names == ["noise"]:
-        return 80.0
-    return 2.0 if HIDING.intersection(names) else 0.1
-
-
 class CorruptionConfig(_Strict):
     """Everything needed to rebuild a :class:`CorruptionProcess` for a given image size."""
 
@@ -232,9 +221,10 @@ class CorruptionConfig(_Strict):
         """A short name for folders and titles: plugins by class name (``blur-Pixelate``)."""
         return "-".join(parse_plugin(p).name if is_plugin(p) else p for p in parse_spec(self.spec))
 
-    def noise_schedule(self) -> Schedule:
+    def noise_schedule(self, op: LinearCorruption) -> Schedule:
+        """The configured noise; an unset ``s_max`` is the one ``op`` needs (:func:`default_s_max`)."""
         s_min = self.noise.s_min if self.noise.s_min is not None else 0.01
-        s_max = self.noise.s_max if self.noise.s_max is not None else default_s_max(self.spec)
+        s_max = self.noise.s_max if self.noise.s_max is not None else default_s_max(op)
         return (GeometricNoise if self.noise.schedule == "geometric" else LinearNoise)(s_min, max(s_max, s_min))
 
     def operator(self, size: ImageSize) -> LinearCorruption:
@@ -249,7 +239,8 @@ class CorruptionConfig(_Strict):
 
     def build(self, size: ImageSize) -> CorruptionProcess:
         warp = LevelTable(self.levels) if self.levels is not None else None
-        return CorruptionProcess(self.operator(size), self.noise_schedule(), warp)
+        op = self.operator(size)
+        return CorruptionProcess(op, self.noise_schedule(op), warp)
 
 
 def _construct(ref: PluginRef, cls: type[LinearCorruption], kwargs: dict[str, Any]) -> LinearCorruption:

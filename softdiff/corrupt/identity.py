@@ -13,6 +13,8 @@ __all__ = ["Identity"]
 class Identity(LinearCorruption):
     """The identity operator at every t."""
 
+    is_identity = True
+
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         return x
 

@@ -52,6 +52,11 @@ class Mask(LinearCorruption):
         self.kind, self.max_fraction, self.seed = kind, float(max_fraction), int(seed)
         self.schedule: Schedule = schedule or Linear(0.0, max_fraction)
 
+    @property
+    def hides_pixels(self) -> bool:  # type: ignore[override]
+        """Pixels and boxes vanish outright; ``"fade"`` only dims them, all together."""
+        return self.kind != "fade" and self.max_fraction > 0
+
     def fraction(self, t: Tensor) -> Tensor:
         return self.schedule(t).clamp(0, 1)
 

@@ -63,6 +63,7 @@ class Strokes(LinearCorruption):
     """
 
     strength_name = "strokes_drawn"
+    hides_pixels = True
 
     def __init__(
         self,

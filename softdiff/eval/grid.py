@@ -26,6 +26,7 @@ from ..samplers import GRIDS, generate, get, nfe
 from ..samplers.grids import MAX_STEPS
 from .extractors import FeatureExtractor
 from .metrics import evaluate_samples
+from .prdc import PRDC_KEYS
 
 if TYPE_CHECKING:  # softdiff.train is only needed for the annotation
     from ..train import TrainedRun
@@ -200,6 +201,7 @@ def sweep(
             "kid_std": scores["kid_std"],
             "kid_subsets": scores["kid_subsets"],
             "kid_subset_size": scores["kid_subset_size"],
+            **{key: scores[key] for key in PRDC_KEYS if key in scores},
             "n_real": scores["n_real"],
             "real": scores["real"],
             "corruption": run.config.corruption.spec,

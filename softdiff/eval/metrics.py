@@ -24,6 +24,7 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from ..data import ImageData
 from .cache import extract_features, real_features
 from .extractors import FeatureExtractor, get_extractor
+from .prdc import PRDC_K, prdc
 
 __all__ = ["build_metrics", "add_features", "evaluate_samples", "fid_kid_from_features"]
 
@@ -64,7 +65,7 @@ def fid_kid_from_features(
     kid_subset_size: int = 1000,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """FID and KID (mean, std over subsets) between two feature sets; KID subsets seeded."""
+    """FID, KID (mean, std over subsets; seeded) and precision/recall/density/coverage of two feature sets."""
     if len(real) < 2 or len(fake) < 2:
         raise ValueError(f"FID/KID need at least 2 real and 2 generated images, got {len(real)} and {len(fake)}")
     subset = min(kid_subset_size, len(real), len(fake))
@@ -83,6 +84,7 @@ def fid_kid_from_features(
         "kid_std": float(kid_std),
         "kid_subsets": kid_subsets,
         "kid_subset_size": subset,
+        **(prdc(real, fake, k=PRDC_K, seed=seed) if min(len(real), len(fake)) > PRDC_K else {}),  # k-NN needs > k
     }
 
 

@@ -1,6 +1,7 @@
 """Samplers as plain functions, the prior at t = 1, time grids and per-sample seeding."""
 
 from .ancestral import ancestral, ancestral_update
+from .choice import DEFAULT_STEPS, default_sampler
 from .core import (
     Carry,
     Denoiser,
@@ -39,6 +40,8 @@ from .prior import GaussianPrior, MixturePrior, Prior, fit_prior, prior_from_sta
 from .sharded import generate_sharded
 
 __all__ = [
+    "default_sampler",
+    "DEFAULT_STEPS",
     "Denoiser",
     "Sampler",
     "Step",

@@ -17,12 +17,18 @@ With ``r = C_t (h(x_t, t) - x_0)`` and ``w(t)`` the selected weighting:
   scaled by ``1 / s_t^2``). DSM with ``"uniform"`` is soft with ``"inverse_noise"``.
 * ``X0Regression``:           ``w(t) * mean((h - x_0)^2)`` (no operator: the ablation).
 
-**The anchor.** Soft score matching determines only ``C_t h``: every ``h`` with the same
-``C_t h`` has the same loss and the same score, so what ``h`` holds where ``C_t`` is (nearly)
-blind is never trained. The samplers need exactly that part, since they apply ``C_t'`` with
-``t' < t`` (less blur, fewer hidden pixels) to ``h``. ``SoftScoreMatching(anchor=beta)`` adds
-``beta * mean(|h - x_0|^2)``; as ``E[x_0 | x_t]`` minimises both terms, the minimiser (and so
-the score) is unchanged, but ``h`` is now determined everywhere. ``beta = 0`` is the paper's loss.
+**The anchor (on by default).** Soft score matching determines only ``C_t h``: every ``h``
+with the same ``C_t h`` has the same loss and the same score, so what ``h`` holds where
+``C_t`` is (nearly) blind is never trained. The samplers need exactly that part, since they
+apply ``C_t'`` with ``t' < t`` (less blur, fewer hidden pixels) to ``h``, and the paper's loss
+alone samples speckle. ``SoftScoreMatching(anchor=beta)`` adds ``beta * mean(|C_u (h - x_0)|^2)``
+with ``u = 0`` (``C_0 = I``: ``|h - x_0|^2``; ``anchor_at="zero"``, the default) or ``u`` drawn
+uniformly below ``t`` (``anchor_at="below"``: through the levels a sampler moves to). As
+``E[x_0 | x_t]`` minimises both terms, the minimiser (and so the score) is the paper's, but
+``h`` is now determined everywhere. Per DCT frequency (or pixel, for a mask) the loss weighs
+the error by ``g^2 + beta``: from the paper's ``g^2`` (``beta = 0``) towards x0 regression
+(``beta -> inf``). The default ``beta = 4`` was measured, with the alternatives, in
+docs/benchmarks.md; ``anchor=0`` is the paper's loss.
 
 Weightings: ``"uniform"`` (``w = 1``), ``"inverse_noise"`` (``w = 1 / s_t^2``), a
 :class:`LossScale` (``w = 1 / L_0(t)``, EDM's ``lambda(sigma)`` for any process and objective)
@@ -59,11 +65,16 @@ __all__ = [
     "uniform_t",
     "LevelTimes",
     "build_objective",
+    "DEFAULT_ANCHOR",
 ]
 
 WeightFn = Callable[[Tensor, Tensor], Tensor]
 Weighting = Literal["uniform", "inverse_noise"] | WeightFn
 TSampler = Callable[[int, "torch.Generator | None", torch.device], Tensor]
+AnchorAt = Literal["zero", "below"]
+ANCHOR_LEVELS: tuple[AnchorAt, ...] = ("zero", "below")
+# The default anchor weight of the soft loss: |C_t r|^2 + 4 |r|^2 (docs/benchmarks.md#the-default-objective).
+DEFAULT_ANCHOR = 4.0
 
 WEIGHTINGS: dict[str, WeightFn] = {
     "uniform": lambda t, s: torch.ones_like(t),
@@ -215,9 +226,12 @@ class Objective:
         s = self.process.s(t).to(x0.dtype)
         x_t = self.process.C(x0, t) + s[:, None, None, None] * noise
         h = denoiser(x_t, t)
-        return self.weight(t, s) * self.term(h, x0, x_t, t, s)
+        return self.weight(t, s) * self.term(h, x0, x_t, t, s, generator)
 
-    def term(self, h: Tensor, x0: Tensor, x_t: Tensor, t: Tensor, s: Tensor) -> Tensor:
+    def term(
+        self, h: Tensor, x0: Tensor, x_t: Tensor, t: Tensor, s: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """The unweighted per-example loss; ``generator`` feeds any draw of its own (None: torch's global RNG)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -239,20 +253,31 @@ class SoftScoreMatching(Objective):
         process: CorruptionProcess,
         weighting: Weighting = "uniform",
         t_sampler: TSampler | None = None,
-        anchor: float = 0.0,
+        anchor: float = DEFAULT_ANCHOR,
+        anchor_at: AnchorAt = "zero",
     ) -> None:
         if not (math.isfinite(anchor) and anchor >= 0):
             raise ValueError(f"the anchor weight must be a finite number >= 0, got {anchor}")
+        if anchor_at not in ANCHOR_LEVELS:
+            raise ValueError(f"anchor_at must be one of {', '.join(ANCHOR_LEVELS)}, got {anchor_at!r}")
         super().__init__(process, weighting, t_sampler)
-        self.anchor = float(anchor)
+        self.anchor, self.anchor_at = float(anchor), anchor_at
 
-    def term(self, h: Tensor, x0: Tensor, x_t: Tensor, t: Tensor, s: Tensor) -> Tensor:
+    def term(
+        self, h: Tensor, x0: Tensor, x_t: Tensor, t: Tensor, s: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
         r = h - x0
         soft = _pixel_mean(self.process.C(r, t).square())
-        return soft + self.anchor * _pixel_mean(r.square()) if self.anchor else soft
+        if not self.anchor:
+            return soft
+        if self.anchor_at == "zero":
+            return soft + self.anchor * _pixel_mean(r.square())
+        where = generator.device if generator is not None else t.device
+        u = t * torch.rand(t.shape, generator=generator, device=where, dtype=t.dtype).to(t.device)
+        return soft + self.anchor * _pixel_mean(self.process.C(r, u).square())
 
     def __repr__(self) -> str:
-        return super().__repr__()[:-1] + f", anchor={self.anchor})"
+        return super().__repr__()[:-1] + f", anchor={self.anchor}, anchor_at={self.anchor_at!r})"
 
 
 class DenoisingScoreMatching(Objective):
@@ -260,7 +285,9 @@ class DenoisingScoreMatching(Objective):
 
     name = "dsm"
 
-    def term(self, h: Tensor, x0: Tensor, x_t: Tensor, t: Tensor, s: Tensor) -> Tensor:
+    def term(
+        self, h: Tensor, x0: Tensor, x_t: Tensor, t: Tensor, s: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
         s2 = s.square()[:, None, None, None]
         score = (self.process.C(h, t) - x_t) / s2
         target = (self.process.C(x0, t) - x_t) / s2
@@ -272,7 +299,9 @@ class X0Regression(Objective):
 
     name = "x0"
 
-    def term(self, h: Tensor, x0: Tensor, x_t: Tensor, t: Tensor, s: Tensor) -> Tensor:
+    def term(
+        self, h: Tensor, x0: Tensor, x_t: Tensor, t: Tensor, s: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
         return _pixel_mean((h - x0).square())
 
 
@@ -286,12 +315,13 @@ def build_objective(
     process: CorruptionProcess,
     weighting: Weighting = "uniform",
     t_sampler: TSampler | None = None,
-    anchor: float = 0.0,
+    anchor: float | None = None,
+    anchor_at: AnchorAt = "zero",
 ) -> Objective:
-    """An objective by its short name (``soft``, ``dsm``, ``x0``); ``anchor`` applies to ``soft`` only."""
+    """An objective by its short name (``soft``, ``dsm``, ``x0``); ``anchor`` (default 4) applies to ``soft`` only."""
     cls = OBJECTIVES.get(name)  # an unknown name fails here, listing the known ones
     if name == "soft":
-        return SoftScoreMatching(process, weighting, t_sampler, anchor)
+        return SoftScoreMatching(process, weighting, t_sampler, DEFAULT_ANCHOR if anchor is None else anchor, anchor_at)
     if anchor:
         raise ValueError(f"the anchor weight applies to the soft objective only, not {name!r}")
     return cls(process, weighting, t_sampler)
@@ -320,7 +350,7 @@ def loss_scale(
         x_t = objective.process.C(images, t) + s[:, None, None, None] * noise
         h = denoiser(x_t, torch.full((images.shape[0],), t, dtype=images.dtype))
         tt = torch.full_like(s, t)
-        values[i] = objective.term(h, images, x_t, tt, s).double().mean()
+        values[i] = objective.term(h, images, x_t, tt, s, generator).double().mean()
         if relative_to is not None:
             values[i] /= relative_to.term(h, images, x_t, tt, s).double().mean().clamp_min(1e-30)
     return LossScale(values)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..corrupt import CorruptionConfig
 from ..models import UNetConfig
+from ..score import DEFAULT_ANCHOR
 from ..validation import refuse_bool_numbers
 
 __all__ = [
@@ -68,7 +69,14 @@ class ObjectiveConfig(_Section):
         description="h = x_t + net, h = net, or EDM preconditioning from data statistics (scalar / per DCT frequency)",
     )
     anchor: float = Field(
-        0.0, ge=0, description="soft only: + anchor * |h - x0|^2, fixes what C_t cannot see (0: the paper's loss)"
+        DEFAULT_ANCHOR,
+        ge=0,
+        description=f"soft only: + anchor * |C_u (h - x0)|^2 fixes what C_t cannot see (default {DEFAULT_ANCHOR:g} "
+        "for soft, 0 otherwise; 0: the paper's loss, which samples speckle)",
+    )
+    anchor_at: Literal["zero", "below"] = Field(
+        "zero",
+        description="the anchor's operator C_u: u = 0 (|h - x0|^2) or u ~ U[0, t] (a level the sampler moves to)",
     )
     t_sampler: Literal["uniform", "levels", "lognormal", "logitnormal"] = Field(
         "uniform",
@@ -79,6 +87,14 @@ class ObjectiveConfig(_Section):
     p_std: float = Field(1.2, gt=0, description="lognormal t-sampler: std of ln s_t")
     logit_mean: float = Field(0.0, description="logitnormal t-sampler: mean of logit(t)")
     logit_std: float = Field(1.0, gt=0, description="logitnormal t-sampler: std of logit(t)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_anchor(cls, data: Any) -> Any:
+        """An unset anchor is the soft loss's default and 0 for the others (which have no anchor term)."""
+        if isinstance(data, dict) and "anchor" not in data and data.get("name", "soft") != "soft":
+            return {**data, "anchor": 0.0}
+        return data
 
     @model_validator(mode="after")
     def _anchor_for_soft(self) -> ObjectiveConfig:

@@ -86,7 +86,7 @@ def run_process(
 def _with_noise(config: CorruptionConfig, op: LinearCorruption) -> CorruptionProcess:
     """``op`` with the noise schedule and levels of ``config``."""
     warp = LevelTable(config.levels) if config.levels is not None else None
-    return CorruptionProcess(op, config.noise_schedule(), warp)
+    return CorruptionProcess(op, config.noise_schedule(op), warp)
 
 
 def rebuild_process(config: RunConfig, size: ImageSize, corruption: Corruption | None = None) -> CorruptionProcess:

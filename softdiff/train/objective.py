@@ -68,17 +68,17 @@ def objective_for(
 ) -> tuple[Objective, LossScale | None]:
     """The objective, with its loss scale (stored, or estimated on ``images`` with the network-free denoiser)."""
     if oc.weighting not in ("normalised", "balanced"):
-        return build_objective(oc.name, process, oc.weighting, t_sampler, oc.anchor), None
+        return build_objective(oc.name, process, oc.weighting, t_sampler, oc.anchor, oc.anchor_at), None
     if stored is not None and LOSS_SCALE_KEY in stored:
         scale = LossScale(stored[LOSS_SCALE_KEY])
     else:
-        unweighted = build_objective(oc.name, process, "uniform", t_sampler, oc.anchor)
+        unweighted = build_objective(oc.name, process, "uniform", t_sampler, oc.anchor, oc.anchor_at)
         reference = build_objective("x0", process) if oc.weighting == "balanced" else None
         generator = torch.Generator().manual_seed(seed)
         scale = loss_scale(
             unweighted, denoiser.linear, images[:_SCALE_IMAGES], generator=generator, relative_to=reference
         )
-    return build_objective(oc.name, process, scale, t_sampler, oc.anchor), scale
+    return build_objective(oc.name, process, scale, t_sampler, oc.anchor, oc.anchor_at), scale
 
 
 def precond_state(stats: DataStatistics | None, scale: LossScale | None) -> dict[str, Tensor] | None:

@@ -67,12 +67,23 @@ def train_and_eval(spec: str, runs: Path, args: argparse.Namespace) -> None:
         console.print(shlex.join(command), highlight=False, markup=False)
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
         (out / "DONE").touch()
+    refused = {}
     for sampler in names():
         command = softdiff("eval", "--ckpt", str(out), "--sampler", sampler, "--steps", ",".join(map(str, steps_for(sampler))))
         command += ["-n", str(args.n), "--seed", "0", "--device", "cpu", "--no-progress", "--threads", str(args.threads)]
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode == 2:  # a one-line refusal: this sampler cannot run this operator (e.g. ancestral)
+            refused[sampler] = done.stderr.strip().splitlines()[-1]
+        elif done.returncode:
+            raise RuntimeError(f"{shlex.join(command)} failed: {done.stderr[-2000:]}")
+    (out / "refused.json").write_text(json.dumps(refused, indent=2) + "\n")
+    default_grid(out, args)
+
+
+def default_grid(out: Path, args: argparse.Namespace) -> None:
+    """64 samples with no --sampler (what a user gets), 20 steps, unless they exist."""
     grid = out / "samples-default"
-    if not (grid / "grid.png").exists():  # no --sampler: what a user gets
+    if (out / "DONE").exists() and not (grid / "grid.png").exists():
         command = softdiff("sample", "--ckpt", str(out), "--steps", "20", "-n", "64", "--out", str(grid))
         subprocess.run([*command, "--no-progress", "--threads", str(args.threads)], check=True, stdout=subprocess.DEVNULL)
 
@@ -107,7 +118,9 @@ def describe(spec: str, runs: Path, n: int) -> dict[str, Any]:
     cells = [c for c in cells if c["n"] == n and c["seed"] == 0 and c.get("grid", "uniform") == "uniform"]
     keep = ("sampler", "steps", "nfe", "fid", "kid_mean", "precision", "recall", "density", "coverage")
     cells = [{k: c[k] for k in keep if k in c} for c in cells]
+    refused = out / "refused.json"
     row.update(
+        refused=json.loads(refused.read_text()) if refused.is_file() else {},
         status="done",
         objective=config["objective"],
         noise=config["corruption"]["noise"],
@@ -139,7 +152,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             lines.append(f"| {row['corruption']} | " + " | ".join(["–"] * (len(head) - 2)) + f" | {row['status']} |")
             continue
         by = {(c["sampler"], i): c["fid"] for c in row["cells"] for i, k in enumerate(TARGET_NFE) if c["nfe"] in (k, k - 1)}
-        cells = [f"{by[(s, i)]:.1f}" if (s, i) in by else "–" for s in samplers for i in range(2)]
+        missing = {s: "n/a" if s in row.get("refused", {}) else "–" for s in samplers}
+        cells = [f"{by[(s, i)]:.1f}" if (s, i) in by else missing[s] for s in samplers for i in range(2)]
         best = row.get("best")
         known = row.get("known")
         best_text = f"{best['fid']:.1f} ({best['sampler']} {best['nfe']})" if best else "–"
@@ -167,6 +181,10 @@ def main() -> None:
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             for future in [pool.submit(train_and_eval, spec, args.runs, args) for spec in specs]:
                 future.result()
+    else:
+        for spec in specs:
+            if spec not in NOT_ON_GREY:
+                default_grid(args.runs / spec.replace("+", "-"), args)
     rows = [describe(spec, args.runs, args.n) for spec in specs]
     for row in rows:
         grid = Path(row["run"]) / "samples-default" / "grid.png"

@@ -56,7 +56,9 @@ def metrics(run: Path) -> list[dict]:
 
 
 def test_a_few_hundred_steps_reduce_the_loss(tmp_path: Path) -> None:
+    # the paper's loss (no anchor): the anchor's |h - x0|^2 is mostly irreducible on this tiny net and data
     cfg = config(steps=200, log_every=20, ckpt_every=1000)
+    cfg.objective.anchor = 0.0
     summary = train(cfg, tmp_path / "run", data=DATA, net=tiny_net(), progress=False)
     losses = [loss for _, loss in summary.losses]
     assert summary.step == 200 and len(losses) == 10

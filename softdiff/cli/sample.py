@@ -61,7 +61,7 @@ def sample(
         "--sampler",
         "-s",
         help=f"One of: {', '.join(names())} (default: the best measured for the run's kind of corruption: "
-        "naive for blur-like operators, momentum for masks, dpmpp_2m_sde for noise only).",
+        "naive for blur-like operators, dpmpp_2m_sde for masks and for noise only).",
     ),
     steps: int = typer.Option(
         DEFAULT_STEPS, "--steps", min=1, max=MAX_STEPS, help="Sampler steps (network calls; Heun: 2 * steps - 1)."

@@ -20,6 +20,15 @@ from .common import console, parse_set, user_errors
 _DEFAULTS = RunConfig()
 
 
+def _field_help(section: str, name: str) -> str:
+    """A flag's help from the config field it sets: its description and the run's default, so it cannot drift."""
+    model = getattr(_DEFAULTS, section)
+    field = type(model).model_fields[name]
+    choices = getattr(field.annotation, "__args__", None)
+    names = f"{' | '.join(map(str, choices))}: " if choices and all(isinstance(c, str) for c in choices) else ""
+    return f"{names}{field.description} (default: {getattr(model, name)})"
+
+
 @user_errors
 def train_command(
     corruption: str | None = typer.Option(
@@ -48,16 +57,11 @@ def train_command(
         None, "--batch-size", "-b", help=f"Images per step (default: {_DEFAULTS.train.batch_size})"
     ),
     lr: float | None = typer.Option(None, "--lr", help=f"AdamW peak learning rate (default: {_DEFAULTS.optim.lr})"),
-    objective: str | None = typer.Option(
-        None,
-        "--objective",
-        help="soft (soft score matching), dsm (DSM on the score) or x0 (no operator) (default: soft)",
-    ),
-    weighting: str | None = typer.Option(
-        None, "--weighting", help="uniform (w=1) or inverse_noise (w=1/s_t^2) (default: uniform)"
-    ),
+    objective: str | None = typer.Option(None, "--objective", help=_field_help("objective", "name")),
+    anchor: float | None = typer.Option(None, "--anchor", help=_field_help("objective", "anchor")),
+    weighting: str | None = typer.Option(None, "--weighting", help=_field_help("objective", "weighting")),
     parameterisation: str | None = typer.Option(
-        None, "--parameterisation", help="residual (h = x_t + net) or x0 (h = net) (default: residual)"
+        None, "--parameterisation", help=_field_help("objective", "parameterisation")
     ),
     channels: int | None = typer.Option(
         None, "--channels", help=f"U-Net base channels (width) (default: {_DEFAULTS.model.base_channels})"
@@ -112,6 +116,7 @@ def train_command(
         "train.batch_size": batch_size,
         "optim.lr": lr,
         "objective.name": objective,
+        "objective.anchor": anchor,
         "objective.weighting": weighting,
         "objective.parameterisation": parameterisation,
         "model.base_channels": channels,

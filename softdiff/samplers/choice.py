@@ -15,7 +15,7 @@ __all__ = ["default_sampler", "DEFAULT_STEPS"]
 
 DEFAULT_STEPS = 20  # network calls of the defaults benchmark's best cells
 
-_BY_KIND = {"identity": "dpmpp_2m_sde", "hiding": "momentum", "other": "naive"}
+_BY_KIND = {"identity": "dpmpp_2m_sde", "hiding": "dpmpp_2m_sde", "other": "naive"}
 
 
 def default_sampler(op: LinearCorruption) -> str:

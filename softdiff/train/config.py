@@ -57,7 +57,7 @@ class DataConfig(_Section):
 
 class ObjectiveConfig(_Section):
     name: Literal["soft", "dsm", "x0"] = Field(
-        "soft", description="soft score matching, DSM on the score, or x0 regression"
+        "soft", description="soft score matching (+ anchor), DSM on the score, or x0 regression (no operator)"
     )
     weighting: Literal["uniform", "inverse_noise", "normalised", "balanced"] = Field(
         "uniform",
@@ -71,8 +71,8 @@ class ObjectiveConfig(_Section):
     anchor: float = Field(
         DEFAULT_ANCHOR,
         ge=0,
-        description=f"soft only: + anchor * |C_u (h - x0)|^2 fixes what C_t cannot see (default {DEFAULT_ANCHOR:g} "
-        "for soft, 0 otherwise; 0: the paper's loss, which samples speckle)",
+        description="soft only (0 for the other objectives): + anchor * |C_u (h - x0)|^2 fixes what C_t cannot "
+        "see; 0 is the paper's loss, which samples speckle",
     )
     anchor_at: Literal["zero", "below"] = Field(
         "zero",

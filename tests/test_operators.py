@@ -475,7 +475,7 @@ def test_a_plugin_declares_the_noise_it_needs(tmp_path, part: str, s_max: float)
 def test_hiding_is_declared_by_each_operator_and_combined_by_compose() -> None:
     assert Mask("pixels").hides_pixels and Mask("box").hides_pixels and not Mask("fade").hides_pixels
     assert not Mask("pixels", max_fraction=0.0).hides_pixels
-    assert Strokes().hides_pixels and not GaussianBlur().hides_pixels
+    assert Strokes().hides_pixels and Pixelate().hides_pixels and not GaussianBlur().hides_pixels
     assert (GaussianBlur() @ Mask()).hides_pixels and (Mask() @ GaussianBlur()).hides_pixels
     assert Identity().is_identity and (Identity() @ Identity()).is_identity
     assert not (Identity() @ GaussianBlur()).is_identity

@@ -289,3 +289,15 @@ def test_vanilla_diffusion_at_edms_noise_range_trains_stably_with_the_defaults(t
     assert all(math.isfinite(loss) for loss in losses)
     assert max(losses) < 1.0  # on the data's scale at every logged step: no blow-up (the residual form: ~200)
     assert sum(losses[-4:]) / 4 < 0.95 * sum(losses[:2]) / 2  # and it learns
+
+
+def test_a_run_records_the_noise_defaults_it_trained_with(tmp_path: Path) -> None:
+    """s_max left unset is written down as resolved (2 for a mask), so a later default cannot change the run."""
+    cfg = config(steps=2)
+    cfg.corruption = cfg.corruption.model_copy(update={"spec": "mask"})
+    run = tmp_path / "run"
+    train(cfg, run, data=DATA, net=tiny_net(), progress=False)
+    stored = json.loads((run / "config.json").read_text())["corruption"]["noise"]
+    assert stored["s_min"] == 0.01 and stored["s_max"] == 2.0
+    longer = cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": 4})})
+    assert train(longer, run, resume=True, data=DATA, net=tiny_net(), progress=False).step == 4  # unset noise resumes

@@ -71,7 +71,7 @@ class LinearCorruption:
     ``A @ B`` composes two operators (``B`` is applied first).
     """
 
-    hides_pixels: bool = False  # True: C_t removes pixels outright (a mask, an inpainting operator)
+    hides_pixels: bool = False  # True: C_t replaces pixels outright (a mask, strokes, block averages, inpainting)
     is_identity: bool = False  # True: C_t = I at every t (vanilla diffusion)
 
     def __init_subclass__(cls, **kwargs: object) -> None:

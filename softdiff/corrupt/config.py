@@ -221,11 +221,19 @@ class CorruptionConfig(_Strict):
         """A short name for folders and titles: plugins by class name (``blur-Pixelate``)."""
         return "-".join(parse_plugin(p).name if is_plugin(p) else p for p in parse_spec(self.spec))
 
+    def resolved_noise(self, op: LinearCorruption) -> NoiseConfig:
+        """The noise with its defaults for ``op`` written in (``s_min`` 0.01, ``s_max`` :func:`default_s_max`).
+
+        A run records this, so a later change of a default never changes a trained model.
+        """
+        s_min = self.noise.s_min if self.noise.s_min is not None else 0.01
+        s_max = self.noise.s_max if self.noise.s_max is not None else max(default_s_max(op), s_min)
+        return self.noise.model_copy(update={"s_min": s_min, "s_max": s_max})
+
     def noise_schedule(self, op: LinearCorruption) -> Schedule:
         """The configured noise; an unset ``s_max`` is the one ``op`` needs (:func:`default_s_max`)."""
-        s_min = self.noise.s_min if self.noise.s_min is not None else 0.01
-        s_max = self.noise.s_max if self.noise.s_max is not None else default_s_max(op)
-        return (GeometricNoise if self.noise.schedule == "geometric" else LinearNoise)(s_min, max(s_max, s_min))
+        noise = self.resolved_noise(op)
+        return (GeometricNoise if noise.schedule == "geometric" else LinearNoise)(noise.s_min, noise.s_max)
 
     def operator(self, size: ImageSize) -> LinearCorruption:
         plugins = iter(self.plugins())

@@ -80,7 +80,11 @@ def run_process(
     else:
         process = _with_noise(config.corruption, corruption)
     _check_same(trained, process, "the checkpoint being resumed")
-    return config.model_copy(update={"operator": repr(process.operator)}), process
+    update: dict[str, Any] = {"operator": repr(process.operator)}
+    if not isinstance(corruption, CorruptionProcess):  # the noise defaults it got, written down for good
+        noise = config.corruption.resolved_noise(process.operator)
+        update["corruption"] = config.corruption.model_copy(update={"noise": noise})
+    return config.model_copy(update=update), process
 
 
 def _with_noise(config: CorruptionConfig, op: LinearCorruption) -> CorruptionProcess:

@@ -125,9 +125,7 @@ def checkpoint_step(out: Path) -> int | None:
 def check_same_run(job: Job) -> None:
     """Refuse to resume a run whose recipe or budget changed since it started (train.steps may change)."""
     stored = RunConfig.model_validate_json((resolve_checkpoint(job.out) / "config.json").read_bytes())
-    requested = job.config
-    if stored.data.channels is not None and stored.data.image_size is not None:
-        requested = requested.resolved(stored.data.channels, stored.data.image_size)
+    requested = job.config.as_stored_by(stored)
     changed = [
         s for s in ("corruption", "objective", "model", "data", "optim") if getattr(stored, s) != getattr(requested, s)
     ]

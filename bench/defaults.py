@@ -145,7 +145,8 @@ def describe(spec: str, runs: Path, n: int) -> dict[str, Any]:
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     samplers = names()
-    head = ["corruption", *[f"{s} {k}" for s in samplers for k in ("10", "20")], "best default", "best known", "ratio"]
+    nfes = {s: [n for k in TARGET_NFE for n in [k - 1 if s == "heun" else k]] for s in samplers}
+    head = ["corruption", *[f"{s} {n}" for s in samplers for n in nfes[s]], "best default", "best known", "ratio"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         if row["status"] != "done":

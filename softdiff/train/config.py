@@ -204,6 +204,22 @@ class RunConfig(_Section):
         data = self.data.model_copy(update={"channels": channels, "image_size": image_size})
         return RunConfig.model_validate({**self.model_dump(), "model": model.model_dump(), "data": data.model_dump()})
 
+    def as_stored_by(self, stored: RunConfig) -> RunConfig:
+        """This (requested) config filled in as ``stored`` resolved it, so the two compare field by field.
+
+        The data's image shape, and noise defaults left unset here (a run records the ones it got).
+        """
+        requested = self
+        if stored.data.channels is not None and stored.data.image_size is not None:
+            requested = requested.resolved(stored.data.channels, stored.data.image_size)
+        noise = requested.corruption.noise
+        if noise.s_min is None or noise.s_max is None:
+            given = {k: v for k, v in noise.model_dump().items() if v is not None}
+            filled = stored.corruption.noise.model_copy(update=given)
+            corruption = requested.corruption.model_copy(update={"noise": filled})
+            requested = requested.model_copy(update={"corruption": corruption})
+        return requested
+
     @property
     def image_shape(self) -> tuple[int, int, int]:
         if self.data.channels is None or self.data.image_size is None:

@@ -511,13 +511,7 @@ def _resume_config(stored: RunConfig, requested: RunConfig | None) -> RunConfig:
     """On resume only the ``train`` section may change; everything else comes from the checkpoint."""
     if requested is None:
         return stored
-    if stored.data.channels is not None and stored.data.image_size is not None:
-        requested = requested.resolved(stored.data.channels, stored.data.image_size)
-    noise = requested.corruption.noise
-    if noise.s_min is None or noise.s_max is None:  # unset: the defaults the run recorded when it started
-        given = {k: v for k, v in noise.model_dump().items() if v is not None}
-        corruption = requested.corruption.model_copy(update={"noise": stored.corruption.noise.model_copy(update=given)})
-        requested = requested.model_copy(update={"corruption": corruption})
+    requested = requested.as_stored_by(stored)
     for section in ("corruption", "model", "data", "objective", "optim"):
         if getattr(requested, section) != getattr(stored, section):
             raise ValueError(

@@ -13,6 +13,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from .resources import refuse_special
+
 __all__ = ["to_uint8", "make_grid", "save_grid", "load_image", "atomic_write_bytes", "open_image", "convert_image"]
 
 WIDE_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # 16-bit grey PNGs (and 32-bit ints) hold 0..65535
@@ -41,8 +43,11 @@ def make_grid(images: Tensor, nrow: int | None = None, pad: int = 2) -> Tensor:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename: never a half-written file."""
-    path = Path(path)
+    """Write to a temporary file in the same folder, then rename: never a half-written file.
+
+    A special file or a link at ``path`` is refused (``ValueError``), never replaced.
+    """
+    path = refuse_special(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -58,9 +58,23 @@ def writable_dir(path: str | Path, what: str = "output folder") -> Path:
     return path
 
 
-def writable_file(path: str | Path, what: str = "output file") -> Path:
-    """Check that ``path`` can be written as a file: its folder is writable and it is not a folder itself."""
+def refuse_special(path: str | Path, what: str = "output file") -> Path:
+    """Refuse to replace anything at ``path`` but a regular file: a device (``/dev/null``), FIFO, socket or link.
+
+    An atomic write renames a temporary file over its target, which would replace the device
+    node or the link itself (as root, ``/dev/null`` became a regular file).
+    """
     path = Path(path)
+    if path.is_symlink():
+        raise ValueError(f"the {what} {path} is a symbolic link; give the path it points to, or another one")
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise ValueError(f"the {what} {path} is not a regular file (a device, FIFO or socket); choose another path")
+    return path
+
+
+def writable_file(path: str | Path, what: str = "output file") -> Path:
+    """Check that ``path`` can be written as a file: its folder is writable, it is not a folder or a special file."""
+    path = refuse_special(path, what)
     if path.is_dir():
         raise ValueError(f"the {what} {path} is a folder; give a file name")
     writable_dir(path.parent, f"folder of the {what}")

@@ -83,6 +83,7 @@ def schedule(
     check_level_count(k, candidates)
     check_memory(4 * 8 * candidates**2, f"the distance tables of {candidates:,} candidate levels")
     writable_file(out, "--out level table")
+    writable_file(out.with_suffix(".png"), "level plot beside --out")
     data = load_dataset(dataset, "train", data_dir)
     if samples is not None and samples > len(data):
         raise ValueError(f"--samples {samples} is more than the {len(data)} training images of {dataset}")

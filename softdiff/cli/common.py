@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
+from rich.markup import escape
 from pydantic import ValidationError
 from rich.console import Console
 
@@ -30,7 +31,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``error: message`` on stderr and return the exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)  # user text: no markup
     return typer.Exit(code)
 
 

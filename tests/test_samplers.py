@@ -380,3 +380,21 @@ def test_mask_process_samples_stay_finite(data: GaussianData) -> None:
     for name in SAMPLERS:
         out = get(name)(data.denoiser(process), process, x1, uniform_grid(10), generator=torch.Generator())
         assert torch.isfinite(out).all()
+
+
+def test_default_sampler_follows_the_operators_declarations() -> None:
+    """Chosen by kind (measured in bench/defaults.py), so a user's operator gets the choice of its kind."""
+    from softdiff.corrupt import GaussianBlur, Identity, LinearCorruption, Mask, MotionBlur
+    from softdiff.samplers import default_sampler
+
+    class Hide(LinearCorruption):
+        hides_pixels = True
+
+        def forward(self, x, t):
+            return x
+
+    assert default_sampler(GaussianBlur()) == default_sampler(MotionBlur()) == "naive"
+    assert default_sampler(GaussianBlur(), steps=50) == "momentum"  # naive gets worse with more steps
+    assert default_sampler(Mask()) == default_sampler(Hide()) == default_sampler(GaussianBlur() @ Hide())
+    assert default_sampler(Mask()) == "dpmpp_2m_sde" == default_sampler(Identity())
+    assert default_sampler(Identity(), steps=50) == "dpmpp_2m_sde"

@@ -61,7 +61,7 @@ def sample(
         "--sampler",
         "-s",
         help=f"One of: {', '.join(names())} (default: the best measured for the run's kind of corruption: "
-        "naive for blur-like operators, dpmpp_2m_sde for masks and for noise only).",
+        "naive for blur-like operators up to 20 steps, momentum past that, dpmpp_2m_sde for masks and noise only).",
     ),
     steps: int = typer.Option(
         DEFAULT_STEPS, "--steps", min=1, max=MAX_STEPS, help="Sampler steps (network calls; Heun: 2 * steps - 1)."
@@ -104,7 +104,7 @@ def sample(
         writable_dir(out, "--out folder")  # before minutes of sampling
     with distributed(target) as ctx:
         run = load_run(ckpt, device=ctx.device, ema=not raw)
-        sampler = sampler if sampler is not None else default_sampler(run.process.operator)
+        sampler = sampler if sampler is not None else default_sampler(run.process.operator, steps)
         # a grid this run cannot use (or a level file made for another corruption) fails before sampling
         time_grid(grid, run.process, steps, corruption=run.config.corruption)
         keep = min(n, TRAJECTORY_SAMPLES) if trajectory else 0

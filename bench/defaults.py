@@ -69,8 +69,20 @@ def train_and_eval(spec: str, runs: Path, args: argparse.Namespace) -> None:
         (out / "DONE").touch()
     refused = {}
     for sampler in names():
-        command = softdiff("eval", "--ckpt", str(out), "--sampler", sampler, "--steps", ",".join(map(str, steps_for(sampler))))
-        command += ["-n", str(args.n), "--seed", "0", "--device", "cpu", "--no-progress", "--threads", str(args.threads)]
+        command = softdiff(
+            "eval", "--ckpt", str(out), "--sampler", sampler, "--steps", ",".join(map(str, steps_for(sampler)))
+        )
+        command += [
+            "-n",
+            str(args.n),
+            "--seed",
+            "0",
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--threads",
+            str(args.threads),
+        ]
         done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if done.returncode == 2:  # a one-line refusal: this sampler cannot run this operator (e.g. ancestral)
             refused[sampler] = done.stderr.strip().splitlines()[-1]
@@ -85,7 +97,9 @@ def default_grid(out: Path, args: argparse.Namespace) -> None:
     grid = out / "samples-default"
     if (out / "DONE").exists() and not (grid / "grid.png").exists():
         command = softdiff("sample", "--ckpt", str(out), "--steps", "20", "-n", "64", "--out", str(grid))
-        subprocess.run([*command, "--no-progress", "--threads", str(args.threads)], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*command, "--no-progress", "--threads", str(args.threads)], check=True, stdout=subprocess.DEVNULL
+        )
 
 
 def known_recipe(spec: str) -> dict[str, Any] | None:
@@ -152,7 +166,12 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         if row["status"] != "done":
             lines.append(f"| {row['corruption']} | " + " | ".join(["–"] * (len(head) - 2)) + f" | {row['status']} |")
             continue
-        by = {(c["sampler"], i): c["fid"] for c in row["cells"] for i, k in enumerate(TARGET_NFE) if c["nfe"] in (k, k - 1)}
+        by = {
+            (c["sampler"], i): c["fid"]
+            for c in row["cells"]
+            for i, k in enumerate(TARGET_NFE)
+            if c["nfe"] in (k, k - 1)
+        }
         missing = {s: "n/a" if s in row.get("refused", {}) else "–" for s in samplers}
         cells = [f"{by[(s, i)]:.1f}" if (s, i) in by else missing[s] for s in samplers for i in range(2)]
         best = row.get("best")

@@ -177,7 +177,9 @@ def test_monte_carlo_soft_loss_matches_its_closed_form_at_the_exact_denoiser(spe
     process = build_process(spec, SHAPE[1:])
     t, n = 0.5, 20000
     x0 = data.sample(n, g)
-    losses = SoftScoreMatching(process, anchor=0.0)(data.denoiser(process), x0, g, t=torch.full((n,), t, dtype=torch.float64))
+    losses = SoftScoreMatching(process, anchor=0.0)(
+        data.denoiser(process), x0, g, t=torch.full((n,), t, dtype=torch.float64)
+    )
     p, q = exact_linear_denoiser(data, process, t)
     exact = expected_soft_loss(data, process, t, p, q)
     assert abs(losses.mean() - exact) < 4 * losses.std() / math.sqrt(n)

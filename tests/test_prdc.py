@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from softdiff.eval import fid_kid_from_features
-from softdiff.eval import prdc
+from softdiff.eval import fid_kid_from_features, prdc
 from softdiff.eval.prdc import kth_neighbour_radii
 
 

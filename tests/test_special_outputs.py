@@ -37,7 +37,9 @@ def test_atomic_write_refuses_special_files_and_links(specials: dict[str, Path],
 @pytest.mark.parametrize("kind", ["fifo", "link"])
 def test_schedule_out_refuses_them_before_any_work(specials: dict[str, Path], kind: str) -> None:
     """`softdiff schedule --out /dev/null` used to replace the device node; the same on a FIFO and a link."""
-    result = runner.invoke(app, ["schedule", "--dataset", "synthetic", "-k", "4", "-n", "8", "--out", str(specials[kind])])
+    result = runner.invoke(
+        app, ["schedule", "--dataset", "synthetic", "-k", "4", "-n", "8", "--out", str(specials[kind])]
+    )
     assert result.exit_code == 2, result.output
     assert "error:" in result.output and "Traceback" not in result.output
     assert stat.S_ISFIFO(os.lstat(specials["fifo"]).st_mode) and specials["link"].is_symlink()

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
-from rich.markup import escape
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from ..corrupt import CorruptionConfig
 from ..resources import describe_os_error

@@ -2,6 +2,7 @@
 
 from .gaussian import GaussianData
 from .objectives import (
+    DEFAULT_ANCHOR,
     OBJECTIVES,
     WEIGHTINGS,
     DenoisingScoreMatching,
@@ -12,7 +13,6 @@ from .objectives import (
     Objective,
     SoftScoreMatching,
     X0Regression,
-    DEFAULT_ANCHOR,
     build_objective,
     loss_scale,
     uniform_t,

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from typer.testing import CliRunner
 
 from softdiff.cli import app
+from softdiff.corrupt import LinearCorruption
 from softdiff.data import synthetic_shapes
 from softdiff.models import UNetConfig
 from softdiff.samplers import GaussianPrior, MixturePrior
@@ -301,3 +302,28 @@ def test_a_run_records_the_noise_defaults_it_trained_with(tmp_path: Path) -> Non
     assert stored["s_min"] == 0.01 and stored["s_max"] == 2.0
     longer = cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": 4})})
     assert train(longer, run, resume=True, data=DATA, net=tiny_net(), progress=False).step == 4  # unset noise resumes
+
+
+class _WrongAdjoint(LinearCorruption):
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return x * (1 - 0.5 * t)[:, None, None, None]
+
+    def adjoint(self, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return y  # not the adjoint of forward
+
+
+class _Float64Constant(LinearCorruption):
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        ramp = torch.linspace(1.0, 0.5, x.shape[-1], dtype=torch.float64)  # no .to(x): float32 in, float64 out
+        return x * ramp
+
+
+@pytest.mark.parametrize(("op", "law"), [(_WrongAdjoint(), "adjoint"), (_Float64Constant(), "dtype")])
+def test_training_checks_the_operator_laws_first(tmp_path: Path, op: LinearCorruption, law: str) -> None:
+    with pytest.raises(ValueError, match=law) as info:
+        train(config(steps=2), tmp_path / "run", data=DATA, net=tiny_net(), progress=False, corruption=op)
+    assert "train.check_operator=false" in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "run" / "latest").exists()
+    unchecked = config(steps=2, check_operator=False)
+    if law == "adjoint":  # trains when asked to skip the check (the float64 one cannot train at all)
+        assert train(unchecked, tmp_path / "skip", data=DATA, net=tiny_net(), progress=False, corruption=op).step == 2

@@ -151,6 +151,9 @@ class TrainConfig(_Section):
         10, ge=1, description="consecutive steps with a non-finite loss or gradient (each skipped) before the run stops"
     )
     keep: int = Field(2, ge=1, description="checkpoints kept on disk (older ones pruned)")
+    check_operator: bool = Field(
+        True, description="check the operator's laws (linearity, adjoint, dtype, finiteness) in float32 before training"
+    )
 
 
 class RunConfig(_Section):

@@ -33,7 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, Task, T
 from rich.text import Text
 from torch import Tensor, nn
 
-from ..corrupt import CorruptionProcess
+from ..corrupt import CorruptionProcess, LinearCorruption, check_operator
 from ..data import ImageData, load_dataset
 from ..distributed import DistContext, distributed, resolve_device
 from ..imageio import atomic_write_bytes
@@ -232,7 +232,22 @@ def _load_data(
         raise ValueError(f"data.image_size is {config.data.image_size} but the data set has {height}x{width} images")
     config = config.resolved(channels, height)
     config, process = run_process(config, (height, width), corruption, ckpt.config.operator if ckpt else None)
+    if config.train.check_operator:
+        _check_laws(process.operator, (2, channels, height, width))
     return config, data, process
+
+
+def _check_laws(op: LinearCorruption, shape: tuple[int, int, int, int]) -> None:
+    """The operator laws in float32, the dtype training uses: a broken plugin fails here in one line, not later."""
+    skip = "; fix the operator, or skip this check with --set train.check_operator=false"
+    try:
+        check_operator(op, shape, dtype=torch.float32, identity_tol=None)
+    except ValueError as err:
+        raise ValueError(f"{str(err).splitlines()[0]}{skip}") from None
+    except (RuntimeError, TypeError, IndexError) as err:  # the operator's own code failed on float32 images
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        where = f"{op!r} fails on float32 images of shape {shape}"
+        raise ValueError(f"{where}: {type(err).__name__}: {first}{skip}") from None
 
 
 @dataclass

@@ -15,8 +15,8 @@ House rules for operators (they are plain objects, not ``nn.Module``s):
   inside ``forward``/``adjoint``: ``self._kernel.to(x)``. The output then has the input's
   dtype and device on CPU and GPU alike, as :func:`softdiff.corrupt.check_operator` checks.
 * **What the noise default needs.** ``hides_pixels`` (a class attribute or property, False
-  by default) says that ``C_t`` removes pixels outright, so that a pixel goes from hidden to
-  shown in one reverse step and the samples' diversity must come from the noise: such an
+  by default) says that ``C_t`` replaces pixels outright (masks, strokes, block averages)
+  rather than attenuating them smoothly, so the samples' diversity must come from the noise: such an
   operator gets noise on the data's scale at t = 1 (:func:`default_s_max`). ``is_identity``
   marks ``C_t = I`` (vanilla diffusion, EDM's noise range). ``Compose`` combines both.
 * **Strength.** An operator may define ``strength(t)`` (a tensor of the same shape as

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import torch
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -27,6 +28,15 @@ F = TypeVar("F", bound=Callable[..., object])
 
 # OSError: the machine's side of a user's request (a full disk, a read-only folder, a missing permission)
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
+
+
+THREADS_HELP = "CPU threads for torch (default: torch's choice; on a busy machine 1 is faster)."
+
+
+def set_threads(threads: int | None) -> None:
+    """Apply ``--threads`` (None: leave torch's choice)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

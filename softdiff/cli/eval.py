@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
 import typer
 from rich.table import Table
 
@@ -15,7 +14,7 @@ from ..resources import writable_dir
 from ..samplers import GRIDS, names, time_grid
 from ..samplers.generate import check_sample_memory
 from ..train import load_run
-from .common import console, user_errors
+from .common import THREADS_HELP, console, set_threads, user_errors
 
 RESULTS_FILE = "eval.json"
 PLOT_FILE = "fid_vs_nfe.png"
@@ -60,17 +59,14 @@ def evaluate(
         None, "--cache-dir", help="Real-feature cache (default: $SOFTDIFF_CACHE/stats or ~/.cache/softdiff/stats)."
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
-    threads: int | None = typer.Option(
-        None, "--threads", min=1, help="CPU threads for torch (default: torch's choice; on a busy machine 1 is faster)."
-    ),
+    threads: int | None = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
 ) -> None:
     """FID/KID (EMA weights) against the test split per (sampler, grid, steps): writes DIR/eval.json and a plot.
 
     Resumable: cells already in DIR/eval.json for the same checkpoint, step, n, seed,
     features and grid are not recomputed (cells stored without a grid were uniform).
     """
-    if threads is not None:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     samplers, step_list, grids = parse_samplers(sampler), parse_steps(steps), parse_grids(grid)  # fail before loading
     if n < 2:
         raise ValueError(f"-n must be at least 2 images for FID/KID, got {n}")

@@ -28,7 +28,7 @@ from ..samplers import (
 from ..samplers.grids import MAX_STEPS
 from ..train import load_run, read_checkpoint
 from ..train.corruption import plugin_pythonpath
-from .common import console, user_errors
+from .common import THREADS_HELP, console, set_threads, user_errors
 
 TRAJECTORY_SAMPLES = 4
 TRAJECTORY_COLUMNS = 10
@@ -80,9 +80,7 @@ def sample(
     float_samples: bool = typer.Option(False, "--float", help="Store float32 samples in [-1, 1] instead of uint8."),
     scale: int = typer.Option(2, "--scale", min=1, max=64, help="Enlarge the PNG grids by this factor."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
-    threads: int | None = typer.Option(
-        None, "--threads", min=1, help="CPU threads for torch (default: torch's choice; on a busy machine 1 is faster)."
-    ),
+    threads: int | None = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
     nproc: int | None = typer.Option(
         None, "--nproc", min=1, help="Re-launch under torchrun with this many processes on this machine."
     ),
@@ -92,8 +90,7 @@ def sample(
     Under torchrun (or with --nproc) the ranks share the samples and rank 0 writes them:
     the images are identical to a single process's with the same seed.
     """
-    if threads is not None:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     if sampler is not None:
         get(sampler)  # an unknown name fails before the checkpoint is read
     if nproc is not None:  # the workers import the run's plugins from where this process finds them

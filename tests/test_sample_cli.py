@@ -26,10 +26,12 @@ def test_sample_writes_grid_npz_pngs_and_trajectory(run_dir: Path, tmp_path: Pat
     npz = sample(run_dir, tmp_path, "--png", "--trajectory", "--batch-size", "2", "--sampler", "heun")
     assert npz["images"].dtype == np.uint8 and npz["images"].shape == (5, 1, 16, 16)
     meta = json.loads(str(npz["meta"]))
-    assert meta | {"checkpoint": None} == {
+    assert meta["times"] == [1.0, 0.666667, 0.333333, 0.0]
+    assert meta | {"checkpoint": None, "times": None} == {
         "sampler": "heun",
         "steps": 3,
         "grid": "uniform",
+        "times": None,
         "nfe": 5,
         "seed": 0,
         "checkpoint": None,

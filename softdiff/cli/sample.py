@@ -23,10 +23,10 @@ from ..samplers import (
     get,
     names,
     nfe,
-    time_grid,
 )
 from ..samplers.grids import MAX_STEPS
 from ..train import load_run, read_checkpoint
+from ..train.autogrids import run_default_grid, run_grid
 from ..train.corruption import plugin_pythonpath
 from .common import THREADS_HELP, console, set_threads, user_errors
 
@@ -66,8 +66,12 @@ def sample(
     steps: int = typer.Option(
         DEFAULT_STEPS, "--steps", min=1, max=MAX_STEPS, help="Sampler steps (network calls; Heun: 2 * steps - 1)."
     ),
-    grid: str = typer.Option(
-        "uniform", "--grid", help=f"Time grid: {', '.join(GRIDS)}, NAME:STOP (e.g. edm:levels) or a level JSON file."
+    grid: str | None = typer.Option(
+        None,
+        "--grid",
+        help=f"Time grid: {', '.join(GRIDS)}, NAME:STOP (e.g. edm:levels) or a level JSON file (default: auto, "
+        "optimised for the sampler on the run's data fit, for the multistep samplers where the operator is "
+        "diagonal in the DCT or pixel basis; uniform otherwise).",
     ),
     n: int = typer.Option(64, "-n", min=1, help="Number of images."),
     out: Path = typer.Option(Path("samples"), "--out", "-o", help="Output folder."),
@@ -102,10 +106,11 @@ def sample(
     with distributed(target) as ctx:
         run = load_run(ckpt, device=ctx.device, ema=not raw)
         sampler = sampler if sampler is not None else default_sampler(run.process.operator, steps)
+        grid = grid if grid is not None else run_default_grid(run, sampler)
         # a grid this run cannot use (or a level file made for another corruption) fails before sampling
-        time_grid(grid, run.process, steps, corruption=run.config.corruption)
+        ts = run_grid(run, grid, sampler, steps)
         keep = min(n, TRAJECTORY_SAMPLES) if trajectory else 0
-        kwargs = dict(sampler=sampler, steps=steps, grid=grid, seed=seed, batch_size=batch_size, device=ctx.device)
+        kwargs = dict(sampler=sampler, steps=steps, grid=ts, seed=seed, batch_size=batch_size, device=ctx.device)
         kwargs.update(trajectory=keep, progress=progress)
         result = generate_sharded(ctx, run.denoiser, run.process, run.prior, n, **kwargs)
     if result is None:  # not rank 0: rank 0 writes the outputs
@@ -118,6 +123,7 @@ def sample(
         "sampler": sampler,
         "steps": steps,
         "grid": grid,
+        "times": [round(t, 6) for t in ts.tolist()],
         "nfe": nfe(sampler, steps),
         "seed": seed,
         "checkpoint": str(run.path),

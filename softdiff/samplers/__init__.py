@@ -1,7 +1,8 @@
 """Samplers as plain functions, the prior at t = 1, time grids and per-sample seeding."""
 
 from .ancestral import ancestral, ancestral_update
-from .choice import DEFAULT_STEPS, default_sampler
+from .autogrid import GaussianFit, auto_grid, grid_error, resolve_grid
+from .choice import DEFAULT_STEPS, default_grid, default_sampler
 from .core import (
     Carry,
     Denoiser,
@@ -41,6 +42,11 @@ from .sharded import generate_sharded
 
 __all__ = [
     "default_sampler",
+    "default_grid",
+    "GaussianFit",
+    "auto_grid",
+    "grid_error",
+    "resolve_grid",
     "DEFAULT_STEPS",
     "Denoiser",
     "Sampler",

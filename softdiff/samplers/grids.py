@@ -1,6 +1,11 @@
 """Time grids ``1 = t_0 > t_1 > ... > t_K = 0`` for the samplers, and their validation.
 
-Four ways to place the steps (:func:`time_grid` picks one by name, see ``GRIDS``):
+Five ways to place the steps (:func:`time_grid` picks one by name, see ``GRIDS``):
+
+* ``auto`` (:func:`softdiff.samplers.autogrid.auto_grid`): the grid optimised for one
+  sampler and step count on the model's Gaussian fit (Align Your Steps, for any diagonal
+  ``C_t``); it needs the sampler and the fit, so :func:`softdiff.samplers.resolve_grid`
+  resolves it (``softdiff sample`` and ``softdiff eval`` take the fit from the checkpoint).
 
 * ``uniform`` (:func:`uniform_grid`): even steps in ``t``.
 * ``log-noise`` (:func:`log_noise_grid`): even steps in ``log s_t`` (in ``lambda = -log s``,
@@ -51,7 +56,7 @@ __all__ = [
 ]
 
 MAX_STEPS = 100_000  # far beyond any sampler's useful range (a few thousand at most); a typo, not a request
-GRIDS = ("uniform", "log-noise", "edm", "levels")
+GRIDS = ("auto", "uniform", "log-noise", "edm", "levels")
 EDM_RHO = 7.0
 
 
@@ -206,6 +211,11 @@ def _parse_stop(text: str, process: CorruptionProcess) -> float:
 
 
 def _named_grid(name: str, process: CorruptionProcess, steps: int, t_min: float) -> Tensor:
+    if name == "auto":
+        raise ValueError(
+            "grid 'auto' (no stop) is optimised for one sampler on a model's data fit: sample a trained run "
+            "(softdiff sample --ckpt RUN) or call softdiff.samplers.resolve_grid(..., sampler=, fit=)"
+        )
     if name == "uniform":
         return uniform_grid(steps, t_min=t_min)
     if name == "log-noise":
@@ -239,6 +249,7 @@ def time_grid(
     ``levels`` needs a process re-timed by selected levels (``--levels`` at training time),
     over which it is ``uniform_grid(steps)``; a level JSON file gives ``level_grid(path, steps)``.
     With a stop, ``steps - 1`` steps go from 1 to the stop time and one from there to 0.
+    ``auto`` needs a sampler and a data fit: :func:`softdiff.samplers.resolve_grid` takes it.
     """
     if not isinstance(grid, str):
         return check_grid(grid)

@@ -54,4 +54,9 @@ def randn(source: NoiseSource, shape: Sequence[int], *, device: torch.device | s
         return torch.randn(tuple(shape), device=device, dtype=dtype)
     if isinstance(source, torch.Generator):
         return torch.randn(tuple(shape), generator=source, device=source.device, dtype=dtype).to(device)
-    raise TypeError(f"noise source must be a torch.Generator, a SeededNoise or None, got {type(source).__name__}")
+    if callable(getattr(source, "randn", None)):  # any object drawing like SeededNoise (e.g. scripted probes)
+        return source.randn(shape, dtype=dtype).to(device)
+    raise TypeError(
+        f"noise source must be a torch.Generator, a SeededNoise, an object with randn(shape, dtype) or None, "
+        f"got {type(source).__name__}"
+    )

@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    console = Console()
+    console = Console(width=120)
     started = time.perf_counter()
     result = {"benchmark": "auto_grid", "command": " ".join(sys.argv), "n": args.n, "cases": []}
     for label, (shape, seed, process) in cases().items():

@@ -127,16 +127,26 @@ def _sample(run: Path, out: Path, *extra: str) -> dict:
     return json.loads(str(np.load(out / "samples.npz")["meta"]))
 
 
-def test_sample_uses_and_caches_the_auto_grid_for_multistep_samplers(run_dir: Path, tmp_path: Path) -> None:
+def test_sample_optimises_and_caches_the_auto_grid(run_dir: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     shutil.copytree(run_dir, run)
-    meta = _sample(run, tmp_path / "a", "--sampler", "dpmpp_2m_sde")
+    meta = _sample(run, tmp_path / "a", "--sampler", "dpmpp_2m_sde", "--grid", "auto")
     assert meta["grid"] == "auto" and len(meta["times"]) == 5 and meta["times"][0] == 1.0
     assert meta["times"] != [round(t, 6) for t in time_grid("uniform", BLUR, 4).tolist()]
     cache = next(run.glob("checkpoints/*/auto-grids.json"))
     stored = json.loads(cache.read_text())["grids"]["dpmpp_2m_sde/4"]
     assert [round(t, 6) for t in stored] == meta["times"]
     cache.write_text(json.dumps({"grids": {"dpmpp_2m_sde/4": [1.0, 0.1, 0.0]}}))  # malformed: recomputed
-    assert _sample(run, tmp_path / "b", "--sampler", "dpmpp_2m_sde")["times"] == meta["times"]
-    assert _sample(run, tmp_path / "c", "--sampler", "momentum")["grid"] == "uniform"
-    assert _sample(run, tmp_path / "d", "--sampler", "dpmpp_2m_sde", "--grid", "edm")["grid"] == "edm"
+    assert _sample(run, tmp_path / "b", "--sampler", "dpmpp_2m_sde", "--grid", "auto")["times"] == meta["times"]
+    assert _sample(run, tmp_path / "c", "--sampler", "dpmpp_2m_sde")["grid"] == "uniform"
+
+
+def test_eval_and_sample_refuse_auto_where_the_operator_has_no_diagonal_form(tmp_path: Path) -> None:
+    out = tmp_path / "bm"
+    args = ["train", "--dataset", "synthetic", "--corruption", "blur+mask", "--steps", "1", "--batch-size", "4"]
+    trained = runner.invoke(app, [*args, "--channels", "8", "--device", "cpu", "--no-progress", "--out", str(out)])
+    assert trained.exit_code == 0, trained.output
+    for command in (["sample", "-n", "2", "--out", str(tmp_path / "s")], ["eval", "-n", "2", "--steps", "2"]):
+        result = runner.invoke(app, [command[0], "--ckpt", str(out), "--grid", "auto", *command[1:], "--no-progress"])
+        assert result.exit_code == 2 and "diagonal in the DCT or pixel basis" in result.output, result.output
+        assert "Traceback" not in result.output

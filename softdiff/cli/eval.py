@@ -14,7 +14,7 @@ from ..resources import writable_dir
 from ..samplers import GRIDS, names
 from ..samplers.generate import check_sample_memory
 from ..train import load_run
-from ..train.autogrids import check_run_grid, run_default_grid
+from ..train.autogrids import check_run_grid
 from .common import THREADS_HELP, console, set_threads, user_errors
 
 RESULTS_FILE = "eval.json"
@@ -43,10 +43,7 @@ def evaluate(
     ),
     steps: str = typer.Option("5,10,20,50", "--steps", help="Comma list of sampler step counts."),
     grid: str = typer.Option(
-        "default",
-        "--grid",
-        help=f"Comma list of time grids: {', '.join(GRIDS)}, NAME:STOP (e.g. edm:levels), or default (each "
-        "sampler's own: auto for the multistep samplers where the operator allows it, uniform otherwise).",
+        "uniform", "--grid", help=f"Comma list of time grids: {', '.join(GRIDS)}, NAME:STOP (e.g. edm:levels)."
     ),
     n: int = typer.Option(2000, "-n", help="Generated images per cell (FID is biased upward at small n)."),
     features: str = typer.Option("fashion", "--features", help="fashion (shipped offline net) or inception."),
@@ -84,8 +81,7 @@ def evaluate(
     extractor = get_extractor(features, inception_weights=inception_weights)
     run = load_run(ckpt, device=target)
     check_sample_memory(n, run.image_shape)
-    own = {s: list(dict.fromkeys(run_default_grid(run, s) if g == "default" else g for g in grids)) for s in samplers}
-    for name in {g for names_ in own.values() for g in names_}:  # a grid this run cannot use fails before sampling
+    for name in grids:  # a grid this run cannot use fails before hours of sampling (auto: checked, not optimised)
         for k in step_list:
             check_run_grid(run, name, k)
     console.print(
@@ -114,7 +110,7 @@ def evaluate(
     console.print(results_table(results, title))
     label = (lambda s, g: s) if len(grids) == 1 else (lambda s, g: f"{s} ({g})")
     curves = {
-        label(s, g): [r for r in results if r["sampler"] == s and r["grid"] == g] for s in samplers for g in own[s]
+        label(s, g): [r for r in results if r["sampler"] == s and r["grid"] == g] for s in samplers for g in grids
     }
     plot = plot_fid_vs_nfe(curves, out / PLOT_FILE, title=f"{run.config.corruption.label}, step {run.step}, n={n}")
     console.print(f"wrote {out / RESULTS_FILE} and {plot}", highlight=False)

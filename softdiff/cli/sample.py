@@ -26,7 +26,7 @@ from ..samplers import (
 )
 from ..samplers.grids import MAX_STEPS
 from ..train import load_run, read_checkpoint
-from ..train.autogrids import run_default_grid, run_grid
+from ..train.autogrids import run_grid
 from ..train.corruption import plugin_pythonpath
 from .common import THREADS_HELP, console, set_threads, user_errors
 
@@ -66,12 +66,11 @@ def sample(
     steps: int = typer.Option(
         DEFAULT_STEPS, "--steps", min=1, max=MAX_STEPS, help="Sampler steps (network calls; Heun: 2 * steps - 1)."
     ),
-    grid: str | None = typer.Option(
-        None,
+    grid: str = typer.Option(
+        "uniform",
         "--grid",
-        help=f"Time grid: {', '.join(GRIDS)}, NAME:STOP (e.g. edm:levels) or a level JSON file (default: auto, "
-        "optimised for the sampler on the run's data fit, for the multistep samplers where the operator is "
-        "diagonal in the DCT or pixel basis; uniform otherwise).",
+        help=f"Time grid: {', '.join(GRIDS)}, NAME:STOP (e.g. edm:levels) or a level JSON file. auto is optimised "
+        "for the sampler on the run's Gaussian data fit (operators diagonal in the DCT or pixel basis).",
     ),
     n: int = typer.Option(64, "-n", min=1, help="Number of images."),
     out: Path = typer.Option(Path("samples"), "--out", "-o", help="Output folder."),
@@ -106,7 +105,6 @@ def sample(
     with distributed(target) as ctx:
         run = load_run(ckpt, device=ctx.device, ema=not raw)
         sampler = sampler if sampler is not None else default_sampler(run.process.operator, steps)
-        grid = grid if grid is not None else run_default_grid(run, sampler)
         # a grid this run cannot use (or a level file made for another corruption) fails before sampling
         ts = run_grid(run, grid, sampler, steps)
         keep = min(n, TRAJECTORY_SAMPLES) if trajectory else 0

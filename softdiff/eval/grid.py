@@ -24,7 +24,7 @@ from ..data import ImageData, load_dataset
 from ..imageio import atomic_write_bytes
 from ..samplers import GRIDS, generate, get, nfe
 from ..samplers.grids import MAX_STEPS
-from ..train.autogrids import run_default_grid, run_grid
+from ..train.autogrids import run_grid
 from .extractors import FeatureExtractor
 from .metrics import evaluate_samples
 from .prdc import PRDC_KEYS
@@ -57,7 +57,6 @@ REQUIRED_KEYS: dict[str, type | tuple[type, ...]] = {
     "seconds": (int, float),
 }
 DEFAULT_GRID = "uniform"  # what a stored cell without a "grid" field was sampled on
-DEFAULT_FOR_SAMPLER = "default"  # each sampler's own default grid on the run (softdiff.samplers.default_grid)
 
 
 def parse_samplers(text: str) -> list[str]:
@@ -77,7 +76,7 @@ def parse_grids(text: str) -> list[str]:
         raise ValueError(f"no grid given in {text!r}; e.g. --grid uniform,edm")
     for grid in grids:
         name, _, stop = grid.partition(":")
-        if name not in (*GRIDS, DEFAULT_FOR_SAMPLER) and not (name.endswith(".json") and not stop):
+        if name not in GRIDS and not (name.endswith(".json") and not stop):
             raise ValueError(f"unknown grid {name!r}; choose one of {', '.join(GRIDS)} (optionally NAME:STOP)")
     return list(dict.fromkeys(grids))
 
@@ -158,9 +157,6 @@ def sweep(
 ) -> list[dict[str, Any]]:
     """Evaluate every (sampler, time grid, steps) cell; return one result per cell, in that order.
 
-    The grid ``"default"`` is each sampler's own default on this run (``auto`` for the
-    multistep solvers where the run supports it, else ``uniform``); cells record the name used.
-
     With ``results_path``, finished cells found there are reused (``on_result(result, True)``)
     and each new one is added to the file as soon as it is done (``on_result(result, False)``).
     A result holds the cell (sampler, grid, steps), its NFE, FID, KID, the features, ``n``, the seed, the
@@ -181,7 +177,6 @@ def sweep(
     }
     results = []
     for sampler, grid, k in ((s, g, k) for s in samplers for g in grids for k in steps):
-        grid = run_default_grid(run, sampler) if grid == DEFAULT_FOR_SAMPLER else grid
         cell = {"sampler": sampler, "grid": grid, "steps": k, "nfe": nfe(sampler, k), **common}
         previous = done.get(cell_identity(cell))
         if previous is not None:
@@ -192,7 +187,7 @@ def sweep(
             continue
         start = time.perf_counter()
         images = generate(
-            run.denoiser, run.process, run.prior, n, sampler=sampler, steps=k, grid=run_grid(run, grid, sampler, k),
+            run.denoiser, run.process, run.prior, n, sampler=sampler, steps=k, grid=run_grid(run, grid, sampler, k) if grid == "auto" else grid,
             seed=seed,
             batch_size=batch_size, device=device, progress=progress,
         )  # fmt: skip

@@ -2,7 +2,7 @@
 
 from .ancestral import ancestral, ancestral_update
 from .autogrid import GaussianFit, auto_grid, grid_error, resolve_grid
-from .choice import DEFAULT_STEPS, default_grid, default_sampler
+from .choice import DEFAULT_STEPS, default_sampler
 from .core import (
     Carry,
     Denoiser,
@@ -42,7 +42,6 @@ from .sharded import generate_sharded
 
 __all__ = [
     "default_sampler",
-    "default_grid",
     "GaussianFit",
     "auto_grid",
     "grid_error",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..corrupt import LinearCorruption
 
-__all__ = ["default_sampler", "default_grid", "DEFAULT_STEPS", "AUTO_GRID_SAMPLERS"]
+__all__ = ["default_sampler", "DEFAULT_STEPS"]
 
 DEFAULT_STEPS = 20  # network calls of the defaults benchmark's best cells
 
@@ -27,14 +27,3 @@ def default_sampler(op: LinearCorruption, steps: int = DEFAULT_STEPS) -> str:
     if kind == "other" and steps > _NAIVE_MAX_STEPS:
         return "momentum"
     return _BY_KIND[kind]
-
-
-AUTO_GRID_SAMPLERS = ("dpmpp_2m", "dpmpp_3m", "dpmpp_2m_sde")  # solvers of the flow: the grid is their discretisation
-
-
-def default_grid(sampler: str, auto_supported: bool) -> str:
-    """``"auto"`` for the multistep solvers where the run supports it, else ``"uniform"``.
-
-    Momentum and naive stay on the paper's uniform grid (Algorithm 2 as written).
-    """
-    return "auto" if auto_supported and sampler in AUTO_GRID_SAMPLERS else "uniform"

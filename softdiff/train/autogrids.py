@@ -18,10 +18,9 @@ from torch import Tensor
 from ..imageio import atomic_write_bytes
 from ..samplers import check_grid, resolve_grid
 from ..samplers.autogrid import GaussianFit, auto_grid_supported
-from ..samplers.choice import default_grid
 from .loading import TrainedRun
 
-__all__ = ["run_grid", "run_default_grid", "run_fit", "check_run_grid", "CACHE_FILE"]
+__all__ = ["run_grid", "run_fit", "check_run_grid", "CACHE_FILE"]
 
 CACHE_FILE = "auto-grids.json"
 _MAX_CACHE_BYTES = 1 << 20
@@ -31,12 +30,6 @@ def run_fit(run: TrainedRun) -> GaussianFit | None:
     """The run's Gaussian data fit (mean and DCT variances), or None if it stores no statistics."""
     stats = getattr(run.denoiser.precond, "stats", None)
     return GaussianFit.from_statistics(stats) if stats is not None else None
-
-
-def run_default_grid(run: TrainedRun, sampler: str) -> str:
-    """``"auto"`` for the samplers it is the default of, when this run can have one; else ``"uniform"``."""
-    fit = run_fit(run)
-    return default_grid(sampler, fit is not None and auto_grid_supported(run.process, fit.shape))
 
 
 def check_run_grid(run: TrainedRun, grid: str, steps: int) -> None:

@@ -1,13 +1,15 @@
 """Restoration with a trained corruption prior: posterior sampling for ``y = A x + n``.
 
 Operators from specs (``blur:sigma=2``, ``mask:fraction=0.5``, ``box:size=12``,
-``pixelate:factor=4``, ``level:t=0.6``), methods (level entry, ``project``, DPS, and the
-Tikhonov and Wiener baselines), the batched, per-image-seeded driver, and metrics.
+``pixelate:factor=4``, ``level:t=0.6``), methods (level entry, ``project``, DPS, DDRM,
+DiffPIR, PiGDM, and the Tikhonov and Wiener baselines), the batched, per-image-seeded driver, and metrics.
 """
 
 from .build import METHODS, build_method, check_method_name, default_sampler, level_entry_applies, tune_tikhonov
+from .ddrm import DDRM
+from .diffpir import DiffPIR
 from .driver import STRIDE, Restoration, degrade, restore
-from .linalg import conjugate_gradient, gaussian_posterior_mean, tikhonov
+from .linalg import conjugate_gradient, gaussian_posterior_mean, proximal_step, tikhonov
 from .methods import (
     DPS,
     DPS_UPDATES,
@@ -23,6 +25,8 @@ from .methods import (
     estimate_posterior_variance,
 )
 from .metrics import consistency, psnr, score_restoration, ssim
+from .pigdm import PiGDM, paper_variance
+from .svd import SingularForm, singular_form
 from .operators import (
     Degradation,
     OperatorSpec,
@@ -50,6 +54,13 @@ __all__ = [
     "DPS_UPDATES",
     "Tikhonov",
     "Wiener",
+    "DDRM",
+    "DiffPIR",
+    "PiGDM",
+    "paper_variance",
+    "SingularForm",
+    "singular_form",
+    "proximal_step",
     "Isotropic",
     "Covariance",
     "estimate_posterior_variance",

@@ -5,7 +5,15 @@ Operators from specs (``blur:sigma=2``, ``mask:fraction=0.5``, ``box:size=12``,
 DiffPIR, PiGDM, and the Tikhonov and Wiener baselines), the batched, per-image-seeded driver, and metrics.
 """
 
-from .build import METHODS, build_method, check_method_name, default_sampler, level_entry_applies, tune_tikhonov
+from .build import (
+    METHODS,
+    NEEDS_TRAINING_IMAGES,
+    build_method,
+    check_method_name,
+    default_sampler,
+    level_entry_applies,
+    tune_tikhonov,
+)
 from .ddrm import DDRM
 from .diffpir import DiffPIR
 from .driver import STRIDE, Restoration, degrade, restore
@@ -25,8 +33,6 @@ from .methods import (
     estimate_posterior_variance,
 )
 from .metrics import consistency, psnr, score_restoration, ssim
-from .pigdm import PiGDM, paper_variance
-from .svd import SingularForm, singular_form
 from .operators import (
     Degradation,
     OperatorSpec,
@@ -36,6 +42,8 @@ from .operators import (
     parse_operator,
     register_degradation,
 )
+from .pigdm import PiGDM, paper_variance
+from .svd import SingularForm, singular_form
 
 __all__ = [
     "Degradation",
@@ -72,6 +80,7 @@ __all__ = [
     "degrade",
     "STRIDE",
     "METHODS",
+    "NEEDS_TRAINING_IMAGES",
     "build_method",
     "check_method_name",
     "default_sampler",

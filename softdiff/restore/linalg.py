@@ -89,9 +89,7 @@ def tikhonov(
     return m + conjugate_gradient(lambda v: A.adjoint(A(v)) + lam * v, rhs, iters=iters, tol=tol)
 
 
-def proximal_step(
-    A: Degradation, x: Tensor, y: Tensor, rho: float, *, iters: int = 50, tol: float = 1e-6
-) -> Tensor:
+def proximal_step(A: Degradation, x: Tensor, y: Tensor, rho: float, *, iters: int = 50, tol: float = 1e-6) -> Tensor:
     """``argmin_z ||y - A z||^2 + rho ||z - x||^2 = x + A^T (A A^T + rho I)^{-1} (y - A x)``, by CG.
 
     The push-through form stays defined at ``rho = 0`` (the projection onto ``A z = y`` nearest

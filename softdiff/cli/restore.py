@@ -38,7 +38,7 @@ from ..restore import (
 from ..restore.output import labelled_strip, output_names, save_png
 from ..samplers import get, names
 from ..train import load_run
-from .common import console, user_errors
+from .common import THREADS_HELP, console, set_threads, user_errors
 
 TRAIN_IMAGES = 256  # held-out training images for r_t^2 (project) and lambda (tikhonov)
 WIENER_IMAGES = 4096  # the data covariance needs more images than pixels
@@ -235,6 +235,7 @@ def restore_command(
     features: str = typer.Option("fashion", "--features", help="FID features: fashion (offline net) or inception."),
     scale: int = typer.Option(3, "--scale", min=1, help="Enlarge the PNG strips by this factor."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
 ) -> None:
     """Restore degraded images: writes DIR/restored.npz (posterior means), samples.npz, degraded.npz,
     restored/NAME.png, strips/NAME.png (degraded | samples | mean | clean) and, with --from-dataset,
@@ -242,6 +243,7 @@ def restore_command(
 
     The measurement model is y = A x + n with n ~ N(0, sigma_y^2 I) on images in [-1, 1].
     """
+    set_threads(threads)
     spec = parse_operator(operator)  # bad input fails before the checkpoint is read
     check_method_name(method)
     if sampler != "auto":

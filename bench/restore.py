@@ -95,7 +95,7 @@ def strip(path: Path, clean: torch.Tensor, rows: dict[str, torch.Tensor]) -> Non
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ckpt", type=Path, required=True, help="run folder or checkpoint")
+    parser.add_argument("--ckpt", type=Path, help="run folder or checkpoint (required unless --table)")
     parser.add_argument("-n", type=int, default=1000, help="first n test images")
     parser.add_argument("--operators", default=",".join(OPERATORS), help="comma list of SPEC@SIGMA_Y")
     parser.add_argument("--methods", default=",".join(METHODS))
@@ -246,14 +246,22 @@ def perception_distortion(rows: dict, columns: list[str], path: Path) -> None:
     for ax, column in zip(axes[0], columns, strict=True):
         for (prior, method, nfe), cells in rows.items():
             if column in cells and method != "degraded":
-                m, marker = cells[column]["mean"], markers.get(method.split(":")[0], "o")
-                ax.scatter(m["fid"], m["psnr"], marker=marker, label=f"{method}, NFE {nfe} ({prior})")
+                m, kind = cells[column]["mean"], method.split(":")[0]
+                k = METHODS.index(kind) if kind in METHODS else 0
+                budget = 0 if kind in LINEAR else nfe
+                ax.scatter(
+                    m["fid"],
+                    m["psnr"],
+                    marker=markers.get(kind, "o"),
+                    color=f"C{k}",
+                    label=f"{method}, NFE {budget} ({prior})",
+                )
         ax.set_xscale("log")
         ax.set_title(column, fontsize=9)
         ax.set_xlabel("FID of the means (lower: more realistic)")
         ax.set_ylabel("PSNR of the mean, dB")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8)
+    legend = {label: handle for ax in axes[0] for handle, label in zip(*ax.get_legend_handles_labels(), strict=True)}
+    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=4, fontsize=8)
     fig.tight_layout(rect=(0, 0.12, 1, 1))
     fig.savefig(path, dpi=110)
     print(f"wrote {path}")

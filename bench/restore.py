@@ -3,9 +3,12 @@
 For every operator the first ``-n`` Fashion-MNIST test images are degraded (seeded, per
 image) and restored by: the degraded input itself, Tikhonov (lambda tuned on held-out
 training images), the Wiener filter (training mean and covariance), level entry (where the
-operator is a level of the model's process), ``project`` and DPS (step scale tuned on
-held-out training images). Each cell stores its metrics in the results JSON as soon as it is
-done (an interrupted run resumes), and the first images' restorations for the strips.
+operator is a level of the model's process), ``project``, DPS (step scale tuned on held-out
+training images), DDRM (eta 0.85, eta_b 1), DiffPIR (lambda 1, zeta 0.3) and PiGDM (scale 1),
+each at ``--steps`` network calls per sample (the NFE budget). Each cell stores its metrics in
+the results JSON as soon as it is done (an interrupted run resumes), and the first images'
+restorations for the strips. ``--table`` prints the comparison table (methods x operators) of
+a results file and ``--plot`` draws its perception-distortion plot (PSNR of the mean vs FID).
 
     nice -n 10 python bench/restore.py --ckpt /work/runs/baseline --threads 1 -n 1000
 """
@@ -34,14 +37,15 @@ from softdiff.restore import (
     build_operator,
     default_sampler,
     degrade,
+    level_entry_applies,
     psnr,
     restore,
     score_restoration,
 )
 from softdiff.train import load_run
 
-OPERATORS = ("blur:sigma=2@0.02", "mask:fraction=0.5@0", "pixelate:factor=4@0")
-METHODS = ("degraded", "tikhonov", "wiener", "level", "project", "project:naive", "dps")
+OPERATORS = ("blur:sigma=2@0.02", "blur:sigma=2@0.05", "mask:fraction=0.5@0", "box:size=12@0", "pixelate:factor=4@0")
+METHODS = ("degraded", "tikhonov", "wiener", "level", "project", "dps", "ddrm", "diffpir", "pigdm")
 DPS_SCALES = (0.3, 1.0, 3.0)
 STRIP_IMAGES = 6
 
@@ -91,7 +95,7 @@ def strip(path: Path, clean: torch.Tensor, rows: dict[str, torch.Tensor]) -> Non
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ckpt", type=Path, required=True, help="run folder or checkpoint")
+    parser.add_argument("--ckpt", type=Path, help="run folder or checkpoint (required unless --table)")
     parser.add_argument("-n", type=int, default=1000, help="first n test images")
     parser.add_argument("--operators", default=",".join(OPERATORS), help="comma list of SPEC@SIGMA_Y")
     parser.add_argument("--methods", default=",".join(METHODS))
@@ -107,7 +111,12 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=RESULTS / "restore.json")
     parser.add_argument("--strips", type=Path, default=Path(__file__).parent.parent / "docs" / "img")
+    parser.add_argument("--table", type=Path, nargs="+", help="print the comparison table of these results files")
+    parser.add_argument("--plot", type=Path, help="with --table: draw PSNR vs FID of the means to this PNG")
     args = parser.parse_args()
+    if args.table:
+        comparison(args.table, args.plot)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -145,7 +154,7 @@ def main() -> None:
             if method == "degraded":
                 result = Restoration(y[:, None], y, "degraded", 0, 0.0)
             else:
-                if method == "level" and A.level is None:
+                if method == "level" and not level_entry_applies(run, A, sigma_y):
                     continue
                 scale = 1.0
                 if method == "dps":
@@ -180,7 +189,7 @@ def main() -> None:
                 f"consistency {m['mean']['consistency']:.4f} | {m['seconds_per_image']:.3f} s/image",
                 highlight=False,
             )
-        name = spec.split(":")[0]
+        name = f"{spec.split(':')[0]}-{sigma_y:g}"
         strip(args.strips / f"restore-{name}.png", clean[:STRIP_IMAGES], rows)
         console.print(f"strip {name}: columns clean | " + " | ".join(rows), highlight=False)
     save()
@@ -195,6 +204,67 @@ def main() -> None:
             f"{one['psnr']:.2f} | {mean['ssim']:.3f} | {one['ssim']:.3f} | {mean['fid']:.1f} | {one['fid']:.1f} | "
             f"{mean['consistency']:.4f} / {one['consistency']:.4f} | {m['seconds_per_image']:.3f} |"
         )
+
+
+def comparison(paths: list[Path], plot: Path | None) -> None:
+    """Rows: methods; columns: operator at sigma_y; cells: PSNR / SSIM / FID of the mean, consistency."""
+    rows: dict[tuple[str, str, int], dict[str, dict[str, Any]]] = {}
+    columns: list[str] = []
+    for path in paths:
+        document = json.loads(path.read_text())
+        prior = Path(document["settings"]["ckpt"]).name
+        for cell in document["cells"].values():
+            column = f"{cell['operator']} @ {cell['sigma_y']:g}"
+            columns += [column] if column not in columns else []
+            nfe = cell["nfe"] or int(document["settings"]["steps"])
+            rows.setdefault((prior, cell["method"], nfe), {})[column] = cell | {"n": cell["n"]}
+    print("| prior | method | NFE | " + " | ".join(columns) + " |")
+    print("|" + "---|" * (3 + len(columns)))
+    for (prior, method, nfe), cells in rows.items():
+        text = ["-" if (c := cells.get(column)) is None else _cell(c["mean"]) for column in columns]
+        print(f"| {prior} | {method} | {nfe if method not in LINEAR else 0} | " + " | ".join(text) + " |")
+    if plot is not None:
+        perception_distortion(rows, columns, plot)
+
+
+LINEAR = ("degraded", "tikhonov", "wiener")
+
+
+def _cell(m: dict[str, float]) -> str:
+    return f"{m['psnr']:.2f} / {m['ssim']:.3f} / {m['fid']:.0f} / {m['consistency']:.3f}"
+
+
+def perception_distortion(rows: dict, columns: list[str], path: Path) -> None:
+    """One panel per operator: PSNR of the posterior mean (distortion) against its FID (perception)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(columns), figsize=(4 * len(columns), 3.6), squeeze=False)
+    markers = dict(zip(METHODS, "xs^ovDP*h", strict=True))
+    for ax, column in zip(axes[0], columns, strict=True):
+        for (prior, method, nfe), cells in rows.items():
+            if column in cells and method != "degraded":
+                m, kind = cells[column]["mean"], method.split(":")[0]
+                k = METHODS.index(kind) if kind in METHODS else 0
+                budget = 0 if kind in LINEAR else nfe
+                ax.scatter(
+                    m["fid"],
+                    m["psnr"],
+                    marker=markers.get(kind, "o"),
+                    color=f"C{k}",
+                    label=f"{method}, NFE {budget} ({prior})",
+                )
+        ax.set_xscale("log")
+        ax.set_title(column, fontsize=9)
+        ax.set_xlabel("FID of the means (lower: more realistic)")
+        ax.set_ylabel("PSNR of the mean, dB")
+    legend = {label: handle for ax in axes[0] for handle, label in zip(*ax.get_legend_handles_labels(), strict=True)}
+    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=4, fontsize=8)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -3,9 +3,15 @@
 For ``x ~ N(m, S)`` on 4x4 images and ``y = A x + n`` the posterior ``N(mu_y, S_y)`` is known,
 so each method's bias is measured, not guessed: the error of its sample mean relative to
 ``||mu_y - m||`` and the Fréchet distance of its samples to ``N(mu_y, S_y)``, next to the
-Fréchet distance of as many exact posterior draws (the Monte Carlo floor).
+Fréchet distance of as many exact posterior draws (the Monte Carlo floor). ``--prior vanilla``
+swaps the DCT-blur process for ``C = I`` (``s_t`` 0.01 -> 20); ``--cells field`` runs only the
+methods the field compares against (DDRM, DiffPIR, PiGDM) next to the floor.
 
     nice -n 10 python bench/restore_gaussian.py --threads 1
+    nice -n 10 python bench/restore_gaussian.py --threads 1 --cells field \
+        --out bench/results/restore_gaussian_field.json
+    nice -n 10 python bench/restore_gaussian.py --threads 1 --cells field --prior vanilla \
+        --out bench/results/restore_gaussian_field_vanilla.json
 """
 
 from __future__ import annotations
@@ -14,13 +20,25 @@ import argparse
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from _eval_common import write
 from torch import Tensor
 
-from softdiff.corrupt import CorruptionProcess, GaussianBlur, GeometricNoise
-from softdiff.restore import DPS, Isotropic, LevelEntry, Project, build_operator, degrade, restore
+from softdiff.corrupt import CorruptionProcess, GaussianBlur, GeometricNoise, Identity
+from softdiff.restore import (
+    DDRM,
+    DPS,
+    DiffPIR,
+    Isotropic,
+    LevelEntry,
+    PiGDM,
+    Project,
+    build_operator,
+    degrade,
+    restore,
+)
 from softdiff.samplers import GaussianPrior
 from softdiff.score import GaussianData
 from softdiff.stats import frechet_distance, moments
@@ -68,11 +86,17 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=2000, help="posterior samples per cell")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--prior", choices=("blur", "vanilla"), default="blur")
+    parser.add_argument("--cells", choices=("all", "field"), default="all")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     data = GaussianData.random(SHAPE, torch.Generator().manual_seed(0))
-    process = CorruptionProcess(GaussianBlur(0.01, 2.0), GeometricNoise(0.01, 1.0))
+    if args.prior == "blur":
+        process = CorruptionProcess(GaussianBlur(0.01, 2.0), GeometricNoise(0.01, 1.0))
+    else:
+        process = CorruptionProcess(Identity(), GeometricNoise(0.01, 20.0))
     c1, q1_mean, q1_cov = data.marginal(process, 1.0)
     s1 = float(process.s(torch.tensor(1.0, dtype=F64)))
     unconditional = prior_of(q1_mean, q1_cov - s1**2 * torch.eye(D, dtype=F64), s1)
@@ -86,9 +110,12 @@ def main() -> None:
     tau = 0.7
     s_tau = float(process.s(torch.tensor(tau, dtype=F64)))
     problems = {
-        f"level:t={tau}, sigma_y = s_tau = {s_tau:.3f}": (f"level:t={tau}", s_tau),
+        **(
+            {f"level:t={tau}, sigma_y = s_tau = {s_tau:.3f}": (f"level:t={tau}", s_tau)} if args.prior == "blur" else {}
+        ),  # noqa: E501
         "pixelate:factor=2, sigma_y = 0.1": ("pixelate:factor=2", 0.1),
         "mask:fraction=0.5, sigma_y = 0.1": ("mask:fraction=0.5", 0.1),
+        "blur:sigma=0.8, sigma_y = 0.05": ("blur:sigma=0.8", 0.05),
     }
     rows = []
     for label, (spec, sigma_y) in problems.items():
@@ -103,7 +130,17 @@ def main() -> None:
             @ torch.linalg.cholesky(sig).T
         )
         cells = [("exact posterior draws (floor)", None, None)]
-        if A.level is not None:
+        field = [
+            ("ddrm, eta 0.85, eta_b 1", DDRM(0.85, 1.0, args.steps), unconditional),
+            ("ddrm, eta 1, eta_b 1", DDRM(1.0, 1.0, args.steps), unconditional),
+            ("diffpir, lambda 1, zeta 0.3", DiffPIR(1.0, 0.3, args.steps), unconditional),
+            ("diffpir, lambda 1, zeta 1", DiffPIR(1.0, 1.0, args.steps), unconditional),
+            ("pigdm, r_t^2 I, ancestral", PiGDM(isotropic, 1.0, "ancestral", args.steps), unconditional),
+            ("pigdm, r_t^2 I, euler", PiGDM(isotropic, 1.0, "euler", args.steps), unconditional),
+        ]
+        if args.cells == "field":
+            cells += field
+        if args.cells == "all" and A.level is not None:
             cells += [(f"level, {s}", LevelEntry(s, args.steps), None) for s in ("ancestral", "momentum")]
         cells += [
             (
@@ -118,7 +155,9 @@ def main() -> None:
             ),
             ("project, r_t^2 I, start p(x_1)", Project(Isotropic(isotropic), "ancestral", args.steps), unconditional),
         ]
-        cells += [(f"dps, scale {z}", DPS(z, "ancestral", args.steps), unconditional) for z in (0.1, 0.3, 1.0)]
+        if args.cells == "all":
+            cells += [(f"dps, scale {z}", DPS(z, "ancestral", args.steps), unconditional) for z in (0.1, 0.3, 1.0)]
+            cells += field
         for name, method, prior in cells:
             start = time.perf_counter()
             if method is None:
@@ -140,7 +179,8 @@ def main() -> None:
                 f"| {label} | {name} | {row['mean_error']:.3f} | {row['frechet']:.4f} | {row['trace_ratio']:.2f} |",
                 flush=True,
             )
-    write("restore_gaussian", {"settings": vars(args) | {"shape": SHAPE, "steps": args.steps}, "rows": rows})
+    settings = vars(args) | {"shape": SHAPE, "steps": args.steps, "out": str(args.out)}
+    write("restore_gaussian", {"settings": settings, "rows": rows}, args.out)
 
 
 if __name__ == "__main__":

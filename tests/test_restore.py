@@ -484,7 +484,7 @@ def test_specs_build_the_existing_operators_at_a_fixed_strength() -> None:
         ("mask:fraction=1.5", r"fraction must lie in \[0, 1\]"),
         ("mask:fraction=0.5,seed=1.5", "seed must be a whole number"),
         ("box:size=13", "same parity"),
-        ("box:size=40", "between 0 and the image side 28"),
+        ("box:size=40", "between 1 and the image side 28"),
         ("pixelate:factor=0.5", "factor must be >= 1"),
         ("level:t=0.6", "needs the model's process"),
         ("blur:sigma=nan", "must be finite"),

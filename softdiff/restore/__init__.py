@@ -1,13 +1,23 @@
 """Restoration with a trained corruption prior: posterior sampling for ``y = A x + n``.
 
 Operators from specs (``blur:sigma=2``, ``mask:fraction=0.5``, ``box:size=12``,
-``pixelate:factor=4``, ``level:t=0.6``), methods (level entry, ``project``, DPS, and the
-Tikhonov and Wiener baselines), the batched, per-image-seeded driver, and metrics.
+``pixelate:factor=4``, ``level:t=0.6``), methods (level entry, ``project``, DPS, DDRM,
+DiffPIR, PiGDM, and the Tikhonov and Wiener baselines), the batched, per-image-seeded driver, and metrics.
 """
 
-from .build import METHODS, build_method, check_method_name, default_sampler, level_entry_applies, tune_tikhonov
+from .build import (
+    METHODS,
+    NEEDS_TRAINING_IMAGES,
+    build_method,
+    check_method_name,
+    default_sampler,
+    level_entry_applies,
+    tune_tikhonov,
+)
+from .ddrm import DDRM
+from .diffpir import DiffPIR
 from .driver import STRIDE, Restoration, degrade, restore
-from .linalg import conjugate_gradient, gaussian_posterior_mean, tikhonov
+from .linalg import conjugate_gradient, gaussian_posterior_mean, proximal_step, tikhonov
 from .methods import (
     DPS,
     DPS_UPDATES,
@@ -32,6 +42,8 @@ from .operators import (
     parse_operator,
     register_degradation,
 )
+from .pigdm import PiGDM, paper_variance
+from .svd import SingularForm, singular_form
 
 __all__ = [
     "Degradation",
@@ -50,6 +62,13 @@ __all__ = [
     "DPS_UPDATES",
     "Tikhonov",
     "Wiener",
+    "DDRM",
+    "DiffPIR",
+    "PiGDM",
+    "paper_variance",
+    "SingularForm",
+    "singular_form",
+    "proximal_step",
     "Isotropic",
     "Covariance",
     "estimate_posterior_variance",
@@ -61,6 +80,7 @@ __all__ = [
     "degrade",
     "STRIDE",
     "METHODS",
+    "NEEDS_TRAINING_IMAGES",
     "build_method",
     "check_method_name",
     "default_sampler",

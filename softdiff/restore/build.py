@@ -1,7 +1,7 @@
 """Methods by name, with what each needs from clean training images (never the test images).
 
-``project`` measures its variance curve ``r_t^2``, ``tikhonov`` tunes ``lambda`` and
-``wiener`` fits the mean and covariance on ``train``: a held-out set of training images.
+``project`` and ``pigdm`` measure the variance curve ``r_t^2``, ``tikhonov`` tunes ``lambda``
+and ``wiener`` fits the mean and covariance on ``train``: a held-out set of training images.
 """
 
 from __future__ import annotations
@@ -11,11 +11,14 @@ from torch import Tensor
 
 from ..corrupt import spectrum
 from ..stats import moments
+from .ddrm import DDRM
+from .diffpir import DiffPIR
 from .driver import degrade
 from .linalg import tikhonov
 from .methods import DPS, DiffusionPrior, Isotropic, LevelEntry, Method, Project, Tikhonov, Wiener
 from .methods import estimate_posterior_variance as _variance
 from .operators import Degradation
+from .pigdm import PiGDM
 
 __all__ = [
     "METHODS",
@@ -24,9 +27,11 @@ __all__ = [
     "default_sampler",
     "tune_tikhonov",
     "level_entry_applies",
+    "NEEDS_TRAINING_IMAGES",
 ]
 
-METHODS = ("auto", "level", "project", "dps", "tikhonov", "wiener")
+METHODS = ("auto", "level", "project", "dps", "ddrm", "diffpir", "pigdm", "tikhonov", "wiener")
+NEEDS_TRAINING_IMAGES = ("auto", "project", "pigdm", "tikhonov", "wiener")
 LAMBDAS = tuple(10.0**e for e in torch.arange(-5, 1.25, 0.25).tolist())
 
 
@@ -74,11 +79,16 @@ def build_method(
     steps: int = 50,
     dps_scale: float = 1.0,
     lam: float | None = None,
+    eta: float = 0.85,
+    eta_b: float = 1.0,
+    zeta: float = 0.3,
+    pigdm_scale: float = 1.0,
     device: torch.device | str = "cpu",
 ) -> Method:
     """The method ``name`` (``auto``: level entry when it applies, else ``project``), ready to run.
 
-    ``sampler="auto"`` picks :func:`default_sampler`.
+    ``sampler="auto"`` picks :func:`default_sampler`. ``lam`` is Tikhonov's weight (tuned when
+    None) or DiffPIR's ``lambda`` (1 when None); ``eta``, ``eta_b`` are DDRM's, ``zeta`` DiffPIR's.
     """
     check_method_name(name)
     sampler = default_sampler(model) if sampler == "auto" else sampler
@@ -88,11 +98,18 @@ def build_method(
         return LevelEntry(sampler, steps)
     if name == "dps":
         return DPS(dps_scale, sampler, steps)
+    if name == "ddrm":
+        return DDRM(eta, eta_b, steps)
+    if name == "diffpir":
+        return DiffPIR(1.0 if lam is None else lam, zeta, steps)
     if train is None or len(train) < 2:
         raise ValueError(f"the {name} method needs clean training images (at least 2)")
     mean = train.float().mean(0)
-    if name == "project":
-        return Project(Isotropic(_variance(model, train.float(), device=device)), sampler, steps)
+    if name in ("project", "pigdm"):
+        variance = _variance(model, train.float(), device=device)
+        if name == "pigdm":
+            return PiGDM(variance, pigdm_scale, sampler, steps)
+        return Project(Isotropic(variance), sampler, steps)
     if name == "tikhonov":
         return Tikhonov(lam if lam is not None else tune_tikhonov(A, train, sigma_y, mean)[0], mean)
     _, cov = moments(train.double())

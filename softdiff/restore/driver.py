@@ -3,13 +3,17 @@
 Sample ``j`` of image ``i`` draws all of its noise from the stream ``(seed, i * STRIDE + j)``
 and the measurement noise of image ``i`` (when :func:`degrade` makes ``y``) comes from
 ``(seed, -1 - i)``: results depend neither on the batch size nor on how many images or
-samples a run has.
+samples a run has. ``i`` is the image's id: its position plus ``offset``, or ``ids[position]``
+(a data set index, so a subset restores each image exactly as the whole set does).
+
+A restoration with a non-finite value is an error, never a result.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,12 +65,39 @@ def _check_batch(images: Tensor, what: str) -> None:
         raise ValueError(f"{what} must be a float batch (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
 
 
-def degrade(A: Degradation, x: Tensor, sigma_y: float, *, seed: int = 0, offset: int = 0) -> Tensor:
-    """``y = A x + sigma_y n`` with image ``offset + i``'s noise from its own seeded stream."""
+def _image_ids(n: int, offset: int, ids: Sequence[int] | None) -> list[int]:
+    if ids is None:
+        return [offset + i for i in range(n)]
+    ids = [int(i) for i in ids]
+    if len(ids) != n or len(set(ids)) != n or min(ids, default=0) < 0:
+        raise ValueError(f"ids must be {n} distinct image indices >= 0, got {len(ids)} ({len(set(ids))} distinct)")
+    return ids
+
+
+def _check_noise(sigma_y: float) -> None:
+    if not (sigma_y >= 0 and math.isfinite(sigma_y)):
+        raise ValueError(f"the noise level sigma_y must be a finite number >= 0, got {sigma_y}")
+
+
+def _check_finite(out: Tensor, method: Method, A: Degradation, sigma_y: float) -> None:
+    bad = ~torch.isfinite(out.flatten(2)).all(dim=2).all(dim=1)
+    if bool(bad.any()):
+        raise ValueError(
+            f"the {method.name} restoration under {A.spec} with sigma_y = {sigma_y:g} produced NaN or infinite "
+            f"values in {int(bad.sum())} of {len(out)} images (an unstable data step: with sigma_y = 0 it divides by "
+            "the operator's zero or tiny singular values); nothing was written. Give a noise level > 0 or use "
+            "another method"
+        )
+
+
+def degrade(
+    A: Degradation, x: Tensor, sigma_y: float, *, seed: int = 0, offset: int = 0, ids: Sequence[int] | None = None
+) -> Tensor:
+    """``y = A x + sigma_y n`` with image ``i``'s noise from its own seeded stream ``(seed, -1 - id_i)``."""
     _check_batch(x, "clean images")
-    if not sigma_y >= 0:
-        raise ValueError(f"the noise level sigma_y must be >= 0, got {sigma_y}")
-    noise = SeededNoise(seed, [-1 - (offset + i) for i in range(len(x))]).randn(x.shape, dtype=x.dtype)
+    _check_noise(sigma_y)
+    streams = [-1 - i for i in _image_ids(len(x), offset, ids)]
+    noise = SeededNoise(seed, streams).randn(x.shape, dtype=x.dtype)
     return A(x) + sigma_y * noise.to(x.device)
 
 
@@ -82,6 +113,7 @@ def restore(
     batch_size: int = 64,
     device: torch.device | str = "cpu",
     offset: int = 0,
+    ids: Sequence[int] | None = None,
     on_progress: Callable[[float], None] | None = None,
 ) -> Restoration:
     """Draw ``samples`` posterior samples for each observation in ``y`` ``(N, C, H, W)``.
@@ -89,11 +121,14 @@ def restore(
     ``batch_size`` counts images (each brings its ``samples`` rows). ``on_progress(images)``
     is told the work done, in images, after every sampler step (a progress bar's tick);
     it adds up to ``N``. ``offset`` shifts the image indices, so a run split in parts gives
-    the same samples as one run.
+    the same samples as one run; ``ids`` gives each image its own index instead.
+    A non-finite sample is a ``ValueError`` that names the method and the problem.
     """
     _check_batch(y, "observations")
-    if not sigma_y >= 0:
-        raise ValueError(f"the noise level sigma_y must be >= 0, got {sigma_y}")
+    _check_noise(sigma_y)
+    if not bool(torch.isfinite(y).all()):
+        raise ValueError("the observations hold NaN or infinite values")
+    image_ids = _image_ids(len(y), offset, ids)
     if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= STRIDE:
         raise ValueError(f"samples must be an integer from 1 to {STRIDE}, got {samples!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -112,12 +147,13 @@ def restore(
     start_time = time.perf_counter()
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
-        rows = [(offset + i) * STRIDE + j for i in range(start, stop) for j in range(k)]
+        rows = [image_ids[i] * STRIDE + j for i in range(start, stop) for j in range(k)]
         noise = SeededNoise(seed, rows)
         yb = y[start:stop].to(device).repeat_interleave(k, dim=0)
         ticks = _Ticks(stop - start, method.steps, on_progress)
         result = method.sample(model, Problem(A, yb, float(sigma_y)), noise, callback=ticks)  # type: ignore[arg-type]
         out[start:stop] = result.detach().reshape(stop - start, k, *y.shape[1:]).cpu()
         ticks.finish()
+    _check_finite(out, method, A, sigma_y)
     seconds = time.perf_counter() - start_time
     return Restoration(out, out.mean(dim=1), method.name, method.nfe(), seconds)

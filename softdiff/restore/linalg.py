@@ -13,7 +13,7 @@ from torch import Tensor
 
 from .operators import Degradation
 
-__all__ = ["conjugate_gradient", "gaussian_posterior_mean", "tikhonov"]
+__all__ = ["conjugate_gradient", "gaussian_posterior_mean", "tikhonov", "proximal_step"]
 
 LinearMap = Callable[[Tensor], Tensor]
 
@@ -87,3 +87,15 @@ def tikhonov(
     m = torch.zeros_like(y) if mean is None else mean.expand_as(y)
     rhs = A.adjoint(y - A(m))
     return m + conjugate_gradient(lambda v: A.adjoint(A(v)) + lam * v, rhs, iters=iters, tol=tol)
+
+
+def proximal_step(A: Degradation, x: Tensor, y: Tensor, rho: float, *, iters: int = 50, tol: float = 1e-6) -> Tensor:
+    """``argmin_z ||y - A z||^2 + rho ||z - x||^2 = x + A^T (A A^T + rho I)^{-1} (y - A x)``, by CG.
+
+    The push-through form stays defined at ``rho = 0`` (the projection onto ``A z = y`` nearest
+    to ``x``, DDNM's range-null-space step), where ``(A^T A + rho I)`` would be singular.
+    """
+    if not rho >= 0:
+        raise ValueError(f"the proximal weight rho must be >= 0, got {rho}")
+    u = conjugate_gradient(lambda v: A(A.adjoint(v)) + rho * v, y - A(x), iters=iters, tol=tol)
+    return x + A.adjoint(u)

@@ -133,7 +133,7 @@ class LevelEntry:
         if A.level is None:
             raise ValueError(
                 f"{A.spec} is not a level C_t of the model's process, so level entry cannot start from it; "
-                "use level:t=... for the model's own C_t, or the dps or project method"
+                "use level:t=... for the model's own C_t, or the project, dps, ddrm, diffpir or pigdm method"
             )
         tau = float(A.level)
         return tau, float(model.process.s(torch.tensor(tau, dtype=torch.float64)))

@@ -120,6 +120,8 @@ def parse_operator(spec: str) -> OperatorSpec:
         if not eq or key not in entry.params:
             known = ", ".join(entry.params) or "none"
             raise ValueError(f"bad operator spec {spec!r}: {part!r} is not key=value with a key of {name} ({known})")
+        if key in values:
+            raise ValueError(f"bad operator spec {spec!r}: {key} is given twice")
         try:
             value = float(raw)
         except ValueError:
@@ -145,9 +147,22 @@ def build_operator(spec: str | OperatorSpec, shape: Shape, process: CorruptionPr
     parsed = parse_operator(spec) if isinstance(spec, str) else spec
     op, t, level = _REGISTRY[parsed.name].factory(parsed.values, shape, process)
     degradation = Degradation(op, float(t), parsed.text, level)
+    _check_finite(degradation, shape)
     if level is None and process is not None:
         degradation = replace(degradation, level=find_level(degradation, process, shape))
     return degradation
+
+
+def _check_finite(degradation: Degradation, shape: Shape) -> None:
+    """Refuse an operator whose output or adjoint is not finite on a probe image (e.g. ``blur:sigma=1e308``)."""
+    for dtype in (torch.float32, torch.float64):
+        probe = torch.ones(1, *shape, dtype=dtype)
+        finite = torch.isfinite(degradation(probe)).all() & torch.isfinite(degradation.adjoint(probe)).all()
+        if not bool(finite):
+            raise ValueError(
+                f"the operator {degradation.spec} gives NaN or infinite values on a {str(dtype)[6:]} image: "
+                "its parameters are out of the range it can compute"
+            )
 
 
 def find_level(
@@ -204,8 +219,8 @@ def _mask(values: dict[str, float], shape: Shape, process: CorruptionProcess | N
 
 def _box(values: dict[str, float], shape: Shape, process: CorruptionProcess | None) -> Built:
     size, side = int(values["size"]), min(shape[1:])
-    if not 0 <= size <= side:
-        raise ValueError(f"box:size must be between 0 and the image side {side}, got {size}")
+    if not 1 <= size <= side:
+        raise ValueError(f"box:size must be between 1 and the image side {side}, got {size} (0 hides nothing)")
     if size % 2 != side % 2:
         raise ValueError(f"a centred box on a {side}-pixel side has a size of the same parity; got box:size={size}")
     op = Mask("box", (size / side) ** 2)  # half-extent size / (2 side) in unit coordinates: `size` pixels

@@ -22,9 +22,13 @@ INSTALL_HINT = "pip install 'softdiff[tensorboard]' (or pip install tensorboard)
 SCALARS = ("loss", "lr", "grad_norm", "images_per_s", "skipped")  # the metrics.jsonl fields logged as train/NAME
 
 
+def tensorboard_installed() -> bool:
+    return importlib.util.find_spec("tensorboard") is not None
+
+
 def check_tensorboard() -> None:
     """``ValueError`` with the install command when the ``tensorboard`` package is missing."""
-    if importlib.util.find_spec("tensorboard") is None:
+    if not tensorboard_installed():
         raise ValueError(f"--tensorboard needs the tensorboard package, which is not installed: {INSTALL_HINT}")
 
 

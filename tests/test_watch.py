@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
+from test_eval_cli import PooledPixels
 from torch import Tensor, nn
 from typer.testing import CliRunner
 
 import softdiff.board as board
+import softdiff.cli.eval as eval_cli
 from softdiff.cli import app
 from softdiff.data import synthetic_shapes
 from softdiff.train import RunConfig, train
@@ -123,11 +126,6 @@ def test_tensorboard_logs_the_metrics_lines_and_the_previews(tmp_path: Path) -> 
 
 def test_eval_logs_its_new_cells_to_the_runs_tensorboard(run_dir: Path, tmp_path: Path, monkeypatch) -> None:
     pytest.importorskip("tensorboard")
-    import shutil
-
-    import softdiff.cli.eval as eval_cli
-    from test_eval_cli import PooledPixels
-
     monkeypatch.setattr(eval_cli, "get_extractor", lambda features, inception_weights=None: PooledPixels())
     run = tmp_path / "run"
     shutil.copytree(run_dir, run)

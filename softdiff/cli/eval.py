@@ -128,5 +128,6 @@ def evaluate(
     curves = {
         label(s, g): [r for r in results if r["sampler"] == s and r["grid"] == g] for s in samplers for g in grids
     }
-    plot = plot_fid_vs_nfe(curves, out / PLOT_FILE, title=f"{run.config.corruption.label}, step {run.step}, n={n}")
+    trained = f"{run.step} steps x batch {run.config.train.batch_size}"
+    plot = plot_fid_vs_nfe(curves, out / PLOT_FILE, title=f"{run.config.corruption.label} model, {trained}")
     console.print(f"wrote {out / RESULTS_FILE} and {plot}", highlight=False)

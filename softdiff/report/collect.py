@@ -4,7 +4,8 @@ A run folder is one with a ``config.json`` that is a softdiff run config (what `
 writes before its first step). Everything else is optional and, when absent, named in
 ``RunRecord.missing`` with the command that makes it: ``metrics.jsonl``, the previews, every
 ``eval.json`` below the folder (``softdiff eval``), every restoration folder (one holding
-``restored.npz``, from ``softdiff restore``). A file that exists but cannot be read is
+``restored.npz``, from ``softdiff restore``), every sample folder (``grid.png`` beside
+``samples.npz``, from ``softdiff sample``). A file that exists but cannot be read is
 named there too; it never stops the report.
 """
 
@@ -24,7 +25,7 @@ from ..train import RunConfig, find_checkpoint, run_folder
 from ..train.metrics import METRICS
 from ..train.previews import PREVIEW_LOG, PREVIEWS
 
-__all__ = ["EvalTable", "Restoration", "RunRecord", "read_run", "MAX_STRIPS"]
+__all__ = ["EvalTable", "Restoration", "SampleGrid", "RunRecord", "read_run", "MAX_STRIPS"]
 
 MAX_STRIPS = 4  # restoration strips shown per folder
 SKIP_FOLDERS = {"checkpoints", "report", "tb", PREVIEWS}  # never searched for evals or restorations
@@ -48,6 +49,15 @@ class Restoration:
     strips: list[Path]
 
 
+@dataclass(frozen=True)
+class SampleGrid:
+    """One ``softdiff sample`` output folder: its grid.png and the settings stored in samples.npz."""
+
+    folder: Path
+    grid: Path
+    meta: dict[str, Any]
+
+
 @dataclass
 class RunRecord:
     path: Path
@@ -60,6 +70,7 @@ class RunRecord:
     preview_log: dict[int, dict[str, Any]] = field(default_factory=dict)
     evals: list[EvalTable] = field(default_factory=list)
     restorations: list[Restoration] = field(default_factory=list)
+    samples: list[SampleGrid] = field(default_factory=list)
     corruption_png: Path | None = None  # RUN/corruption.png, written by `make run`
     missing: list[str] = field(default_factory=list)
 
@@ -192,12 +203,21 @@ def _read_outputs(record: RunRecord) -> None:
         record.restorations.append(Restoration(folder, _restore_meta(file, metrics), metrics, strips))
     if not record.restorations:
         record.missing.append("no restorations (a folder with restored.npz from softdiff restore --out RUN/...)")
+    for file in _outputs(record.path, "samples.npz"):
+        grid = file.parent / "grid.png"
+        if grid.is_file() and not (file.parent / "restored.npz").exists():
+            record.samples.append(SampleGrid(file.parent, grid, _npz_meta(file)))
 
 
 def _restore_meta(npz: Path, metrics: dict[str, Any] | None) -> dict[str, Any]:
     """A restoration's settings: from metrics.json when there is one, else from the meta in restored.npz."""
     if isinstance(metrics, dict) and isinstance(metrics.get("meta"), dict):
         return metrics["meta"]
+    return _npz_meta(npz)
+
+
+def _npz_meta(npz: Path) -> dict[str, Any]:
+    """The JSON ``meta`` entry that ``sample`` and ``restore`` store in their ``.npz`` files ({} if none)."""
     try:
         with np.load(npz, allow_pickle=False) as stored:
             meta = json.loads(str(stored["meta"]))

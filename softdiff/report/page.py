@@ -122,6 +122,7 @@ def _run_section(record: RunRecord, strip: Strip) -> str:
     parts.append(_strip(record, strip))
     parts.append(_curves([record]))
     parts.append(_previews(record))
+    parts.append(_samples(record))
     parts += [_eval(record, table_) for table_ in record.evals]
     parts += [_restoration(record, r) for r in record.restorations]
     config = json.dumps(record.config_data, indent=2)
@@ -196,6 +197,18 @@ def _previews(record: RunRecord) -> str:
     )
     count = f" (showing {len(shown)} of {len(record.previews)})" if len(shown) < len(record.previews) else ""
     return f"<h3>Previews{esc(count)}</h3><p>{esc(how)}</p>" + f'<div class="timeline">{"".join(figures)}</div>'
+
+
+def _samples(record: RunRecord) -> str:
+    if not record.samples:
+        return ""
+    figures = []
+    for found in record.samples:
+        m = found.meta
+        how = ", ".join(f"{k} {m[k]}" for k in ("sampler", "steps", "nfe", "seed", "checkpoint_step") if k in m)
+        caption = f"{_relative(found.folder, record.path)}: {how or 'settings not recorded'}"
+        figures.append(figure(found.grid.read_bytes(), "image/png", caption, "pixels"))
+    return "<h3>Samples</h3>" + f'<div class="strips">{"".join(figures)}</div>'
 
 
 def eval_rows(results: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[tuple[str, str]]]]:

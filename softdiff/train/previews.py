@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 PREVIEWS = "previews"  # the folder in the run
-PREVIEW_LOG = "previews.jsonl"  # one line per preview: step, sampler, steps, seed, seconds, file
+PREVIEW_LOG = "previews.jsonl"  # one line per preview: step, sampler, steps, seed, seconds, file, ...
 PREVIEW_SAMPLES = 64  # an 8 x 8 grid
 PREVIEW_SCALE = 2  # 28-pixel images are too small to judge at their own size
 
@@ -103,7 +103,7 @@ class Previewer:
 
         The grid is None (and no file is written) when a sample is not finite.
         """
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         images = self.images()
         finite = bool(torch.isfinite(images).all())
         grid = make_grid(images, nrow=int(math.sqrt(PREVIEW_SAMPLES))) if finite else None
@@ -125,6 +125,7 @@ class Previewer:
             "n": PREVIEW_SAMPLES,
             "seed": self.seed,
             "seconds": time.perf_counter() - start,
+            "cpu_seconds": time.process_time() - cpu,  # this process's CPU time: the work, whatever the machine's load
         }
         log = self.run_dir / PREVIEWS / PREVIEW_LOG
         log.parent.mkdir(parents=True, exist_ok=True)

@@ -85,10 +85,14 @@ def test_a_resumed_run_draws_the_previews_an_uninterrupted_one_draws(tmp_path: P
     assert [r["seed"] for r in log(crashed)] == [r["seed"] for r in log(full)]
 
 
-def test_previews_can_be_turned_off(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    train(config(steps=4, preview_every=None), run, data=DATA, net=TinyNet(), progress=False)
+def test_previews_can_be_turned_off_and_do_not_change_training(tmp_path: Path) -> None:
+    run, watched = tmp_path / "run", tmp_path / "watched"
+    quiet = train(config(steps=4, preview_every=None), run, data=DATA, net=TinyNet(), progress=False)
     assert not (run / PREVIEWS).exists()
+    seen = train(config(steps=4, preview_every=2), watched, data=DATA, net=TinyNet(), progress=False)
+    assert len(log(watched)) == 2 and seen.losses == quiet.losses
+    for a, b in zip(seen.ema_net.parameters(), quiet.ema_net.parameters(), strict=True):
+        assert torch.equal(a, b)
     assert preview_due(config(steps=10), 10, 10) and not preview_due(config(steps=10), 9, 9)
 
 

@@ -38,7 +38,7 @@ def _strip(record: RunRecord) -> Strip:
     c = record.config.corruption
     try:
         png, ts = corruption_strip(record.config)
-    except (ValueError, OSError, ImportError) as err:
+    except Exception as err:  # a plugin operator's own code may raise anything: the page says so and goes on
         return None, f"no corruption strip: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
     noise = c.noise
     levels = f", {len(c.levels)} selected levels" if c.levels else ""
@@ -63,4 +63,5 @@ def write_report(runs: Sequence[str | Path], out: str | Path | None = None) -> P
     strips = {r.name: _strip(r) for r in records}
     path = folder / INDEX
     atomic_write_bytes(path, render(records, strips).encode())
+    path.chmod(0o644)  # a page to share or serve (the atomic write's temporary file is private)
     return path

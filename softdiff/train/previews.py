@@ -85,16 +85,12 @@ class Previewer:
 
     def images(self) -> Tensor:
         """The 64 samples of the current EMA weights, ``(64, C, H, W)`` in [-1, 1] on the CPU."""
-        was_training = self.denoiser.training
-        self.denoiser.eval()
-        try:
-            with torch.no_grad():
-                out = generate(
-                    self.denoiser, self.process, self.prior, PREVIEW_SAMPLES, sampler=self.sampler, steps=self.steps,
-                    seed=self.seed, batch_size=PREVIEW_SAMPLES, device=self.device,
-                )  # fmt: skip
-        finally:
-            self.denoiser.train(was_training)
+        self.denoiser.eval()  # the EMA copy is always in eval mode; its wrapper starts in training mode
+        with torch.no_grad():
+            out = generate(
+                self.denoiser, self.process, self.prior, PREVIEW_SAMPLES, sampler=self.sampler, steps=self.steps,
+                seed=self.seed, batch_size=PREVIEW_SAMPLES, device=self.device,
+            )  # fmt: skip
         assert isinstance(out, Tensor)
         return out
 

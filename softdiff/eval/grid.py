@@ -230,7 +230,9 @@ def plot_fid_vs_nfe(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+    from matplotlib.ticker import LogLocator
+
+    from ..plotting import log_ticks
 
     path = Path(path)
     fig, ax = plt.subplots(figsize=(7.2, 3.8), dpi=100)
@@ -243,9 +245,7 @@ def plot_fid_vs_nfe(
     nfes = sorted({r["nfe"] for results in curves.values() for r in results})
     ax.set_xticks(nfes, [str(v) for v in nfes])
     ax.xaxis.set_minor_locator(LogLocator(subs=()))
-    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-    ax.yaxis.set_major_formatter(ScalarFormatter())
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    log_ticks(ax, "y")
     ax.set_xlabel("network evaluations (NFE)")
     ax.set_ylabel("FID (log axis)")
     cells = [r for results in curves.values() for r in results]

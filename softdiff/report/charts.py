@@ -11,6 +11,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..plotting import log_ticks
+
 __all__ = ["Series", "line_chart"]
 
 
@@ -57,6 +59,8 @@ def line_chart(
             ax.set_xscale("log")
         if logy:
             ax.set_yscale("log")
+            if drawn:
+                log_ticks(ax, "y")
         if ticks:
             ax.set_xticks(list(ticks), [f"{v:g}" for v in ticks])
             ax.minorticks_off()

@@ -39,6 +39,7 @@ figure { margin: 0; } figcaption { font-size: 12px; color: #555; text-align: cen
 .summary td:first-child { text-align: left; font-weight: 600; }
 pre { background: #f7f7f7; padding: .8em; overflow-x: auto; font-size: 12px; }
 img.pixels { image-rendering: pixelated; }
+.timeline img, .samples img { width: 242px; }
 """
 
 SCRIPT = """
@@ -208,7 +209,7 @@ def _samples(record: RunRecord) -> str:
         how = ", ".join(f"{k} {m[k]}" for k in ("sampler", "steps", "nfe", "seed", "checkpoint_step") if k in m)
         caption = f"{_relative(found.folder, record.path)}: {how or 'settings not recorded'}"
         figures.append(figure(found.grid.read_bytes(), "image/png", caption, "pixels"))
-    return "<h3>Samples</h3>" + f'<div class="strips">{"".join(figures)}</div>'
+    return "<h3>Samples</h3>" + f'<div class="strips samples">{"".join(figures)}</div>'
 
 
 def eval_rows(results: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[tuple[str, str]]]]:

@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 RUN ?= runs/fashion-blur
 
-.PHONY: install data run test bench lint
+.PHONY: install data browser run test bench lint
 
 install:
 	$(PIP) install --quiet torch==2.13.0   # the CPU build; an unpinned torch pulls CUDA
@@ -12,6 +12,11 @@ install:
 data:
 	@test -d /usr/share/datasets/fashion-mnist || { apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; }
 
+# Headless Chromium for the report's browser test (tests/test_report.py skips it, saying why, without one).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; } \
+		|| echo "no chromium (apt-get failed): the browser tests will be skipped"
+
 # Main job: train on Fashion-MNIST and sample (2 min 21 s and 3 min 24 s measured on 2 CPU cores), resuming
 # the run if it was interrupted, then draw the process it learns to undo and sample it.
 # Every setting is the library default: the well-posed soft score matching (the paper's loss
@@ -19,15 +24,17 @@ data:
 # 10-component mixture prior at t = 1. The one flag is the blur levels `softdiff schedule`
 # selected for Fashion-MNIST (docs/levels-blur-fashion-mnist.json).
 # Samples: the default sampler for blur (naive) and the paper's momentum sampler, 20 network
-# calls each (docs/benchmarks.md#the-main-job).
+# calls each (docs/benchmarks.md#the-main-job). Training writes a preview grid every 200 steps
+# (RUN/previews/); the last line writes RUN/report/index.html, the run on one page.
 LEVELS ?= docs/levels-blur-fashion-mnist.json
 run: install data
 	softdiff train --levels $(LEVELS) --out $(RUN) --resume
 	softdiff corrupt fashion-mnist --ckpt $(RUN) --levels 8 -n 4 --out $(RUN)/corruption.png
 	softdiff sample --ckpt $(RUN) -n 64 --out $(RUN)/samples
 	softdiff sample --ckpt $(RUN) --sampler momentum -n 64 --out $(RUN)/samples-momentum
+	softdiff report $(RUN)
 
-test: install data
+test: install data browser
 	$(PYTHON) -m pytest -p no:cacheprovider
 
 lint:

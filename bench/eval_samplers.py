@@ -69,7 +69,8 @@ def main() -> None:
     title = f"FID by NFE: {spec} run, step {run.step}, n={args.n} (real-data floor {floor['fid']:.2f})"
     console.print(curve_table(curves, title))
     if args.plot:
-        plot_fid_vs_nfe(curves, args.plot, title=f"{run.config.corruption.spec} model, step {run.step}, n={args.n}")
+        trained = f"{run.step} steps x batch {run.config.train.batch_size}"
+        plot_fid_vs_nfe(curves, args.plot, title=f"{run.config.corruption.spec} model, {trained}")
     write(
         "eval_samplers",
         {

@@ -100,7 +100,8 @@ def plot(result: dict, path: Path) -> Path:
     right.set_ylabel("RMS distance to the exact flow's sample")
     right.set_title("grid uniform:0.5, deterministic samplers (slope = order)", fontsize=9)
     fig.suptitle(
-        f"exact Gaussian bench: 1x{result['shape'][1]}x{result['shape'][2]}, blur 0.01-3 px, noise 0.01-0.1",
+        f"exact Gaussian bench (exact denoiser, no training): 1x{result['shape'][1]}x{result['shape'][2]}, "
+        f"blur 0.01-3 px, noise 0.01-0.1, n={result['n']} samples per cell",
         fontsize=10,
     )
     fig.tight_layout()

@@ -20,6 +20,7 @@ command line; rewritten after every stage), the FID-vs-NFE plot and a sample gri
     PYTHONPATH=$PWD nohup nice -n 10 python bench/quality.py --threads 1 --parallel \
         > /work/logs/quality.log 2>&1 &                 # 5 epochs each, n = 2000
     PYTHONPATH=$PWD python bench/quality.py --tiny      # smoke test, about a minute
+    PYTHONPATH=$PWD python bench/quality.py --replot bench/results/quality.json   # redraw the plot only
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--grid-nfe", type=int, default=20, help="the grid shows the run's best cell at this NFE")
     parser.add_argument("--img-dir", type=Path, default=None, help="plot and grids (default docs/img)")
     parser.add_argument("--tiny", action="store_true", help="smoke test: tiny network, steps, n (not a measurement)")
+    parser.add_argument("--replot", type=Path, default=None, help="only redraw --plot from this results JSON")
     add_eval_arguments(parser, n=2000)
     args, _ = parser.parse_known_args(argv)
     if args.tiny:
@@ -213,6 +215,21 @@ def summary_table(cells: dict[str, dict[str, list[dict[str, Any]]]], floor: dict
     return table
 
 
+def plot_quality(report: dict[str, Any], path: Path) -> Path:
+    """FID against NFE of every (recipe, sampler), log axes, titled with the shared budget and n."""
+    curves = {f"{name} {s}": cells for name, per in report["cells"].items() for s, cells in per.items()}
+    b = report["budget"]
+    title = f"{b['steps']} steps x batch {b['batch_size']} ({b['epochs']:.2f} epochs) per run"
+    return plot_fid_vs_nfe(curves, path, title=title)
+
+
+def replot(results: Path, path: Path) -> Path:
+    """Redraw the plot of a finished results file (``--replot``), without training or sampling."""
+    import json
+
+    return plot_quality(json.loads(results.read_text()), path)
+
+
 def sample_grid(args: argparse.Namespace, evaluator: Evaluator, name: str, out: Path, cells: list) -> dict:
     """The first ``grid_n`` samples of the run's best cell at the largest NFE <= ``grid_nfe``."""
     within = [c for c in cells if c["nfe"] <= args.grid_nfe] or cells
@@ -249,10 +266,7 @@ def evaluate(args: argparse.Namespace, jobs: list[Job], report: dict[str, Any]) 
     for name, cells in report["cells"].items():
         console.print(run_table(name, report["runs"][name], cells, args.n))
     console.print(summary_table(report["cells"], report["floor"]))
-    curves = {f"{name} {s}": cells for name, per in report["cells"].items() for s, cells in per.items()}
-    b = report["budget"]
-    title = f"{b['steps']} steps x batch {b['batch_size']} ({b['epochs']:.2f} epochs) per run, n={args.n}"
-    report["plot"] = str(plot_fid_vs_nfe(curves, args.plot, title=title))
+    report["plot"] = str(plot_quality(report, args.plot))
     report["grids"] = {}
     for job in jobs:
         cells = [c for per_sampler in report["cells"][job.name].values() for c in per_sampler]
@@ -264,6 +278,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     global _START
     _START = time.perf_counter()
     args = parse_args(argv)
+    if args.replot is not None:
+        console.print(f"wrote {replot(args.replot, args.plot)}", highlight=False)
+        return {}
     if args.threads:
         torch.set_num_threads(args.threads)
     command = shlex.join(["python", "bench/quality.py", *(sys.argv[1:] if argv is None else argv)])

@@ -12,11 +12,13 @@ the next, smaller ``t'`` (gain at ``t'`` > 0) is where unsupervised output enter
 
     PYTHONPATH=$PWD python bench/soft_diagnosis.py --ckpt runs/soft --ckpt runs/x0 \
         [--times 0.1,0.3,0.5,0.7,0.9 -n 512 --plot docs/img/soft-diagnosis.png]
+    PYTHONPATH=$PWD python bench/soft_diagnosis.py --replot --plot docs/img/soft-diagnosis.png   # redraw only
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from softdiff.data import load_dataset
 from softdiff.train import TrainedRun, load_run
 
 BANDS = 6
+RESULTS = Path(__file__).parent / "results" / "soft_diagnosis.json"
 
 
 def band_index(height: int, width: int, bands: int = BANDS) -> Tensor:
@@ -85,14 +88,16 @@ def table(name: str, rows: list[dict[str, Any]]) -> Table:
     return out
 
 
-def plot(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
+def plot(report: dict[str, Any], path: Path) -> None:
+    """One panel per t: each run's relative denoiser error by DCT band; titled with the runs' steps and n."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    results = report["results"]
     times = sorted({r["t"] for rows in results.values() for r in rows})
-    fig, axes = plt.subplots(1, len(times), figsize=(3.2 * len(times), 3.2), sharey=True)
+    fig, axes = plt.subplots(1, len(times), figsize=(3.2 * len(times), 3.4), sharey=True)
     for ax, t in zip(axes if len(times) > 1 else [axes], times, strict=True):
         for name, rows in results.items():
             row = next(r for r in rows if r["t"] == t)
@@ -102,6 +107,8 @@ def plot(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
         ax.set_xlabel("DCT band (low -> high)")
     axes[0].set_ylabel("relative error of D(x_t, t)")
     axes[-1].legend(fontsize=7)
+    steps = ", ".join(sorted({str(r["step"]) for r in report["runs"].values()}))
+    fig.suptitle(f"models trained {steps} steps; n={report['n']} test images per t", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -110,7 +117,7 @@ def plot(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt", type=Path, action="append", required=True, help="a run folder (repeatable)")
+    parser.add_argument("--ckpt", type=Path, action="append", default=[], help="a run folder (repeatable)")
     parser.add_argument("--name", action="append", default=None, help="a label per --ckpt (default: folder name)")
     parser.add_argument("--times", default="0.1,0.3,0.5,0.7,0.9")
     parser.add_argument("-n", type=int, default=512, help="test images")
@@ -120,7 +127,13 @@ def main() -> None:
     parser.add_argument(
         "--out", type=Path, default=None, help="results JSON (default: bench/results/soft_diagnosis.json)"
     )
+    parser.add_argument("--replot", action="store_true", help="only redraw --plot from the results in --out")
     args = parser.parse_args()
+    if args.replot:
+        plot(json.loads((args.out or RESULTS).read_text()), args.plot)
+        return
+    if not args.ckpt:
+        parser.error("give at least one --ckpt (or --replot)")
     if args.threads:
         torch.set_num_threads(args.threads)
     names = args.name or [p.name for p in args.ckpt]
@@ -135,9 +148,10 @@ def main() -> None:
         results[name] = diagnose(run, x0, times, args.seed)
         runs[name] = {"checkpoint": str(run.path), "step": run.step, "objective": run.config.objective.model_dump()}
         console.print(table(name, results[name]))
+    report = {"benchmark": "soft_diagnosis", "n": args.n, "runs": runs, "results": results}
     if args.plot:
-        plot(results, args.plot)
-    write("soft_diagnosis", {"benchmark": "soft_diagnosis", "n": args.n, "runs": runs, "results": results}, args.out)
+        plot(report, args.plot)
+    write("soft_diagnosis", report, args.out)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,8 @@ def main() -> None:
     if mismatch:
         console.print(f"[yellow]note:[/] the runs differ in {', '.join(mismatch)}")
     if args.plot:
-        plot_fid_vs_nfe(curves, args.plot, title=f"soft vs vanilla, n={args.n}")
+        trained = ", ".join(f"{k} {r['checkpoint_step']} steps x batch {r['batch_size']}" for k, r in runs.items())
+        plot_fid_vs_nfe(curves, args.plot, title=f"soft vs vanilla: {trained}")
     write(
         "soft_vs_vanilla",
         {

@@ -254,6 +254,12 @@ CASES: list[list[str]] = [
     ["schedule", "--dataset", "synthetic", "--data-dir", "/nonexistent", "--out", "OUT/l.json"],
     ["schedule", "--dataset", "synthetic", "--out", "/dev/null/l.json"],
     ["schedule", "--dataset", "synthetic", "--out", "DIR"],
+    # report
+    *[["report", v] for v in ("OUT/missing", "FILE", "DIR", "/dev/null", "RUN/checkpoints", "BAD_TOML")],
+    ["report"],
+    *[["report", "RUN", "--out", v] for v in ("/dev/null/report", "FILE", "/dev/null")],
+    ["report", "RUN", "DIR", "--out", "OUT/both"],
+    ["report", "RUN", "--bogus"],
     # features train
     *[[*FEATURES, "--lr", v] for v in ("inf", "nan", "0", "-1")],
     *[[*FEATURES, v, "0"] for v in ("--epochs", "--batch-size")],
@@ -275,7 +281,7 @@ def _fill(args: list[str], paths: dict[str, str]) -> list[str]:
 def test_the_fuzz_covers_every_command_with_at_least_100_cases() -> None:
     assert len(CASES) >= 100
     commands = {args[0] if args[0] != "features" else " ".join(args[:2]) for args in CASES}
-    assert {"train", "sample", "eval", "corrupt", "schedule", "features train"} <= commands
+    assert {"train", "sample", "eval", "corrupt", "schedule", "report", "features train"} <= commands
 
 
 def _case_id(args: list[str]) -> str:

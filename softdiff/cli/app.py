@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from . import check, corrupt, eval, features, restore, sample, schedule, train
+from . import check, corrupt, eval, features, report, restore, sample, schedule, train
 from .common import fail
 
 
@@ -85,6 +85,7 @@ app.command("train")(train.train_command)
 app.command("sample")(sample.sample)
 app.command("eval")(eval.evaluate)
 app.command("restore")(restore.restore_command)
+app.command("report")(report.report)
 app.add_typer(features.app, name="features")
 
 

@@ -8,12 +8,13 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from ..board import check_tensorboard, open_board
 from ..distributed import resolve_device
 from ..eval import get_extractor, load_results, parse_grids, parse_samplers, parse_steps, plot_fid_vs_nfe, sweep
 from ..resources import writable_dir
 from ..samplers import GRIDS, names
 from ..samplers.generate import check_sample_memory
-from ..train import load_run
+from ..train import load_run, run_folder
 from ..train.autogrids import check_run_grid
 from .common import THREADS_HELP, console, set_threads, user_errors
 
@@ -61,6 +62,12 @@ def evaluate(
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
     threads: int | None = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
+    tensorboard: bool = typer.Option(
+        False,
+        "--tensorboard",
+        help="Also log each new cell's FID and KID to the run's TensorBoard folder RUN/tb "
+        "(needs pip install 'softdiff[tensorboard]').",
+    ),
 ) -> None:
     """FID/KID (EMA weights) against the test split per (sampler, grid, steps): writes DIR/eval.json and a plot.
 
@@ -68,6 +75,8 @@ def evaluate(
     features and grid are not recomputed (cells stored without a grid were uniform).
     """
     set_threads(threads)
+    if tensorboard:
+        check_tensorboard()  # before the checkpoint is read
     samplers, step_list, grids = parse_samplers(sampler), parse_steps(steps), parse_grids(grid)  # fail before loading
     if n < 2:
         raise ValueError(f"-n must be at least 2 images for FID/KID, got {n}")
@@ -90,7 +99,11 @@ def evaluate(
         highlight=False,
     )
 
+    board = open_board(run_folder(run.path)) if tensorboard else None
+
     def report(result: dict[str, Any], reused: bool) -> None:
+        if board is not None and not reused:
+            board.fid(result)
         how = "reused from eval.json" if reused else f"{result['seconds']:.1f} s"
         console.print(
             f"{result['sampler']:>12} {result.get('grid', 'uniform'):>9} {result['steps']:>4} steps "
@@ -101,16 +114,21 @@ def evaluate(
         )
 
     out.mkdir(parents=True, exist_ok=True)
-    results = sweep(
-        run, samplers, step_list, n=n, extractor=extractor.to(target), seed=seed, batch_size=batch_size,
-        device=target, cache_dir=cache_dir, results_path=out / RESULTS_FILE, progress=progress, on_result=report,
-        grids=grids,
-    )  # fmt: skip
+    try:
+        results = sweep(
+            run, samplers, step_list, n=n, extractor=extractor.to(target), seed=seed, batch_size=batch_size,
+            device=target, cache_dir=cache_dir, results_path=out / RESULTS_FILE, progress=progress, on_result=report,
+            grids=grids,
+        )  # fmt: skip
+    finally:
+        if board is not None:
+            board.close()
     title = f"{run.config.corruption.label} run, step {run.step}: n={n}, seed {seed}, {extractor.description}"
     console.print(results_table(results, title))
     label = (lambda s, g: s) if len(grids) == 1 else (lambda s, g: f"{s} ({g})")
     curves = {
         label(s, g): [r for r in results if r["sampler"] == s and r["grid"] == g] for s in samplers for g in grids
     }
-    plot = plot_fid_vs_nfe(curves, out / PLOT_FILE, title=f"{run.config.corruption.label}, step {run.step}, n={n}")
+    trained = f"{run.step} steps x batch {run.config.train.batch_size}"
+    plot = plot_fid_vs_nfe(curves, out / PLOT_FILE, title=f"{run.config.corruption.label} model, {trained}")
     console.print(f"wrote {out / RESULTS_FILE} and {plot}", highlight=False)

@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from ..board import check_tensorboard
 from ..distributed import is_main_process, relaunch
 from ..schedule import read_levels
 from ..train import RunConfig, load_config_file, read_checkpoint, train
@@ -93,6 +94,12 @@ def train_command(
         help="Override any config field, e.g. --set optim.ema_decay=0.99 or --set corruption.params.factor=4 "
         "(repeatable).",
     ),
+    tensorboard: bool | None = typer.Option(
+        None,
+        "--tensorboard/--no-tensorboard",
+        help="Also write TensorBoard event files to RUN/tb: loss, lr, gradient norm, images/s, skipped steps, "
+        "previews (needs pip install 'softdiff[tensorboard]').",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
     nproc: int | None = typer.Option(
         None,
@@ -126,7 +133,10 @@ def train_command(
         "train.compile": compile_net,
         "train.channels_last": channels_last,
         "train.threads": threads,
+        "train.tensorboard": tensorboard,
     }
+    if tensorboard:
+        check_tensorboard()  # before any file is read or torchrun starts
     settings = parse_set(set_fields)  # applied as given: `--set optim.grad_clip=null` sets None
     level_file = read_levels(levels) if levels is not None else None
     if level_file is not None:

@@ -186,9 +186,9 @@ def sweep(
                 on_result(previous, True)
             continue
         start = time.perf_counter()
+        times = run_grid(run, grid, sampler, k) if grid == "auto" else grid  # auto: optimised once, cached
         images = generate(
-            run.denoiser, run.process, run.prior, n, sampler=sampler, steps=k, grid=run_grid(run, grid, sampler, k) if grid == "auto" else grid,
-            seed=seed,
+            run.denoiser, run.process, run.prior, n, sampler=sampler, steps=k, grid=times, seed=seed,
             batch_size=batch_size, device=device, progress=progress,
         )  # fmt: skip
         sampled = time.perf_counter()
@@ -222,27 +222,41 @@ def sweep(
 def plot_fid_vs_nfe(
     curves: dict[str, Sequence[dict[str, Any]]], path: str | Path, *, title: str = "FID against NFE"
 ) -> Path:
-    """One line per label through its results' (NFE, FID) points; log-scaled NFE axis, PNG."""
+    """One line per label through its results' (NFE, FID) points, both axes log-scaled, PNG.
+
+    A log FID axis keeps a curve at 600 from flattening the ones near 20. Under ``title``
+    the plot states what its numbers cost, read from the results: the images per cell
+    (``n``), the checkpoint step of the model(s) and the features.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogLocator
+
+    from ..plotting import log_ticks
 
     path = Path(path)
-    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=100)
-    for label, results in curves.items():
+    fig, ax = plt.subplots(figsize=(7.2, 3.8), dpi=100)
+    colours = plt.get_cmap("tab10" if len(curves) <= 10 else "tab20")  # no two curves share a colour up to 20
+    for i, (label, results) in enumerate(curves.items()):
         points = sorted((r["nfe"], r["fid"]) for r in results)
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label, color=colours(i % 20))
     ax.set_xscale("log")
+    ax.set_yscale("log")
     nfes = sorted({r["nfe"] for results in curves.values() for r in results})
     ax.set_xticks(nfes, [str(v) for v in nfes])
-    ax.minorticks_off()
+    ax.xaxis.set_minor_locator(LogLocator(subs=()))
+    log_ticks(ax, "y")
     ax.set_xlabel("network evaluations (NFE)")
-    ax.set_ylabel("FID")
-    features = sorted({r["features"] for results in curves.values() for r in results})
-    ax.set_title(f"{title}\n{', '.join(features)}", fontsize=9)
+    ax.set_ylabel("FID (log axis)")
+    cells = [r for results in curves.values() for r in results]
+    ns = ", ".join(str(v) for v in sorted({r.get("n") for r in cells}, key=str))
+    steps = ", ".join(str(v) for v in sorted({r.get("checkpoint_step") for r in cells}, key=str))
+    features = ", ".join(sorted({r["features"] for r in cells}))
+    ax.set_title(f"{title}\nn={ns} images per cell, checkpoint step {steps}, {features}", fontsize=8)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the curves, never over them
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

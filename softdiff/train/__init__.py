@@ -7,6 +7,7 @@ from .checkpoint import (
     find_checkpoint,
     read_checkpoint,
     resolve_checkpoint,
+    run_folder,
     save_checkpoint,
 )
 from .config import DataConfig, ObjectiveConfig, OptimConfig, RunConfig, TrainConfig, build_config, load_config_file
@@ -29,6 +30,7 @@ __all__ = [
     "save_checkpoint",
     "read_checkpoint",
     "resolve_checkpoint",
+    "run_folder",
     "find_checkpoint",
     "clean_temporaries",
     "TrainedRun",

@@ -49,6 +49,7 @@ __all__ = [
     "save_checkpoint",
     "read_checkpoint",
     "resolve_checkpoint",
+    "run_folder",
     "find_checkpoint",
     "clean_temporaries",
     "nonfinite_tensors",
@@ -199,6 +200,12 @@ def find_checkpoint(run_dir: str | Path) -> Path | None:
         return run_dir
     complete = sorted(p for p in (run_dir / CHECKPOINTS).glob("step-*") if (p / MANIFEST).is_file())
     return complete[-1] if complete else None
+
+
+def run_folder(checkpoint: str | Path) -> Path:
+    """The run folder a checkpoint folder belongs to (``RUN/checkpoints/step-N`` -> ``RUN``)."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.parent.parent if checkpoint.parent.name == CHECKPOINTS else checkpoint.parent
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

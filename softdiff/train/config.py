@@ -154,6 +154,18 @@ class TrainConfig(_Section):
     check_operator: bool = Field(
         True, description="check the operator's laws (linearity, adjoint, dtype, finiteness) in float32 before training"
     )
+    preview_every: int | None = Field(
+        200,
+        ge=1,
+        description="steps between preview grids (64 fixed-seed EMA samples, RUN/previews/step-N.png; one more at "
+        "the end; None: off)",
+    )
+    preview_steps: int = Field(
+        10, ge=1, le=1000, description="sampler steps of a preview grid (the default sampler for the run's operator)"
+    )
+    tensorboard: bool = Field(
+        False, description="also log metrics and previews to TensorBoard event files in RUN/tb (softdiff[tensorboard])"
+    )
 
 
 class RunConfig(_Section):

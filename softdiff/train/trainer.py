@@ -14,7 +14,8 @@ The parts, in the order a run meets them: :func:`_open_run` (resume or start),
 :func:`_load_data`, :class:`_Model` (network, EMA, optimizer, prior, statistics),
 :class:`_Step` (one optimizer step), :class:`_Checkpointer` and :func:`_loop` (logging,
 checkpoints, signals). Seeds come from :mod:`softdiff.seeding`, batches from
-:mod:`.batches`, the metrics file from :mod:`.metrics`.
+:mod:`.batches`, the metrics file from :mod:`.metrics`, preview grids and TensorBoard
+from :mod:`.watch`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, Task, T
 from rich.text import Text
 from torch import Tensor, nn
 
+from ..board import check_tensorboard
 from ..corrupt import CorruptionProcess, LinearCorruption, check_operator
 from ..data import ImageData, load_dataset
 from ..distributed import DistContext, distributed, resolve_device
@@ -62,6 +64,7 @@ from .loading import build_net
 from .lr import LRSchedule
 from .metrics import METRICS, LogWindow, start_metrics
 from .objective import objective_for, precond_state, statistics_for, t_sampler_for
+from .watch import Watch
 
 __all__ = ["train", "TrainSummary", "EMA", "METRICS"]
 
@@ -160,12 +163,18 @@ def _train(
     step = _Step.build(ctx, config, process, data, model, ckpt)
     window = LogWindow(ctx.device, ckpt.state.get("window") if ckpt is not None else None)
     writer = _Checkpointer(ctx, run_dir, config, model, step.precond, window, ckpt.path if ckpt is not None else None)
+    resume_step = model.start if ckpt is not None else None
+    watch = Watch.open(ctx, config, run_dir, model.ema.net, process, model.prior, model.stats, resume_step)
 
     loss = logged[-1][1] if logged else math.nan
     summary = TrainSummary(run_dir, model.start, loss, logged, net=model.net, ema_net=model.ema.net)
     summary.fresh_start = fresh_start
     end = config.train.steps if stop_at is None else min(config.train.steps, stop_at)
-    saved, images, elapsed = _loop(ctx, config, step, writer, summary, end, _progress_bar(console, progress, ctx))
+    bar = _progress_bar(console, progress, ctx)
+    try:
+        saved, images, elapsed = _loop(ctx, config, step, writer, summary, end, bar, watch)
+    finally:
+        watch.close()
     summary.images_per_s = images / elapsed if elapsed > 0 else 0.0
     if summary.stopped_by is None and (stop_at is None or summary.step == config.train.steps):
         if summary.step > saved or ckpt is None:
@@ -196,6 +205,8 @@ def _open_run(
     elif find_checkpoint(run_dir) is not None:
         raise ValueError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     if ctx.is_main:  # fail before minutes of data loading, and clear what a killed run left behind
+        if config.train.tensorboard:
+            check_tensorboard()
         writable_dir(run_dir, "run folder")
         if (run_dir / CHECKPOINTS).exists():
             writable_dir(run_dir / CHECKPOINTS, "checkpoint folder")
@@ -427,8 +438,9 @@ def _loop(
     summary: TrainSummary,
     end: int,
     bar: LoggedProgress,
+    watch: Watch,
 ) -> tuple[int, int, float]:
-    """Steps ``summary.step .. end`` with logging, checkpoints, signals and the non-finite guard.
+    """Steps ``summary.step .. end`` with logging, checkpoints, signals, previews and the non-finite guard.
 
     Returns ``(step of the last checkpoint written, images trained on, seconds)``.
     """
@@ -447,7 +459,7 @@ def _loop(
             if guard.record(done, bad):
                 raise writer.diverged(guard)
             if done % tc.log_every == 0 or done == end:
-                mean_loss = _log_line(ctx, config, writer.window, summary, metrics, done, lr, grad_norm, started)
+                mean_loss = _log_line(ctx, config, writer.window, summary, metrics, done, lr, grad_norm, started, watch)
                 if mean_loss is not None:
                     bar.update(task, loss=f"{mean_loss:.4f}")
             bar.update(task, completed=done)
@@ -463,6 +475,7 @@ def _loop(
             if stop and done != tc.steps:
                 summary.stopped_by = stop
                 break
+            watch.after_step(done, end, writer.window)
         if guard.flush():
             raise writer.diverged(guard)
     return saved, images, time.perf_counter() - started
@@ -478,12 +491,14 @@ def _log_line(
     lr: float,
     grad_norm: Tensor,
     started: float,
+    watch: Watch,
 ) -> float | None:
     """Write the window's metrics line and note its mean loss in ``summary`` (None: every step was skipped)."""
     record, mean_loss = window.line(ctx, step, lr, grad_norm, config.train.batch_size * ctx.world, started)
     summary.skipped += record["skipped"]
     metrics.write(json.dumps(record) + "\n")
     metrics.flush()
+    watch.metrics(record)
     if mean_loss is not None:
         summary.losses.append((step, mean_loss))
         summary.loss = mean_loss

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 __all__ = [
+    "cache_root",
     "writable_dir",
     "writable_file",
     "fsync_dir",
@@ -122,3 +123,8 @@ def check_memory(nbytes: float, what: str, device: torch.device | str = "cpu") -
             f"{what} would need {format_bytes(nbytes)}, more than the {format_bytes(total)} of memory "
             f"on {torch.device(device).type}; ask for less"
         )
+
+
+def cache_root() -> Path:
+    """softdiff's cache folder: ``$SOFTDIFF_CACHE``, else ``~/.cache/softdiff`` (feature statistics, weights)."""
+    return Path(os.environ.get("SOFTDIFF_CACHE") or Path.home() / ".cache" / "softdiff")

@@ -145,8 +145,8 @@ def test_bad_checkpoint_and_bad_results_file(run_dir: Path, tmp_path: Path, call
 
 
 def test_fashion_features_refuse_other_image_sizes(run_dir: Path, tmp_path: Path) -> None:
-    """The shipped feature net takes 28x28 grey images: a 16x16 run gets a one-line error."""
-    result = evaluate(run_dir, tmp_path, "--sampler", "euler", "--steps", "1")
+    """The shipped feature net takes 28x28 grey images: a 16x16 run asking for it gets a one-line error."""
+    result = evaluate(run_dir, tmp_path, "--features", "fashion", "--sampler", "euler", "--steps", "1")
     assert result.exit_code == 2 and "fashion features take (N, 1, 28, 28)" in result.output
 
 

@@ -31,6 +31,9 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
 
 
 THREADS_HELP = "CPU threads for torch (default: torch's choice; on a busy machine 1 is faster)."
+# one wording for the data's shape wherever a command reads a data set (fixed-size sets only check it)
+IMAGE_SIZE_HELP = "Image side for --dataset folder (default: 32); a fixed-size data set must match it."
+IMAGE_CHANNELS_HELP = "Image channels for --dataset folder, 1 (grey) or 3 (RGB) (default: the loader's)."
 
 
 def set_threads(threads: int | None) -> None:

@@ -11,6 +11,7 @@ from rich.table import Table
 from ..board import check_tensorboard, open_board
 from ..distributed import resolve_device
 from ..eval import get_extractor, load_results, parse_grids, parse_samplers, parse_steps, plot_fid_vs_nfe, sweep
+from ..eval.extractors import default_features
 from ..resources import writable_dir
 from ..samplers import GRIDS, names
 from ..samplers.generate import check_sample_memory
@@ -47,7 +48,12 @@ def evaluate(
         "uniform", "--grid", help=f"Comma list of time grids: {', '.join(GRIDS)}, NAME:STOP (e.g. edm:levels)."
     ),
     n: int = typer.Option(2000, "-n", help="Generated images per cell (FID is biased upward at small n)."),
-    features: str = typer.Option("fashion", "--features", help="fashion (shipped offline net) or inception."),
+    features: str | None = typer.Option(
+        None,
+        "--features",
+        help="fashion (shipped offline net, 28x28 grey) or inception (default: fashion for 28x28 grey runs, "
+        "else inception).",
+    ),
     inception_weights: Path | None = typer.Option(
         None, "--inception-weights", help="Inception-v3 weights file for --features inception."
     ),
@@ -87,12 +93,13 @@ def evaluate(
     load_results(out / RESULTS_FILE)  # an unreadable results file fails before hours of sampling
     if Path(ckpt).exists():  # a missing checkpoint is reported as such by load_run, not as an output problem
         writable_dir(out, "--out folder")
-    extractor = get_extractor(features, inception_weights=inception_weights)
     run = load_run(ckpt, device=target)
     check_sample_memory(n, run.image_shape)
     for name in grids:  # a grid this run cannot use fails before hours of sampling (auto: checked, not optimised)
         for k in step_list:
             check_run_grid(run, name, k)
+    features = features if features is not None else default_features(run.image_shape)  # colour: Inception
+    extractor = get_extractor(features, inception_weights=inception_weights)
     console.print(
         f"evaluating {run.path} (step {run.step}, corruption {run.config.corruption.spec}) with {n} images per cell, "
         f"seed {seed}, features: {extractor.description}",

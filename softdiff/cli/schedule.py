@@ -16,7 +16,7 @@ from ..data import load_dataset
 from ..resources import check_memory, writable_file
 from ..schedule import DataMoments, LevelSelection, check_level_count, level_distances, level_strengths, select_levels
 from ..train.config import load_config_file
-from .common import console, corruption_config, user_errors
+from .common import IMAGE_CHANNELS_HELP, IMAGE_SIZE_HELP, console, corruption_config, user_errors
 
 DEFAULT_SAMPLES = 2000
 AUTO_PROJECTION_ABOVE = 1024  # pixels x channels; beyond this the default is a 16x16 DCT projection
@@ -64,6 +64,8 @@ def schedule(
         typer.Option(help="Keep r x r low DCT frequencies per channel (0: full; default: full up to 1024 values)."),
     ] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Folder holding the data set files.")] = None,
+    image_size: Annotated[int | None, typer.Option("--image-size", min=4, help=IMAGE_SIZE_HELP)] = None,
+    image_channels: Annotated[int | None, typer.Option("--channels", min=1, help=IMAGE_CHANNELS_HELP)] = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed for the images picked.")] = 0,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (on a busy machine 1 can be faster).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Level table JSON; a PNG plot goes beside it.")] = Path(
@@ -75,16 +77,18 @@ def schedule(
         torch.set_num_threads(threads)
     # the levels are what this command chooses: a config's own levels would re-time the candidates
     config = corruption_config(corruption, set_fields or [], config_file).model_copy(update={"levels": None})
+    table = load_config_file(config_file).get("data") if config_file is not None else None
+    table = table if isinstance(table, dict) else {}
     if dataset is None:  # a run config names its data set, and the levels are for that data
-        table = load_config_file(config_file).get("data") if config_file is not None else None
-        table = table if isinstance(table, dict) else {}
         dataset = str(table.get("dataset") or "fashion-mnist")
         data_dir = data_dir if data_dir is not None or not table.get("data_dir") else Path(table["data_dir"])
+    image_size = image_size if image_size is not None else table.get("image_size")  # the run's shape, as it trains
+    image_channels = image_channels if image_channels is not None else table.get("channels")
     check_level_count(k, candidates)
     check_memory(4 * 8 * candidates**2, f"the distance tables of {candidates:,} candidate levels")
     writable_file(out, "--out level table")
     writable_file(out.with_suffix(".png"), "level plot beside --out")
-    data = load_dataset(dataset, "train", data_dir)
+    data = load_dataset(dataset, "train", data_dir, image_size=image_size, channels=image_channels)
     if samples is not None and samples > len(data):
         raise ValueError(f"--samples {samples} is more than the {len(data)} training images of {dataset}")
     data = data.subset(samples if samples is not None else DEFAULT_SAMPLES, seed)

@@ -16,7 +16,7 @@ from ..train.checkpoint import find_checkpoint
 from ..train.config import apply_overrides
 from ..train.corruption import plugin_pythonpath
 from ..train.interrupt import SIGNAL_EXIT
-from .common import console, parse_set, user_errors
+from .common import IMAGE_SIZE_HELP, console, parse_set, user_errors
 
 _DEFAULTS = RunConfig()
 
@@ -51,7 +51,7 @@ def train_command(
         "--data-dir",
         help="Folder with the data set files (default: /usr/share/datasets/fashion-mnist for fashion-mnist)",
     ),
-    image_size: int | None = typer.Option(None, "--image-size", help="Image side for --dataset folder (default: 32)"),
+    image_size: int | None = typer.Option(None, "--image-size", help=IMAGE_SIZE_HELP),
     steps: int | None = typer.Option(None, "--steps", "-n", help=f"Optimizer steps (default: {_DEFAULTS.train.steps})"),
     out: Path | None = typer.Option(None, "--out", "-o", help="Run folder (default: runs/DATASET-CORRUPTION)"),
     batch_size: int | None = typer.Option(

@@ -103,8 +103,10 @@ def load_dataset(
     data = loader(split, directory)
     c, h, w = data.shape
     if (image_size is not None and image_size != h) or (channels is not None and channels != c):
+        asked = f"{image_size or h}x{image_size or w} with {channels or c} channel(s)"
         raise ValueError(
-            f"dataset {name!r} has fixed {h}x{w} images with {c} channel(s); "
-            f"image_size/channels can only change the 'folder' data set"
+            f"dataset {name!r} has fixed {h}x{w} images with {c} channel(s), not the {asked} asked for "
+            "(--image-size/--channels or a config's data.image_size/data.channels); only the 'folder' data set "
+            "is resized"
         )
     return data

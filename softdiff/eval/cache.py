@@ -7,7 +7,6 @@ Features (not only mean/covariance) are cached because KID needs them one by one
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from torch import Tensor
 from ..data import ImageData
 from ..imageio import atomic_write_bytes
 from ..progress import LoggedProgress
+from ..resources import cache_root
 from .extractors import FeatureExtractor
 from .features import data_digest
 
@@ -27,8 +27,7 @@ __all__ = ["default_cache_dir", "extract_features", "real_features", "cache_path
 
 def default_cache_dir() -> Path:
     """``$SOFTDIFF_CACHE/stats`` or ``~/.cache/softdiff/stats``."""
-    root = os.environ.get("SOFTDIFF_CACHE") or Path.home() / ".cache" / "softdiff"
-    return Path(root) / "stats"
+    return cache_root() / "stats"
 
 
 def _images(data: ImageData | Tensor) -> Tensor:

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data.datasets import to_float
+from ..resources import cache_root
 from .features import FEATURE_NET_VERSION, FeatureNet, load_feature_net, update_digest
 
 __all__ = [
@@ -24,16 +25,33 @@ __all__ = [
     "InceptionFeatures",
     "InceptionUnavailable",
     "INCEPTION_WEIGHTS_FILE",
+    "default_features",
+    "default_inception_weights",
     "get_extractor",
     "to_uint8",
 ]
 
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
-_INCEPTION_HELP = (
-    "Inception features need the optional extra `pip install 'softdiff[inception]'` (torch-fidelity) "
-    f"and the FID Inception-v3 weights file {INCEPTION_WEIGHTS_FILE} (from torch-fidelity's releases) "
-    "passed as --inception-weights PATH; offline, use --features fashion"
-)
+FASHION_SHAPE = (1, 28, 28)  # the only images the shipped feature net takes
+
+
+def default_inception_weights() -> Path:
+    """Where the weights are looked for without ``--inception-weights``: in ``$SOFTDIFF_CACHE`` or ~/.cache/softdiff."""
+    return cache_root() / INCEPTION_WEIGHTS_FILE
+
+
+def _inception_help() -> str:
+    return (
+        "Inception features need the optional extra `pip install 'softdiff[inception]'` (torch-fidelity) "
+        f"and the FID Inception-v3 weights file {INCEPTION_WEIGHTS_FILE} (from torch-fidelity's releases): "
+        f"put it at {default_inception_weights()} or pass --inception-weights PATH; "
+        "offline, 28x28 grey runs can use --features fashion"
+    )
+
+
+def default_features(shape: tuple[int, ...]) -> str:
+    """The features a run's images get when none are asked for: the shipped net fits 28x28 grey only."""
+    return "fashion" if tuple(shape) == FASHION_SHAPE else "inception"
 
 
 class InceptionUnavailable(ValueError):
@@ -93,7 +111,7 @@ class FashionFeatures(FeatureExtractor):
 
     def check(self, images: Tensor) -> None:
         super().check(images)
-        if tuple(images.shape[1:]) != (1, 28, 28):
+        if tuple(images.shape[1:]) != FASHION_SHAPE:
             raise ValueError(
                 f"fashion features take (N, 1, 28, 28) grey images, got {tuple(images.shape)}; "
                 "use --features inception for other image sizes"
@@ -117,11 +135,13 @@ class InceptionFeatures(FeatureExtractor):
     def __init__(self, weights: str | Path | None) -> None:
         super().__init__()
         if not inception_available():
-            raise InceptionUnavailable(f"torch-fidelity is not installed. {_INCEPTION_HELP}")
+            raise InceptionUnavailable(f"torch-fidelity is not installed. {_inception_help()}")
+        if weights is None and default_inception_weights().is_file():
+            weights = default_inception_weights()
         if weights is None:
-            raise InceptionUnavailable(f"no Inception weights given. {_INCEPTION_HELP}")
+            raise InceptionUnavailable(f"no Inception weights given or found. {_inception_help()}")
         if not Path(weights).is_file():
-            raise InceptionUnavailable(f"Inception weights {weights} not found. {_INCEPTION_HELP}")
+            raise InceptionUnavailable(f"Inception weights {weights} not found. {_inception_help()}")
         from torchmetrics.image.fid import NoTrainInceptionV3
 
         self.net = NoTrainInceptionV3(

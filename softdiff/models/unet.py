@@ -96,7 +96,8 @@ class UNetConfig(BaseModel):
             if missing:
                 raise ValueError(
                     f"attention_resolutions {missing} match no level of a {self.image_size}-pixel image "
-                    f"(image_size); its level sizes are {sizes}"
+                    f"(image_size); its level sizes are {sizes}: list some of them in model.attention_resolutions "
+                    "or train at an image size that has these levels"
                 )
         for c in (self.level_channels[i] for i in self.attention_levels):
             if self.num_heads is not None and c % self.num_heads:

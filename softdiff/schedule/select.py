@@ -38,7 +38,7 @@ from torch import Tensor
 from ..corrupt import CorruptionConfig, CorruptionProcess
 from ..progress import LoggedProgress
 from ..stats import eigh_psd, frechet_distance_roots, root_from_eigh
-from .distances import distance_bounds, fit_level
+from .distances import LevelFitter, distance_bounds
 from .graph import Distances, bisect_levels, check_level_count
 from .levelfile import LevelSelection
 from .moments import DataMoments, pick_moments
@@ -85,8 +85,9 @@ def _fit_levels(
 ) -> _Levels:
     means, spectra, roots = [], [], torch.empty(0)
     sds: list[list[Tensor]] = [[], []]
+    fit = LevelFitter(process, moments, project, chunk)
     for i, value in enumerate(u.tolist()):
-        mean, cov = fit_level(process, moments, value, project, chunk)
+        mean, cov = fit(value)
         evals, evecs = eigh_psd(cov)
         if i == 0:  # allocated once d is known
             roots = torch.empty(len(u), *cov.shape, dtype=torch.float64)

@@ -1,0 +1,90 @@
+"""A colour run through the commands that read it: eval's features and restore's photos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from softdiff.cli.app import app
+from softdiff.eval.extractors import INCEPTION_WEIGHTS_FILE, default_features
+
+runner = CliRunner()
+SIDE = 16
+
+
+def _photos(folder: Path, n: int, side: int, seed: int = 0) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        paths.append(folder / f"{i}.png")
+        Image.fromarray((rng.random((side, side, 3)) * 255).astype(np.uint8)).save(paths[-1])
+    return paths
+
+
+@pytest.fixture(scope="module")
+def colour_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two steps of a tiny U-Net on 16x16 RGB photos."""
+    root = tmp_path_factory.mktemp("colour")
+    _photos(root / "photos", 12, 24)
+    args = ["train", "--dataset", "folder", "--data-dir", str(root / "photos"), "--image-size", str(SIDE)]
+    args += ["--set", "data.channels=3", "--set", "model.in_channels=3", "--set", "model.channel_mults=[1]"]
+    args += ["--set", "data.prior_images=8", "--channels", "8", "--steps", "2", "-b", "4", "--device", "cpu"]
+    result = runner.invoke(app, [*args, "--threads", "1", "--no-progress", "--out", str(root / "run")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((root / "run" / "config.json").read_text())["data"]["channels"] == 3
+    return root / "run"
+
+
+def test_colour_runs_default_to_inception_and_grey_28_to_the_shipped_net() -> None:
+    assert default_features((1, 28, 28)) == "fashion"
+    assert default_features((3, 32, 32)) == default_features((1, 32, 32)) == "inception"
+
+
+def test_eval_of_a_colour_run_without_inception_weights_says_where_to_put_them(
+    colour_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOFTDIFF_CACHE", str(tmp_path / "cache"))
+    args = ["eval", "--ckpt", str(colour_run), "-n", "4", "--steps", "2", "--sampler", "euler", "--device", "cpu"]
+    result = runner.invoke(app, [*args, "--no-progress", "--out", str(tmp_path / "eval")])
+    assert result.exit_code == 2, result.output
+    line = result.output.replace("\n", "")
+    assert line.startswith("error: ") and "Traceback" not in line
+    assert f"put it at {tmp_path / 'cache' / INCEPTION_WEIGHTS_FILE} or pass --inception-weights PATH" in line
+    assert not (tmp_path / "eval" / "eval.json").exists()
+
+
+def test_eval_with_a_missing_weights_file_names_it(colour_run: Path, tmp_path: Path) -> None:
+    args = ["eval", "--ckpt", str(colour_run), "-n", "4", "--features", "inception", "--device", "cpu"]
+    result = runner.invoke(app, [*args, "--inception-weights", str(tmp_path / "nope.pth"), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and result.output.startswith("error: "), result.output
+    assert INCEPTION_WEIGHTS_FILE in result.output.replace("\n", "")
+
+
+RESTORE = ["--operator", "blur:sigma=1", "--noise", "0.05", "--samples", "1", "--steps", "2", "--device", "cpu"]
+
+
+def test_restore_takes_colour_photos_at_the_run_size(colour_run: Path, tmp_path: Path) -> None:
+    files = _photos(tmp_path / "in", 2, SIDE, seed=1)
+    args = ["restore", *map(str, files), "--ckpt", str(colour_run), *RESTORE, "--no-progress"]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    restored = np.load(tmp_path / "out" / "restored.npz")
+    assert restored[restored.files[0]].shape[-3:] == (3, SIDE, SIDE)
+
+
+def test_restore_refuses_other_sizes_in_one_line_and_resizes_them_when_asked(colour_run: Path, tmp_path: Path) -> None:
+    files = _photos(tmp_path / "in", 1, 56, seed=2)
+    args = ["restore", *map(str, files), "--ckpt", str(colour_run), *RESTORE, "--no-progress"]
+    refused = runner.invoke(app, [*args, "--out", str(tmp_path / "a")])
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert refused.output.startswith(f"error: size mismatch: {files[0]} is 56x56 but the model restores 16x16")
+    resized = runner.invoke(app, [*args, "--resize", "--out", str(tmp_path / "b")])
+    assert resized.exit_code == 0, resized.output
+    restored = np.load(tmp_path / "b" / "restored.npz")
+    assert restored[restored.files[0]].shape[-3:] == (3, SIDE, SIDE)

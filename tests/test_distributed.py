@@ -12,6 +12,7 @@ One test runs the real launcher: ``softdiff train --nproc 2``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -185,6 +186,8 @@ def cli_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.
     """A U-Net run trained by ``softdiff train --nproc 2`` (the real torchrun launcher)."""
     out = tmp_path_factory.mktemp("cli") / "run"
     args = ["train", "--nproc", "2", "--dataset", "synthetic", "--steps", "3", "--batch-size", "4", "--channels", "8"]
+    args += ["--set", "train.preview_every=2", "--set", "train.preview_steps=2"]
+    args += ["--tensorboard"] if importlib.util.find_spec("tensorboard") is not None else []
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     done = subprocess.run(
         [sys.executable, "-m", "softdiff", *args, "--device", "cpu", "--no-progress", "--out", str(out)],
@@ -207,6 +210,17 @@ def test_train_nproc_launches_torchrun_and_rank0_reports(cli_run: tuple[Path, su
 
     result = CliRunner().invoke(app, ["train", "--resume", "--out", str(run), "--steps", "5", "--no-progress"])
     assert result.exit_code == 2 and "trained by 2 process(es)" in result.output, result.output
+
+
+def test_rank0_alone_writes_previews_and_tensorboard(cli_run: tuple[Path, subprocess.CompletedProcess]) -> None:
+    run, done = cli_run
+    assert done.returncode == 0, done.stdout + done.stderr
+    logged = [json.loads(line)["step"] for line in (run / "previews" / "previews.jsonl").read_text().splitlines()]
+    assert logged == [2, 3], logged  # two writers would log each step twice
+    assert sorted(p.name for p in (run / "previews").glob("*.png")) == ["step-2.png", "step-3.png"]
+    if importlib.util.find_spec("tensorboard") is not None:
+        events = list((run / "tb").rglob("events.out.tfevents.*"))
+        assert len(events) == 1, events
 
 
 def _sample_rank(run: Path, out: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import typer
@@ -33,8 +34,8 @@ def test_some_help_has_brackets_to_keep() -> None:
     assert any(_bracketed_help(name) for name in COMMANDS)  # else the test above checks nothing
 
 
-def test_error_messages_keep_brackets_and_markup_in_user_input_is_text() -> None:
-    result = runner.invoke(app, ["eval", "--ckpt", "/nonexistent-run", "--features", "inception"])
-    assert result.exit_code == 2 and "softdiff[inception]" in result.output
+def test_error_messages_keep_brackets_and_markup_in_user_input_is_text(run_dir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["eval", "--ckpt", str(run_dir), "--features", "inception", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "softdiff[inception]" in result.output, result.output
     result = runner.invoke(app, ["corrupt", "fashion-mnist", "-c", "[/]"])
     assert result.exit_code == 2 and "'[/]'" in result.output and "Traceback" not in result.output

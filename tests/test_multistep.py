@@ -473,7 +473,7 @@ def test_noise_inverse_takes_the_earliest_time_of_a_flat_stretch() -> None:
 
 def test_grid_names_and_stops(tmp_path) -> None:  # noqa: ANN001
     process = blur_process()
-    assert set(GRIDS) == {"uniform", "log-noise", "edm", "levels"}
+    assert set(GRIDS) == {"auto", "uniform", "log-noise", "edm", "levels"}
     assert time_grid("uniform", process, 4).tolist() == uniform_grid(4).tolist()
     assert time_grid("uniform:0.4", process, 5).tolist() == pytest.approx([1.0, 0.85, 0.7, 0.55, 0.4, 0.0])
     stopped = time_grid("edm:0.4", process, 5)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from pathlib import Path
 from typing import Annotated
@@ -15,20 +14,9 @@ from rich.table import Table
 from ..data import load_dataset
 from ..resources import check_memory, writable_file
 from ..schedule import DataMoments, LevelSelection, check_level_count, level_distances, level_strengths, select_levels
+from ..schedule.defaults import DEFAULT_CANDIDATES, DEFAULT_LEVELS, DEFAULT_SAMPLES, default_projection
 from ..train.config import load_config_file
 from .common import IMAGE_CHANNELS_HELP, IMAGE_SIZE_HELP, console, corruption_config, user_errors
-
-DEFAULT_SAMPLES = 2000
-AUTO_PROJECTION_ABOVE = 1024  # pixels x channels; beyond this the default is a 16x16 DCT projection
-
-
-def _projection(value: int | None, shape: tuple[int, int, int]) -> int | None:
-    """``None``: auto (full resolution up to 32x32 grey, else 16 DCT frequencies per axis); ``0``: full."""
-    if value is None:
-        return None if math.prod(shape) <= AUTO_PROJECTION_ABOVE else min(16, *shape[1:])
-    if value < 0:
-        raise ValueError(f"--projection must be >= 0 (0 = full resolution), got {value}")
-    return value or None
 
 
 @user_errors
@@ -53,8 +41,12 @@ def schedule(
             help="Data set whose training images set the levels (default: --config's or fashion-mnist).",
         ),
     ] = None,
-    k: Annotated[int, typer.Option("-k", "--levels", help="Levels K to choose (first and last included).")] = 32,
-    candidates: Annotated[int, typer.Option("--candidates", "-n", help="Candidate levels N, evenly spaced.")] = 256,
+    k: Annotated[
+        int, typer.Option("-k", "--levels", help="Levels K to choose (first and last included).")
+    ] = DEFAULT_LEVELS,
+    candidates: Annotated[
+        int, typer.Option("--candidates", "-n", help="Candidate levels N, evenly spaced.")
+    ] = DEFAULT_CANDIDATES,
     samples: Annotated[
         int | None,
         typer.Option(min=2, help="Training images used to fit the level Gaussians (default: 2000, or all if fewer)."),
@@ -95,7 +87,7 @@ def schedule(
     moments = DataMoments.from_images(data.batch(slice(None)))
     shape = data.shape
     process = config.build(shape[1:])
-    proj = _projection(projection, shape)
+    proj = default_projection(projection, shape)
     where = "full resolution" if proj is None else f"{proj}x{proj} low DCT frequencies per channel"
     console.print(
         f"{len(data)} {dataset} images {shape}, {config.spec!r}, {candidates} candidates -> {k} levels, {where}"

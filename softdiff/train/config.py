@@ -154,6 +154,11 @@ class TrainConfig(_Section):
     check_operator: bool = Field(
         True, description="check the operator's laws (linearity, adjoint, dtype, finiteness) in float32 before training"
     )
+    select_levels: bool = Field(
+        True,
+        description="a fresh run of a blur-like DCT-diagonal operator given no levels selects 32 levels "
+        "(softdiff schedule's method and defaults) before its first step; false keeps the operator's own schedule",
+    )
     preview_every: int | None = Field(
         200,
         ge=1,

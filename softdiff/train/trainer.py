@@ -42,6 +42,7 @@ from ..imageio import atomic_write_bytes
 from ..progress import LoggedProgress
 from ..resources import check_memory, describe_os_error, writable_dir
 from ..samplers.prior import Prior, fit_prior, prior_from_state_dict
+from ..schedule.defaults import DEFAULT_SAMPLES, selects_levels_by_default, training_levels
 from ..score import DataStatistics, Denoiser
 from ..score.objectives import Objective
 from ..seeding import derive_seed, rank_seed
@@ -153,7 +154,7 @@ def _train(
     config, ckpt, fresh_start = _open_run(ctx, config, run_dir, resume, console)
     if config.train.threads is not None:
         torch.set_num_threads(config.train.threads)
-    config, data, process = _load_data(config, data, corruption, ckpt)
+    config, data, process = _load_data(config, data, corruption, ckpt, console if ctx.is_main else False)
     model = _Model.build(ctx, config, process, data, net, ckpt)
     logged: list[tuple[int, float]] = []
     if ctx.is_main:
@@ -221,12 +222,18 @@ def _open_run(
 
 
 def _load_data(
-    config: RunConfig, data: ImageData | None, corruption: Corruption | None, ckpt: Checkpoint | None
+    config: RunConfig,
+    data: ImageData | None,
+    corruption: Corruption | None,
+    ckpt: Checkpoint | None,
+    console: Console | None | bool = None,
 ) -> tuple[RunConfig, ImageData, CorruptionProcess]:
     """The training images (given or configured), the config resolved for their shape, and the process.
 
     ``corruption`` (an operator or process object from ``train()``) replaces the config's operator;
-    a resumed run's operator is checked against the one its checkpoint recorded.
+    a resumed run's operator is checked against the one its checkpoint recorded. A fresh run
+    of a blur-like operator with no levels selects them first (``train.select_levels``);
+    ``console=False`` (ranks other than 0) selects them silently.
     """
     if data is None:
         data = load_dataset(
@@ -242,10 +249,31 @@ def _load_data(
     if config.data.image_size is not None and config.data.image_size != height:
         raise ValueError(f"data.image_size is {config.data.image_size} but the data set has {height}x{width} images")
     config = config.resolved(channels, height)
+    if ckpt is None and corruption is None and config.train.select_levels and config.corruption.levels is None:
+        config = _select_levels(config, data, console)
     config, process = run_process(config, (height, width), corruption, ckpt.config.operator if ckpt else None)
     if config.train.check_operator:
         _check_laws(process.operator, (2, channels, height, width))
     return config, data, process
+
+
+def _select_levels(config: RunConfig, data: ImageData, console: Console | None | bool) -> RunConfig:
+    """``config`` with the levels ``softdiff schedule`` would choose, when its operator selects them by default."""
+    shape = data.shape
+    if not selects_levels_by_default(config.corruption.build(shape[1:]), shape):
+        return config
+    started = time.perf_counter()
+    selection = training_levels(config.corruption, data)
+    if console is not False:
+        (console or Console()).print(
+            f"selected {len(selection.times)} corruption levels on {min(len(data), DEFAULT_SAMPLES)} training images "
+            f"in {time.perf_counter() - started:.0f} s (the paper's schedule; --set train.select_levels=false keeps "
+            "the operator's own)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    levels = list(selection.times)
+    return config.model_copy(update={"corruption": config.corruption.model_copy(update={"levels": levels})})
 
 
 def _check_laws(op: LinearCorruption, shape: tuple[int, int, int, int]) -> None:

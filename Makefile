@@ -21,14 +21,14 @@ browser:
 # the run if it was interrupted, then draw the process it learns to undo and sample it.
 # Every setting is the library default: the well-posed soft score matching (the paper's loss
 # plus the anchor), EDM-style preconditioning, EMA half-life, 1200 steps of batch 64, the
-# 10-component mixture prior at t = 1. The one flag is the blur levels `softdiff schedule`
-# selected for Fashion-MNIST (docs/levels-blur-fashion-mnist.json).
+# 10-component mixture prior at t = 1, and the paper's principled blur levels, which a fresh
+# blur run selects itself before its first step (about 50 s; exactly
+# docs/levels-blur-fashion-mnist.json). No flags but the output folder.
 # Samples: the default sampler for blur (naive) and the paper's momentum sampler, 20 network
 # calls each (docs/benchmarks.md#the-main-job). Training writes a preview grid every 200 steps
 # (RUN/previews/); the last line writes RUN/report/index.html, the run on one page.
-LEVELS ?= docs/levels-blur-fashion-mnist.json
 run: install data
-	softdiff train --levels $(LEVELS) --out $(RUN) --resume
+	softdiff train --out $(RUN) --resume
 	softdiff corrupt fashion-mnist --ckpt $(RUN) --levels 8 -n 4 --out $(RUN)/corruption.png
 	softdiff sample --ckpt $(RUN) -n 64 --out $(RUN)/samples
 	softdiff sample --ckpt $(RUN) --sampler momentum -n 64 --out $(RUN)/samples-momentum

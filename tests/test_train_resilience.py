@@ -327,6 +327,7 @@ def test_non_finite_weights_are_never_written(tmp_path: Path) -> None:
 def test_cli_diverging_run_is_one_error_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(trainer_module, "build_net", lambda config: Poisoned(range(5, 100)))
     args = ["train", "--dataset", "synthetic", "--steps", "50", "-b", "8", "--set", "train.ckpt_every=2"]
+    args += ["--set", "train.select_levels=false"]  # no level-selection line before the error
     result = runner.invoke(app, [*args, "--no-progress", "--device", "cpu", "--out", str(tmp_path / "run")])
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
@@ -366,6 +367,7 @@ def test_cli_full_disk_is_one_error_line(tmp_path: Path, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(checkpoint_module, "_write", full)
     args = ["train", "--dataset", "synthetic", "--steps", "2", "-b", "8", "--channels", "8", "--no-progress"]
+    args += ["--set", "train.select_levels=false"]  # no level-selection line before the error
     result = runner.invoke(app, [*args, "--set", "model.channel_mults=[1]", "--out", str(tmp_path / "run")])
     assert result.exit_code == 2 and "Traceback" not in result.output
     lines = result.output.strip().splitlines()

@@ -227,9 +227,13 @@ class RunConfig(_Section):
     def as_stored_by(self, stored: RunConfig) -> RunConfig:
         """This (requested) config filled in as ``stored`` resolved it, so the two compare field by field.
 
-        The data's image shape, and noise defaults left unset here (a run records the ones it got).
+        The data's image shape, noise defaults left unset here (a run records the ones it got),
+        and levels left unset where the run selected its own (``train.select_levels``).
         """
         requested = self
+        if requested.corruption.levels is None and requested.train.select_levels and stored.train.select_levels:
+            corruption = requested.corruption.model_copy(update={"levels": stored.corruption.levels})
+            requested = requested.model_copy(update={"corruption": corruption})
         if stored.data.channels is not None and stored.data.image_size is not None:
             requested = requested.resolved(stored.data.channels, stored.data.image_size)
         noise = requested.corruption.noise

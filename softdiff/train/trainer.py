@@ -154,7 +154,9 @@ def _train(
     config, ckpt, fresh_start = _open_run(ctx, config, run_dir, resume, console)
     if config.train.threads is not None:
         torch.set_num_threads(config.train.threads)
-    config, data, process = _load_data(config, data, corruption, ckpt, console if ctx.is_main else False)
+    config, data, process = _load_data(
+        config, data, corruption, ckpt, console if ctx.is_main else False, ctx.device if net is None else None
+    )
     model = _Model.build(ctx, config, process, data, net, ckpt)
     logged: list[tuple[int, float]] = []
     if ctx.is_main:
@@ -227,13 +229,15 @@ def _load_data(
     corruption: Corruption | None,
     ckpt: Checkpoint | None,
     console: Console | None | bool = None,
+    net_device: torch.device | None = None,
 ) -> tuple[RunConfig, ImageData, CorruptionProcess]:
     """The training images (given or configured), the config resolved for their shape, and the process.
 
     ``corruption`` (an operator or process object from ``train()``) replaces the config's operator;
     a resumed run's operator is checked against the one its checkpoint recorded. A fresh run
     of a blur-like operator with no levels selects them first (``train.select_levels``);
-    ``console=False`` (ranks other than 0) selects them silently.
+    ``console=False`` (ranks other than 0) selects them silently. ``net_device``: where the
+    configured network will be built, so a network that cannot fit fails before the selection.
     """
     if data is None:
         data = load_dataset(
@@ -250,6 +254,8 @@ def _load_data(
         raise ValueError(f"data.image_size is {config.data.image_size} but the data set has {height}x{width} images")
     config = config.resolved(channels, height)
     if ckpt is None and corruption is None and config.train.select_levels and config.corruption.levels is None:
+        if net_device is not None:
+            _check_net_memory(config, net_device)  # seconds of selection before a refusal would be wasted
         config = _select_levels(config, data, console)
     config, process = run_process(config, (height, width), corruption, ckpt.config.operator if ckpt else None)
     if config.train.check_operator:

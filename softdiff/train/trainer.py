@@ -19,10 +19,12 @@ checkpoints, signals). Seeds come from :mod:`softdiff.seeding`, batches from
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -59,6 +61,7 @@ from .ema import EMA
 from .guard import NonFiniteGuard, gradient_norm
 from .interrupt import StepClock, StopSignals
 from .loading import build_net
+from .lock import run_lock
 from .lr import LRSchedule
 from .metrics import METRICS, LogWindow, start_metrics
 from .objective import objective_for, precond_state, statistics_for, t_sampler_for
@@ -147,6 +150,37 @@ def _train(
     corruption: Corruption | None = None,
 ) -> TrainSummary:
     run_dir = Path(out)
+    with _locked(ctx, run_dir):
+        return _train_locked(ctx, config, run_dir, resume, data, net, progress, console, stop_at, corruption)
+
+
+@contextlib.contextmanager
+def _locked(ctx: DistContext, run_dir: Path) -> Iterator[None]:
+    """Rank 0 holds the run folder's lock (:mod:`.lock`) for the whole run; a refusal stops every rank."""
+    with contextlib.ExitStack() as stack:
+        refused = None
+        if ctx.is_main:
+            try:
+                writable_dir(run_dir, "run folder")
+                stack.enter_context(run_lock(run_dir))
+            except ValueError as err:
+                refused = str(err)
+        ctx.fail_together(refused)
+        yield
+
+
+def _train_locked(
+    ctx: DistContext,
+    config: RunConfig | None,
+    run_dir: Path,
+    resume: bool,
+    data: ImageData | None,
+    net: nn.Module | None,
+    progress: bool,
+    console: Console | None,
+    stop_at: int | None,
+    corruption: Corruption | None,
+) -> TrainSummary:
     config, ckpt, fresh_start = _open_run(ctx, config, run_dir, resume, console)
     if config.train.threads is not None:
         torch.set_num_threads(config.train.threads)

@@ -8,6 +8,7 @@ network.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,7 +16,7 @@ try:
     import tomllib  # novermin: guarded, tomli below
 except ModuleNotFoundError:  # Python 3.10: the same parser, as the tomli package (a dependency there)
     import tomli as tomllib
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..corrupt import CorruptionConfig
 from ..models import UNetConfig
@@ -43,16 +44,26 @@ class _Section(BaseModel):
 
 class DataConfig(_Section):
     dataset: str = Field("fashion-mnist", description="registered data set: fashion-mnist, cifar10, folder, synthetic")
-    data_dir: str | None = Field(None, description="folder holding the data set files (default location if unset)")
+    data_dir: str | None = Field(
+        None, description="folder holding the data set files (default location if unset); stored absolute"
+    )
     image_size: int | None = Field(
         None, ge=4, le=1024, description="side of the square images; derived from the data unless 'folder'"
     )
-    channels: int | None = Field(None, ge=1, le=4, description="image channels; derived from the data unless 'folder'")
+    channels: int | None = Field(
+        None, ge=1, le=4, description="image channels; from the data ('folder': 1 if every image is grey, else 3)"
+    )
     prior_images: int = Field(4096, ge=2, description="training images used to fit the Gaussian prior at t=1")
     prior_rank: int = Field(32, ge=1, description="principal components of the prior's subspace")
     prior_mixtures: int = Field(
         10, ge=1, description="Gaussians in the prior's mixture at t=1 (1: one Gaussian, what older runs hold)"
     )
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, data_dir: str | None) -> str | None:
+        """A relative folder is made absolute (against the working folder) so the run works from anywhere."""
+        return os.path.abspath(os.path.expanduser(data_dir)) if data_dir else data_dir
 
 
 class ObjectiveConfig(_Section):

@@ -54,7 +54,7 @@ def schedule(
         ),
     ] = None,
     k: Annotated[int, typer.Option("-k", "--levels", help="Levels K to choose (first and last included).")] = 32,
-    candidates: Annotated[int, typer.Option("--candidates", "-n", help="Candidate levels N, evenly spaced.")] = 256,
+    candidates: Annotated[int, typer.Option("--candidates", help="Candidate levels N, evenly spaced.")] = 256,
     samples: Annotated[
         int | None,
         typer.Option(min=2, help="Training images used to fit the level Gaussians (default: 2000, or all if fewer)."),

@@ -51,7 +51,7 @@ def train_command(
         help="Folder with the data set files (default: /usr/share/datasets/fashion-mnist for fashion-mnist)",
     ),
     image_size: int | None = typer.Option(None, "--image-size", help="Image side for --dataset folder (default: 32)"),
-    steps: int | None = typer.Option(None, "--steps", "-n", help=f"Optimizer steps (default: {_DEFAULTS.train.steps})"),
+    steps: int | None = typer.Option(None, "--steps", help=f"Optimizer steps (default: {_DEFAULTS.train.steps})"),
     out: Path | None = typer.Option(None, "--out", "-o", help="Run folder (default: runs/DATASET-CORRUPTION)"),
     batch_size: int | None = typer.Option(
         None, "--batch-size", "-b", help=f"Images per step (default: {_DEFAULTS.train.batch_size})"

@@ -56,6 +56,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import RunConfig
+from .consistency import check_optimizer_state, check_weights
 from .corruption import Corruption, record_corruption, run_process
 from .ema import EMA
 from .guard import NonFiniteGuard, gradient_norm
@@ -534,11 +535,12 @@ def _check_net_memory(config: RunConfig, device: torch.device) -> None:
 
 def _load_training_state(ckpt: Checkpoint, net: nn.Module, ema: EMA, optimizer: torch.optim.Optimizer) -> None:
     """Weights, EMA, optimizer and RNG from a checkpoint; a state that does not fit is a one-line error."""
-    try:
-        net.load_state_dict(ckpt.net)
-        ema.net.load_state_dict(ckpt.ema)
-    except RuntimeError as err:
-        raise ValueError(f"checkpoint {ckpt.path} does not fit the network: {str(err).splitlines()[0]}") from None
+    where = f"checkpoint {ckpt.path}"
+    check_weights(ckpt.net, net, f"{where} (raw weights)")
+    check_weights(ckpt.ema, ema.net, f"{where} (EMA weights)")
+    net.load_state_dict(ckpt.net)
+    ema.net.load_state_dict(ckpt.ema)
+    check_optimizer_state(ckpt.state["optimizer"], list(net.parameters()), where)  # fused AdamW trusts the shapes
     try:
         optimizer.load_state_dict(ckpt.state["optimizer"])
     except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as err:

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from ..corrupt import OperatorReport, check_operator
 from ..data import load_dataset
+from ..seeding import MAX_SEED
 from .common import console, corruption_config, user_errors
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -45,7 +46,9 @@ def check_operator_command(
     dtype: Annotated[str, typer.Option(help="float64 (tolerance 1e-10) or float32 (1e-4).")] = "float64",
     identity_tol: Annotated[float, typer.Option(help="Tolerance of C_0 = I (relative, max norm).")] = 1e-2,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Folder holding the data set files.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for the random data, the times and the images picked.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_SEED, help="Seed for the random data, the times and the images picked.")
+    ] = 0,
 ) -> None:
     """Check linearity, adjointness, per-sample t, C_0 = I, shapes and finiteness of an operator."""
     if dtype not in DTYPES:

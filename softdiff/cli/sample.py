@@ -26,6 +26,7 @@ from ..samplers import (
     time_grid,
 )
 from ..samplers.grids import MAX_STEPS
+from ..seeding import MAX_SEED
 from ..train import load_run, read_checkpoint
 from ..train.corruption import plugin_pythonpath
 from .common import THREADS_HELP, console, set_threads, user_errors
@@ -71,7 +72,9 @@ def sample(
     ),
     n: int = typer.Option(64, "-n", min=1, help="Number of images."),
     out: Path = typer.Option(Path("samples"), "--out", "-o", help="Output folder."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Sample i depends only on (seed, i), never on the batch size."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, max=MAX_SEED, help="Sample i depends only on (seed, i), never on the batch size."
+    ),
     batch_size: int = typer.Option(256, "--batch-size", "-b", min=1, help="Images per batch."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     raw: bool = typer.Option(False, "--raw", help="Use the raw weights instead of the EMA weights."),

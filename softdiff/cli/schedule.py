@@ -15,6 +15,7 @@ from rich.table import Table
 from ..data import load_dataset
 from ..resources import check_memory, writable_file
 from ..schedule import DataMoments, LevelSelection, check_level_count, level_distances, level_strengths, select_levels
+from ..seeding import MAX_SEED
 from ..train.config import load_config_file
 from .common import console, corruption_config, user_errors
 
@@ -64,7 +65,7 @@ def schedule(
         typer.Option(help="Keep r x r low DCT frequencies per channel (0: full; default: full up to 1024 values)."),
     ] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Folder holding the data set files.")] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Seed for the images picked.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed for the images picked.")] = 0,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (on a busy machine 1 can be faster).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Level table JSON; a PNG plot goes beside it.")] = Path(
         "levels.json"

@@ -10,6 +10,7 @@ import typer
 
 from ..distributed import is_main_process, relaunch
 from ..schedule import read_levels
+from ..seeding import MAX_SEED
 from ..train import RunConfig, load_config_file, read_checkpoint, train
 from ..train.checkpoint import find_checkpoint
 from ..train.config import apply_overrides
@@ -68,7 +69,11 @@ def train_command(
     ),
     device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda (default: auto)"),
     seed: int | None = typer.Option(
-        None, "--seed", help="Seed: data order, t and noise are functions of (seed, step) (default: 0)"
+        None,
+        "--seed",
+        min=0,
+        max=MAX_SEED,
+        help="Seed: data order, t and noise are functions of (seed, step) (default: 0)",
     ),
     config: Path | None = typer.Option(
         None, "--config", help="Run config file (.toml, .json, .yaml); flags override it."

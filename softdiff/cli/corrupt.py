@@ -8,6 +8,7 @@ import torch
 import typer
 from PIL import Image
 
+from ..corrupt import check_structure
 from ..data import DATASETS, load_dataset
 from ..imageio import load_image, save_grid
 from ..resources import writable_file
@@ -87,6 +88,7 @@ def corrupt(
         process = rebuild_process(run, (x0.shape[-2], x0.shape[-1]))
     else:
         process = config.build((x0.shape[-2], x0.shape[-1]))
+    check_structure(process.operator, x0)  # a plugin's wrong shape or NaN: one line before the strip
     ts = torch.linspace(0, 1, levels)
     g = torch.Generator().manual_seed(seed)
     columns = []

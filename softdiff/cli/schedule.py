@@ -12,6 +12,7 @@ import torch
 import typer
 from rich.table import Table
 
+from ..corrupt import check_structure
 from ..data import load_dataset
 from ..resources import check_memory, writable_file
 from ..schedule import DataMoments, LevelSelection, check_level_count, level_distances, level_strengths, select_levels
@@ -92,6 +93,7 @@ def schedule(
     moments = DataMoments.from_images(data.batch(slice(None)))
     shape = data.shape
     process = config.build(shape[1:])
+    check_structure(process.operator, data.batch(slice(0, 3)))  # a plugin's wrong shape or NaN, before minutes
     proj = _projection(projection, shape)
     where = "full resolution" if proj is None else f"{proj}x{proj} low DCT frequencies per channel"
     console.print(

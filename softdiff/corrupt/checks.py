@@ -31,7 +31,7 @@ from torch import Tensor
 
 from .base import LinearCorruption
 
-__all__ = ["check_operator", "OperatorReport", "Law", "DEFAULT_TOLERANCES", "IDENTITY_TOLERANCE"]
+__all__ = ["check_operator", "check_structure", "OperatorReport", "Law", "DEFAULT_TOLERANCES", "IDENTITY_TOLERANCE"]
 
 DEFAULT_TOLERANCES: dict[torch.dtype, float] = {
     torch.float64: 1e-10,  # correct operators measure ~1e-16; the built-ins stay below 1e-13
@@ -122,6 +122,20 @@ def _structure(operator: str, name: str, out: object, x: Tensor) -> None:
     bad = int((~torch.isfinite(out)).sum())
     if bad:
         raise ValueError(f"{operator} breaks finite output: {name} gives {bad} NaN/inf of {out.numel()} values")
+
+
+def check_structure(op: LinearCorruption, x: Tensor) -> None:
+    """The cheap part of :func:`check_operator`: forward and adjoint keep shape, dtype and device, and stay finite.
+
+    Run on ``x`` (real images, or any batch) at times spread over ``[0, 1]``, before a command
+    spends minutes on an operator that returns the wrong shape or NaN (a plugin, typically).
+    """
+    picks = torch.arange(3) % x.shape[0]
+    x = x[picks]
+    t = torch.linspace(0, 1, 3, dtype=torch.float64).to(x)
+    name = _short(op)
+    _structure(name, "forward", op(x, t), x)
+    _structure(name, "adjoint", op.adjoint(x, t), x)
 
 
 def check_operator(

@@ -61,6 +61,13 @@ def _describe(err: BaseException) -> str:
     return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
+def _out_of_memory(err: BaseException) -> bool:
+    """torch's CUDA out-of-memory error, or the CPU allocator's refusal (a plain ``RuntimeError``)."""
+    if isinstance(err, torch.OutOfMemoryError):
+        return True
+    return isinstance(err, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in str(err)
+
+
 def user_errors(command: F) -> F:
     """Turn user errors (bad values, missing files, invalid configs, a plugin's failure) into one line, no traceback."""
 
@@ -74,6 +81,10 @@ def user_errors(command: F) -> F:
                 raise fail(plugin) from None
             if isinstance(err, USER_ERRORS):  # ValidationError is a ValueError
                 raise fail(_describe(err)) from None
+            if _out_of_memory(err):  # a size no check predicted: still the user's request, not a bug
+                raise fail(
+                    f"out of memory: {str(err).splitlines()[0]}; ask for less (fewer or smaller images)"
+                ) from None
             raise
         except KeyboardInterrupt:
             err_console.print("interrupted", style="yellow")

@@ -83,7 +83,14 @@ def evaluate(
     check_sample_memory(n, run.image_shape)
     for name in grids:  # a grid this run cannot use fails before hours of sampling
         for k in step_list:
-            time_grid(name, run.process, k, corruption=run.config.corruption)
+            time_grid(
+                name,
+                run.process,
+                k,
+                corruption=run.config.corruption,
+                dataset=run.config.data.dataset,
+                shape=run.image_shape,
+            )
     console.print(
         f"evaluating {run.path} (step {run.step}, corruption {run.config.corruption.spec}) with {n} images per cell, "
         f"seed {seed}, features: {extractor.description}",

@@ -111,7 +111,14 @@ def sample(
         run = load_run(ckpt, device=ctx.device, ema=not raw)
         sampler = sampler if sampler is not None else default_sampler(run.process.operator, steps)
         # a grid this run cannot use (or a level file made for another corruption) fails before sampling
-        time_grid(grid, run.process, steps, corruption=run.config.corruption)
+        time_grid(
+            grid,
+            run.process,
+            steps,
+            corruption=run.config.corruption,
+            dataset=run.config.data.dataset,
+            shape=run.image_shape,
+        )
         keep = min(n, TRAJECTORY_SAMPLES) if trajectory else 0
         kwargs = dict(sampler=sampler, steps=steps, grid=grid, seed=seed, batch_size=batch_size, device=ctx.device)
         kwargs.update(trajectory=keep, progress=progress)

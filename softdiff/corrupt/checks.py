@@ -124,6 +124,9 @@ def _apply(op: LinearCorruption, operator: str, name: str, x: Tensor, t: Tensor 
     """
     try:
         return op(x, t) if name == "forward" else op.adjoint(x, t)
+    except ValueError as err:  # the operator's own refusal of these images (desaturate on 5 channels)
+        first = str(err).splitlines()[0] if str(err) else "ValueError"
+        raise ValueError(f"{operator} refuses {tuple(x.shape)} images: {first}") from err
     except Exception as err:
         first = str(err).splitlines()[0] if str(err) else ""
         law = "shape/dtype/device" if any(word in first for word in _DTYPE_WORDS) else "its own code"

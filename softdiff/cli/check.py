@@ -87,15 +87,16 @@ def check_operator_command(
     _check_sizes(n, random_shape, dtypes)
     _check_sizes(min(n, len(data)), data.shape, dtypes)
     images = data.subset(n, seed).batch(slice(None))
-    reports = []
+    tables = {}  # measured first: a shape, dtype or NaN failure (which stops a check) is then one line alone
     for name in dtypes:
         options = {"dtype": DTYPES[name], "seed": seed, "identity_tol": identity_tol, "raise_on_failure": False}
-        checks = {
+        tables[name] = {
             f"random {random_shape}": check_operator(config.operator(random_shape[1:]), (n, *random_shape), **options),
             f"{dataset} x {len(images)}": check_operator(config.operator(tuple(images.shape[2:])), x=images, **options),
         }
+    for name, checks in tables.items():
         console.print(_table(spec, name, checks))
-        reports += checks.values()
+    reports = [report for checks in tables.values() for report in checks.values()]
     for report in reports:
         report.raise_on_failure()
     console.print(f"{spec!r} obeys every law ({' and '.join(dtypes)}, {len(reports)} checks)")

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from .base import LinearCorruption
+from .plugins import plugin_failure
 
 __all__ = ["check_operator", "check_structure", "OperatorReport", "Law", "DEFAULT_TOLERANCES", "IDENTITY_TOLERANCE"]
 
@@ -129,12 +130,14 @@ def _apply(op: LinearCorruption, operator: str, name: str, x: Tensor, t: Tensor 
         raise ValueError(f"{operator} refuses {tuple(x.shape)} images: {first}") from err
     except Exception as err:
         first = str(err).splitlines()[0] if str(err) else ""
-        law = "shape/dtype/device" if any(word in first for word in _DTYPE_WORDS) else "its own code"
-        hint = " (a constant of another dtype or device? build it with .to(x))" if law != "its own code" else ""
-        raise ValueError(
-            f"{operator} breaks {law}: {name} raised {type(err).__name__} on {tuple(x.shape)} "
-            f"{str(x.dtype).removeprefix('torch.')} images: {first}{hint}"
-        ) from err
+        images = f"{tuple(x.shape)} {str(x.dtype).removeprefix('torch.')} images"
+        if any(word in first for word in _DTYPE_WORDS):
+            raise ValueError(
+                f"{operator} breaks shape/dtype/device: {name} raised {type(err).__name__} on {images}: {first} "
+                "(a constant of another dtype or device? build it with .to(x))"
+            ) from err
+        where = plugin_failure(err)  # a plugin's code: its class, file and line
+        raise ValueError(where or f"{operator}: {name} raised {type(err).__name__} on {images}: {first}") from err
 
 
 def _structure(operator: str, name: str, out: object, x: Tensor) -> None:

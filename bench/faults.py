@@ -13,10 +13,13 @@ would, on a tiny Fashion-MNIST configuration (or synthetic data without the data
   checkpoint ``latest`` names must load (finite weights).
 * ``disk``: a 1 MiB tmpfs (full disk) and a read-only bind mount, where the machine lets us
   mount them (root on Linux); otherwise reported as skipped.
-* ``fuzz``: the malformed invocations of ``tests/test_cli_fuzz.py``, counted.
+* ``fuzz``: the malformed invocations of ``tests/test_cli_fuzz.py`` and the issue 25 corpus
+  (``tests/fuzz_corpus.toml``), each classified: as expected, traceback, silently accepted,
+  silently wrong (exit 0 but the output breaks its check) or other.
 
     PYTHONPATH=$PWD nice -n 10 python bench/faults.py [--kills 20] [--sigterms 5]
-    # writes bench/results/faults.json
+    PYTHONPATH=$PWD nice -n 10 python bench/faults.py --only fuzz   # seconds; keeps the other sections
+    # writes bench/results/faults.json (--out elsewhere); --only replaces just the sections it runs
 """
 
 from __future__ import annotations
@@ -213,10 +216,12 @@ def fuzz_counts() -> dict:
     sys.path.insert(0, str(ROOT / "tests"))
     import pytest  # noqa: F401  (the test module needs it importable)
     import test_cli_fuzz as fuzz
+    import torch
     from typer.testing import CliRunner
 
     from softdiff.cli import app
 
+    torch.set_num_threads(1)  # tiny tensors; the in-process commands share this process's threads
     work = Path(tempfile.mkdtemp())
     run = work / "run"
     tiny = ["train", "--dataset", "synthetic", "--steps", "2", "--batch-size", "8", "--channels", "8"]
@@ -230,22 +235,25 @@ def fuzz_counts() -> dict:
             return path
 
     paths = fuzz.hostile.__wrapped__(Factory(), run)
-    counts = {"invocations": 0, "exit_2_one_error_line": 0, "tracebacks": 0, "silently_accepted": 0, "other": 0}
-    for args in fuzz.CASES:
-        result = fuzz.runner.invoke(app, fuzz._fill(args, paths))
-        lines = [line for line in result.output.splitlines() if line.strip()]
+    cases = [{"args": args, "expect": "error"} for args in fuzz.CASES] + fuzz.CORPUS
+    counts = {"invocations": 0, "as_expected": 0, "tracebacks": 0, "silently_accepted": 0, "silently_wrong": 0}
+    counts["other"] = 0
+    keys = {"as expected": "as_expected", "traceback": "tracebacks", "silently accepted": "silently_accepted"}
+    keys |= {"silently wrong": "silently_wrong", "other": "other"}
+    for case in cases:
+        args = fuzz._fill(case["args"], paths)
+        result = fuzz.runner.invoke(app, args)
         counts["invocations"] += 1
-        crashed = result.exception is not None and not isinstance(result.exception, SystemExit)
-        if crashed or "Traceback" in result.output:
-            counts["tracebacks"] += 1
-        elif result.exit_code == 0:
-            counts["silently_accepted"] += 1
-        elif result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "):
-            counts["exit_2_one_error_line"] += 1
-        else:
-            counts["other"] += 1
+        counts[keys[fuzz.outcome(case, result, args, paths)]] += 1
+    counts["expected_errors"] = sum(case["expect"] == "error" for case in cases)
+    counts["expected_ok"] = sum(case["expect"] == "ok" for case in cases)
     shutil.rmtree(work)
     return counts
+
+
+def _commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
 
 
 def main() -> None:
@@ -254,11 +262,15 @@ def main() -> None:
     parser.add_argument("--sigterms", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", nargs="*", default=["kill", "sigterm", "diverge", "disk", "fuzz"])
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON (sections not run are kept)")
     opts = parser.parse_args()
     dataset = "fashion-mnist" if Path("/usr/share/datasets/fashion-mnist").is_dir() else "synthetic"
     rng = random.Random(opts.seed)
     work = Path(tempfile.mkdtemp(prefix="softdiff-faults-"))
-    results: dict[str, object] = {"dataset": dataset, "steps": STEPS, "command": " ".join(base_args(dataset))}
+    results: dict[str, object] = json.loads(opts.out.read_text()) if opts.out.is_file() else {}
+    results |= {"dataset": dataset, "steps": STEPS, "command": " ".join(base_args(dataset))}
+    measured = results.setdefault("measured_at", {})  # the commit each section was last measured at
+    measured.update({name: _commit() for name in opts.only})
     if "kill" in opts.only or "sigterm" in opts.only:
         results["kill"] = kill_trials(dataset, opts.kills if "kill" in opts.only else 0, work, rng)
     if "sigterm" in opts.only:
@@ -273,7 +285,7 @@ def main() -> None:
         results["fuzz"] = fuzz_counts()
         print(f"fuzz: {results['fuzz']}", flush=True)
     shutil.rmtree(work, ignore_errors=True)
-    summary = {}
+    summary = results.get("summary", {})
     if results.get("kill") and results["kill"]["trials"]:
         trials = results["kill"]["trials"]
         summary["kill"] = {
@@ -294,11 +306,13 @@ def main() -> None:
             "completed": sum(t["completed"] for t in trials),
             "curve_equal": sum(t["curve_equal"] for t in trials),
         }
+    if results.get("fuzz"):
+        summary["fuzz"] = results["fuzz"]
     results["summary"] = summary
     print(json.dumps(summary, indent=2))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    opts.out.parent.mkdir(parents=True, exist_ok=True)
+    opts.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {opts.out}")
 
 
 if __name__ == "__main__":

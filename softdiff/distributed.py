@@ -129,6 +129,16 @@ class DistContext:
         dist.gather_object(obj, out, dst=0)
         return out
 
+    def fail_together(self, message: str | None) -> None:
+        """Raise ``ValueError(message)`` on every rank when any rank has one (rank 0 refused a locked folder)."""
+        messages: list[Any] = [message]
+        if self.active:
+            messages = [None] * self.world
+            dist.all_gather_object(messages, message)
+        first = next((m for m in messages if m), None)
+        if first is not None:
+            raise ValueError(first)
+
     def check_same(self, value: int, what: str) -> None:
         """Fail on every rank when the ranks disagree on ``value`` (e.g. a step read from disk)."""
         if not self.active:

@@ -74,11 +74,14 @@ def save_grid(images: Tensor, path: str | Path, nrow: int | None = None, scale: 
 
 
 def open_image(path: str | Path) -> Image.Image:
-    """Open and decode an image file; a missing, unreadable or decompression-bomb file is a ``ValueError``.
+    """Open and decode an image file; a missing, special, unreadable or decompression-bomb file is a ``ValueError``.
 
     Pillow only warns between ``Image.MAX_IMAGE_PIXELS`` and twice that; here both are refused,
     so a small file that expands to gigabytes of pixels never gets decoded.
     """
+    if Path(path).exists() and not Path(path).is_file():  # a FIFO would block the read forever
+        what = "a folder" if Path(path).is_dir() else "not a regular file (a device, FIFO or socket)"
+        raise ValueError(f"image {path} is {what}; give an image file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -1,4 +1,4 @@
-"""Disk and memory checks done before the work, so a bad output path or an absurd size fails in one line.
+"""Disk and memory checks done before the work, so a bad path or an absurd size fails in one line.
 
 A run that would fail only after minutes of data loading or training (a read-only
 folder, an ``--out`` that is a file, a tensor larger than the machine's memory) is
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -19,6 +20,8 @@ __all__ = [
     "cache_root",
     "writable_dir",
     "writable_file",
+    "read_regular_file",
+    "MAX_TEXT_BYTES",
     "fsync_dir",
     "describe_os_error",
     "memory_bytes",
@@ -71,6 +74,35 @@ def refuse_special(path: str | Path, what: str = "output file") -> Path:
     if path.exists() and not path.is_file() and not path.is_dir():
         raise ValueError(f"the {what} {path} is not a regular file (a device, FIFO or socket); choose another path")
     return path
+
+
+MAX_TEXT_BYTES = 4 << 20  # config files and level tables are kilobytes; this is a typo or a device, not a request
+
+
+def read_regular_file(path: str | Path, what: str, limit: int = MAX_TEXT_BYTES) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes, else a one-line ``ValueError``.
+
+    A FIFO would block the read forever and ``/dev/zero`` would grow it until memory runs
+    out, so anything but a regular file (after following links) is refused before it is opened.
+    """
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ValueError(f"{what} {path} does not exist") from None
+    except OSError as err:
+        raise ValueError(f"{what} {path} cannot be read ({err.strerror or err})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ValueError(f"{what} {path} is a folder, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{what} {path} is not a regular file (a device, FIFO or socket); give a file")
+    if info.st_size > limit:
+        raise ValueError(f"{what} {path} is {format_bytes(info.st_size)}, more than the {format_bytes(limit)} allowed")
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:  # it grew since the stat
+        raise ValueError(f"{what} {path} is more than the {format_bytes(limit)} allowed")
+    return data
 
 
 def writable_file(path: str | Path, what: str = "output file") -> Path:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["derive_seed", "sample_seed", "rank_seed"]
+__all__ = ["derive_seed", "sample_seed", "rank_seed", "MAX_SEED"]
 
 _BITS = (1 << 63) - 1  # torch.Generator.manual_seed takes any int, but 63 bits stay valid everywhere
+MAX_SEED = _BITS  # the largest seed a user may give: a larger one would be silently folded into 64 bits somewhere
 
 
 def derive_seed(*parts: object) -> int:

@@ -198,7 +198,8 @@ def test_check_operator_command_prints_every_law_for_random_data_and_images() ->
     assert result.exit_code == 0, result.output
     for text in ("linearity", "adjointness", "adjoint = vjp", "per-sample t", "C_0 = I", "random (1, 16, 16)"):
         assert text in result.output
-    assert "synthetic x 3" in result.output and "obeys every law" in result.output
+    assert "synthetic x 3" in result.output and "obeys every law (float64 and float32, 4 checks)" in result.output
+    assert "blur+motion in float64" in result.output and "blur+motion in float32" in result.output
 
 
 def test_check_operator_command_fails_with_one_error_line() -> None:
@@ -214,7 +215,7 @@ def test_check_operator_command_fails_with_one_error_line() -> None:
     ("args", "message"),
     [
         (["blurr"], "unknown corruption 'blurr'"),
-        (["blur", "--dtype", "float16"], "--dtype must be float64 or float32"),
+        (["blur", "--dtype", "float16"], "--dtype must be float64 or float32 (or both, the default)"),
         (["blur", "--shape", "3,32"], "--shape must be C,H,W"),
         (["blur", "--dataset", "nope"], "unknown dataset 'nope'"),
     ],

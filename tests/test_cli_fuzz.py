@@ -14,9 +14,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,6 +29,11 @@ from safetensors.torch import save as save_safetensors
 from typer.testing import CliRunner
 
 from softdiff.cli import app
+
+try:
+    import tomllib  # novermin: guarded, tomli below
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 runner = CliRunner()
 
@@ -64,6 +71,42 @@ def _edit_manifest(value: object) -> Callable[[Path], None]:
     return edit
 
 
+def _edit_config(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    def edit(folder: Path) -> None:
+        config = json.loads((folder / "config.json").read_text())
+        change(config)
+        (folder / "config.json").write_text(json.dumps(config, indent=2))
+
+    return edit
+
+
+def _strip_identity(folder: Path) -> None:
+    """Rewrite the tensor files without the config identity they record (a checkpoint of an older softdiff)."""
+    for name in ("net", "ema", "prior", "precond"):
+        if (folder / f"{name}.safetensors").is_file():
+            tensors = load_safetensors((folder / f"{name}.safetensors").read_bytes())
+            (folder / f"{name}.safetensors").write_bytes(save_safetensors(tensors))
+
+
+def _retype(folder: Path, name: str, change: Callable[[dict], None]) -> None:
+    tensors = load_safetensors((folder / name).read_bytes())
+    change(tensors)
+    (folder / name).write_bytes(save_safetensors(tensors))
+
+
+def _bigger(config: dict) -> None:
+    config["data"]["image_size"] = config["model"]["image_size"] = 28
+
+
+def _residual(config: dict) -> None:
+    config["objective"]["parameterisation"] = "residual"
+
+
+def _wrong_moments(state: dict) -> None:
+    for entry in state["optimizer"]["state"].values():
+        entry["exp_avg"] = torch.zeros(2, 2)
+
+
 TAMPERED: dict[str, Callable[[Path], None]] = {
     "SHA_LIST": _edit_manifest(["net.safetensors"]),
     "SHA_STRING": _edit_manifest("deadbeef"),
@@ -75,7 +118,89 @@ TAMPERED: dict[str, Callable[[Path], None]] = {
         _edit_state(f, lambda s: s["rng"].update(torch=torch.zeros(3, dtype=torch.uint8))),
         rehash(f),
     ),
+    # issue 25: config.json edited or replaced after the fact, and content that only a check of it can catch
+    "CFG_OBJECTIVE": lambda f: (_edit_config(lambda c: c["objective"].update(name="dsm", anchor=0.0))(f), rehash(f)),
+    "CFG_PARAMETERISATION": lambda f: (_edit_config(_residual)(f), rehash(f)),
+    "OLD_BIGGER": lambda f: (_strip_identity(f), _edit_config(_bigger)(f), rehash(f)),
+    "OLD_RESIDUAL": lambda f: (_strip_identity(f), _edit_config(_residual)(f), rehash(f)),
+    "INT_EMA": lambda f: (
+        _retype(f, "ema.safetensors", lambda t: t.update({k: v.round().long() for k, v in t.items()})),
+        rehash(f),
+    ),
+    "EXTRA_KEY": lambda f: (_retype(f, "net.safetensors", lambda t: t.update(extra=torch.zeros(2))), rehash(f)),
+    "WRONG_MOMENTS": lambda f: (_edit_state(f, _wrong_moments), rehash(f)),
 }
+
+SAMPLED = [name for name in TAMPERED if name != "WRONG_MOMENTS"]  # sampling reads no optimizer moments
+
+PLUGINS = """
+import sys
+import torch
+from softdiff.corrupt import LinearCorruption
+
+
+class Raises(LinearCorruption):
+    def forward(self, x, t):
+        raise RuntimeError("boom inside forward")
+
+
+class WrongShape(LinearCorruption):
+    def forward(self, x, t):
+        return x[..., :-1]
+
+
+class NaNs(LinearCorruption):
+    def forward(self, x, t):
+        return x * float("nan")
+
+    def adjoint(self, y, t):
+        return y * float("nan")
+
+
+class F64Mat(LinearCorruption):
+    def forward(self, x, t):
+        return x @ torch.eye(x.shape[-1], dtype=torch.float64)
+
+    def adjoint(self, y, t):
+        return y @ torch.eye(y.shape[-1], dtype=torch.float64)
+"""
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def _hostile_files(root: Path, paths: dict[str, Path]) -> dict[str, str]:
+    """Issue 25's plugins, special files and configs; returns the spec placeholders (not paths)."""
+    (root / "plug.py").write_text(PLUGINS)
+    (root / "exits.py").write_text("import sys\nsys.exit(3)\n")
+    (root / "interrupts.py").write_text("raise KeyboardInterrupt\n")
+    for name in ("FIFO", "FIFO_JSON", "FIFO_TOML"):
+        paths[name] = root / {"FIFO": "pipe", "FIFO_JSON": "pipe.json", "FIFO_TOML": "pipe.toml"}[name]
+        os.mkfifo(paths[name])
+    paths["HUGE_JSON"] = root / "huge.json"
+    paths["HUGE_JSON"].write_text(json.dumps({"t": [0.0, 1.0], "pad": "x" * (5 << 20)}))
+    paths["MULTS_JSON"] = root / "mults.json"
+    paths["MULTS_JSON"].write_text(json.dumps({"model": {"channel_mults": [1] * 200_000}}))
+    paths["BOMB_YAML"] = root / "bomb.yaml"
+    rows = ['a0: &a0 ["x", "x"]'] + [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}]" for i in range(1, 40)]
+    paths["BOMB_YAML"].write_text("\n".join(rows) + "\n")
+    paths["NEST_JSON"] = root / "nest.json"
+    paths["NEST_JSON"].write_text(json.dumps({"corruption": "PLACE"}).replace('"PLACE"', _nested(100_000)))
+    paths["NEST_TOML"] = root / "nest.toml"
+    paths["NEST_TOML"].write_text(f"a = {_nested(100_000)}\n")
+    paths["BOOL_TOML"] = root / "bool.toml"
+    paths["BOOL_TOML"].write_text("[train]\nsteps = true\n")
+    plug = root / "plug.py"
+    return {
+        "RAISES": f"{plug}:Raises",
+        "WRONGSHAPE": f"{plug}:WrongShape",
+        "NANS": f"{plug}:NaNs",
+        "F64MAT": f"{plug}:F64Mat",
+        "EXITS": f"{root / 'exits.py'}:Anything",
+        "INTERRUPTS": f"{root / 'interrupts.py'}:Anything",
+        "BIGSPEC": "+".join(["blur"] * 600),
+    }
 
 
 def _levels(path: Path, t: object, **meta: object) -> Path:
@@ -120,7 +245,8 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, run_dir: Path) -> dict[str
     paths["EVAL_NO_FID"].mkdir()
     cell = {"sampler": "momentum", "steps": 2, "nfe": 2, "kid_mean": 0.0, "kid_std": 0.0, "seconds": 1.0}
     (paths["EVAL_NO_FID"] / "eval.json").write_text(json.dumps({"version": 1, "results": [cell]}))
-    return {k: str(v) for k, v in paths.items()}
+    specs = _hostile_files(root, paths)
+    return {**{k: str(v) for k, v in paths.items()}, **specs}
 
 
 TRAIN = ["train", "--dataset", "synthetic", "--out", "OUT/train", "--no-progress", "--device", "cpu", "--threads", "1"]
@@ -200,7 +326,7 @@ CASES: list[list[str]] = [
     ["train", "--resume", "--no-progress"],
     # sample
     ["sample", "--out", "OUT/s"],
-    *[["sample", "--ckpt", v, "--out", "OUT/s", "--device", "cpu"] for v in ("OUT/missing", "FILE", "DIR", *TAMPERED)],
+    *[["sample", "--ckpt", v, "--out", "OUT/s", "--device", "cpu"] for v in ("OUT/missing", "FILE", "DIR", *SAMPLED)],
     *[[*SAMPLE, "--sampler", v] for v in ("ddpm", "", "momentum,naive")],
     *[[*SAMPLE, "--steps", v] for v in ("0", HUGE, "abc", "-1")],
     *[[*SAMPLE, "-n", v] for v in ("0", "-3", HUGE, "many")],
@@ -270,6 +396,40 @@ CASES: list[list[str]] = [
 ]
 
 
+CORPUS_FILE = Path(__file__).with_name("fuzz_corpus.toml")
+CORPUS: list[dict[str, Any]] = tomllib.loads(CORPUS_FILE.read_text())["case"]
+
+
+def _float_samples_in_range(paths: dict[str, str], args: list[str]) -> str | None:
+    out = Path(args[args.index("--out") + 1])
+    images = np.load(out / "samples.npz")["images"]
+    if images.dtype != np.float32 or images.min() < -1 or images.max() > 1:
+        return f"--float samples span {images.min():.3f} .. {images.max():.3f} ({images.dtype}), not [-1, 1]"
+    return None
+
+
+CHECKS: dict[str, Callable[[dict[str, str], list[str]], str | None]] = {
+    "float-samples-in-range": _float_samples_in_range,
+}
+
+
+def outcome(case: dict[str, Any], result: Any, args: list[str], paths: dict[str, str]) -> str:
+    """``"as expected"``, or what went wrong: ``traceback``, ``silently accepted``, ``silently wrong`` or ``other``."""
+    output = result.output
+    lines = [line for line in output.splitlines() if line.strip()]
+    if (result.exception is not None and not isinstance(result.exception, SystemExit)) or "Traceback" in output:
+        return "traceback"
+    if case["expect"] == "ok":
+        if result.exit_code != 0:
+            return "other"
+        wrong = CHECKS[case["check"]](paths, args) if "check" in case else None
+        return "silently wrong" if wrong else "as expected"
+    if result.exit_code == 0:
+        return "silently accepted"
+    one_line = result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: ")
+    return "as expected" if one_line and case.get("contains", "") in lines[0] else "other"
+
+
 def _fill(args: list[str], paths: dict[str, str]) -> list[str]:
     filled = []
     for arg in args:
@@ -297,3 +457,17 @@ def test_malformed_invocation_is_one_error_line(args: list[str], hostile: dict[s
     assert "Traceback" not in output
     lines = [line for line in output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), output
+
+
+def test_the_corpus_holds_every_finding_of_issue_25_once() -> None:
+    findings = [case["finding"] for case in CORPUS]
+    assert len(findings) == len(set(findings)) >= 50
+    assert {case["expect"] for case in CORPUS} <= {"error", "ok"}
+    assert all(case.get("check") in CHECKS for case in CORPUS if case["expect"] == "ok")
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[case["finding"] for case in CORPUS])
+def test_the_issue_25_corpus(case: dict[str, Any], hostile: dict[str, str]) -> None:
+    args = _fill(case["args"], hostile)
+    result = runner.invoke(app, args)
+    assert outcome(case, result, args, hostile) == "as expected", f"exit {result.exit_code}, output:\n{result.output}"

@@ -173,7 +173,7 @@ def test_the_other_commands_rebuild_the_plugin_or_take_its_params(module_run: Pa
         str(config_json),
         "-k",
         "3",
-        "-n",
+        "--candidates",
         "8",
         "--samples",
         "32",

@@ -38,7 +38,7 @@ def test_atomic_write_refuses_special_files_and_links(specials: dict[str, Path],
 def test_schedule_out_refuses_them_before_any_work(specials: dict[str, Path], kind: str) -> None:
     """`softdiff schedule --out /dev/null` used to replace the device node; the same on a FIFO and a link."""
     result = runner.invoke(
-        app, ["schedule", "--dataset", "synthetic", "-k", "4", "-n", "8", "--out", str(specials[kind])]
+        app, ["schedule", "--dataset", "synthetic", "-k", "4", "--candidates", "8", "--out", str(specials[kind])]
     )
     assert result.exit_code == 2, result.output
     assert "error:" in result.output and "Traceback" not in result.output

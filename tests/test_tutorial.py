@@ -70,7 +70,7 @@ def test_the_quoted_failure_is_what_check_operator_says() -> None:
 # the page's commands, shrunk to seconds: later flags override the page's own
 TINY = {
     "check-operator": ["--dataset", "synthetic"],
-    "schedule": ["--dataset", "synthetic", "-n", "12", "-k", "4", "--samples", "64", "--threads", "1"],
+    "schedule": ["--dataset", "synthetic", "--candidates", "12", "-k", "4", "--samples", "64", "--threads", "1"],
     "train": ["--dataset", "synthetic", "--steps", "3", "--batch-size", "8", "--channels", "8", "--device", "cpu"],
     "sample": ["-n", "4", "--steps", "3", "--device", "cpu", "--no-progress"],
     "eval": ["-n", "6", "--steps", "2", "--sampler", "momentum", "--device", "cpu", "--no-progress"],

@@ -68,7 +68,15 @@ def test_desaturate_adjoint_is_the_transposed_blend() -> None:
     assert not torch.allclose(Desaturate().adjoint(x, t), Desaturate()(x, t))  # luma weights: not symmetric
     uniform = Desaturate(weights=(1 / 3, 1 / 3, 1 / 3))
     assert torch.allclose(uniform.adjoint(x, t), uniform(x, t), atol=1e-14)
-    assert torch.allclose(Desaturate()(images(2), 1.0)[:, 0], images(2).mean(1), atol=1e-14)  # 2 channels: mean
+    halves = Desaturate(weights=(0.5, 0.5))
+    assert torch.allclose(halves(images(2), 1.0)[:, 0], images(2).mean(1), atol=1e-14)  # 2 channels: given weights
+
+
+@pytest.mark.parametrize("channels", [2, 4, 5])
+def test_desaturate_refuses_images_without_a_luminance(channels: int) -> None:
+    x = torch.zeros(2, channels, 4, 4, dtype=F64)
+    with pytest.raises(ValueError, match=f"images of {channels} channels have none"):
+        Desaturate()(x, 0.5)
 
 
 # --- fade to the mean ---------------------------------------------------------------------------

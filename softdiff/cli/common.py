@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..corrupt import CorruptionConfig
+from ..corrupt.plugins import plugin_failure
 from ..resources import describe_os_error
 from ..train.config import apply_overrides, load_config_file
 
@@ -63,15 +64,31 @@ def _describe(err: BaseException) -> str:
     return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
+def _out_of_memory(err: BaseException) -> bool:
+    """torch's CUDA out-of-memory error, or the CPU allocator's refusal (a plain ``RuntimeError``)."""
+    if isinstance(err, torch.OutOfMemoryError):
+        return True
+    return isinstance(err, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in str(err)
+
+
 def user_errors(command: F) -> F:
-    """Turn user errors (bad values, missing files, invalid configs) into one line, no traceback."""
+    """Turn user errors (bad values, missing files, invalid configs, a plugin's failure) into one line, no traceback."""
 
     @functools.wraps(command)
     def wrapper(*args: object, **kwargs: object) -> object:
         try:
             return command(*args, **kwargs)
-        except USER_ERRORS as err:  # ValidationError is a ValueError
-            raise fail(_describe(err)) from None
+        except Exception as err:
+            plugin = plugin_failure(err)  # a plugin's own code raised: name it, whatever it raised
+            if plugin is not None:
+                raise fail(plugin) from None
+            if isinstance(err, USER_ERRORS):  # ValidationError is a ValueError
+                raise fail(_describe(err)) from None
+            if _out_of_memory(err):  # a size no check predicted: still the user's request, not a bug
+                raise fail(
+                    f"out of memory: {str(err).splitlines()[0]}; ask for less (fewer or smaller images)"
+                ) from None
+            raise
         except KeyboardInterrupt:
             err_console.print("interrupted", style="yellow")
             sys.exit(130)

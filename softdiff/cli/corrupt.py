@@ -8,10 +8,12 @@ import torch
 import typer
 from PIL import Image
 
+from ..corrupt import check_structure
 from ..data import DATASETS, load_dataset
 from ..imageio import load_image, save_grid
 from ..resources import writable_file
 from ..schedule import retime
+from ..seeding import MAX_SEED
 from ..train import read_checkpoint
 from ..train.corruption import rebuild_process
 from .common import console, corruption_config, user_errors
@@ -43,7 +45,7 @@ def corrupt(
     no_noise: bool = typer.Option(False, "--no-noise", help="Show C_t x only, without the s_t noise."),
     level_file: Path | None = typer.Option(None, "--level-file", help="Level table JSON from `softdiff schedule`."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Folder holding the data set files."),
-    seed: int = typer.Option(0, min=0, help="Seed for the images picked and the noise."),
+    seed: int = typer.Option(0, min=0, max=MAX_SEED, help="Seed for the images picked and the noise."),
     scale: int = typer.Option(3, min=1, max=MAX_SCALE, help="Enlarge the PNG by this factor."),
     out: Path = typer.Option(Path("corruption.png"), "--out", "-o", help="Where to write the PNG strip."),
 ) -> None:
@@ -86,6 +88,7 @@ def corrupt(
         process = rebuild_process(run, (x0.shape[-2], x0.shape[-1]))
     else:
         process = config.build((x0.shape[-2], x0.shape[-1]))
+    check_structure(process.operator, x0)  # a plugin's wrong shape or NaN: one line before the strip
     ts = torch.linspace(0, 1, levels)
     g = torch.Generator().manual_seed(seed)
     columns = []

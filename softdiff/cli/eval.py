@@ -15,6 +15,7 @@ from ..eval.extractors import default_features
 from ..resources import writable_dir
 from ..samplers import GRIDS, names
 from ..samplers.generate import check_sample_memory
+from ..seeding import MAX_SEED
 from ..train import load_run, run_folder
 from ..train.autogrids import check_run_grid
 from .common import THREADS_HELP, console, set_threads, user_errors
@@ -58,7 +59,7 @@ def evaluate(
         None, "--inception-weights", help="Inception-v3 weights file for --features inception."
     ),
     seed: int = typer.Option(
-        0, "--seed", min=0, help="Sample i depends only on (seed, i); also seeds the KID subsets."
+        0, "--seed", min=0, max=MAX_SEED, help="Sample i depends only on (seed, i); also seeds the KID subsets."
     ),
     batch_size: int = typer.Option(256, "--batch-size", "-b", min=1, help="Images per sampling batch."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),

@@ -12,6 +12,7 @@ import typer
 from ..data import load_dataset
 from ..eval.features import FEATURE_NET_PATH, save_feature_net, train_feature_net
 from ..resources import writable_file
+from ..seeding import MAX_SEED
 from .common import console, user_errors
 
 app = typer.Typer(help="The domain feature network behind offline FID/KID.", no_args_is_help=True)
@@ -21,7 +22,7 @@ app = typer.Typer(help="The domain feature network behind offline FID/KID.", no_
 @user_errors
 def train(
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the 60k training images.")] = 3,
-    seed: Annotated[int, typer.Option(min=0, help="Seed for initialisation, shuffling and dropout.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed for initialisation, shuffling and dropout.")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 128,
     lr: Annotated[float, typer.Option("--lr", min=0.0, help="Peak learning rate of the one-cycle schedule.")] = 3e-3,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Folder holding the Fashion-MNIST files.")] = None,

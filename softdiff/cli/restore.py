@@ -37,6 +37,7 @@ from ..restore import (
 )
 from ..restore.output import labelled_strip, output_names, save_png
 from ..samplers import get, names
+from ..seeding import MAX_SEED
 from ..train import load_run
 from .common import THREADS_HELP, console, set_threads, user_errors
 
@@ -147,8 +148,8 @@ def _check_options(
     """Every numeric option, before the checkpoint is read: finite, in range, one line each."""
     if not (math.isfinite(noise) and noise >= 0):
         raise ValueError(f"--noise is the std sigma_y of the measurement noise: a finite number >= 0, got {noise}")
-    if not 0 <= seed < 2**64:
-        raise ValueError(f"--seed must lie in [0, 2^64), got {seed}")
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"--seed must lie in [0, {MAX_SEED}] (2^63 - 1, as in every command), got {seed}")
     if lam is not None and not (math.isfinite(lam) and lam >= 0):
         raise ValueError(f"--lambda must be a finite number >= 0, got {lam}")
     for name, value in scales.items():

@@ -25,6 +25,7 @@ from ..samplers import (
     nfe,
 )
 from ..samplers.grids import MAX_STEPS
+from ..seeding import MAX_SEED
 from ..train import load_run, read_checkpoint
 from ..train.autogrids import run_grid
 from ..train.corruption import plugin_pythonpath
@@ -74,13 +75,20 @@ def sample(
     ),
     n: int = typer.Option(64, "-n", min=1, help="Number of images."),
     out: Path = typer.Option(Path("samples"), "--out", "-o", help="Output folder."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Sample i depends only on (seed, i), never on the batch size."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, max=MAX_SEED, help="Sample i depends only on (seed, i), never on the batch size."
+    ),
     batch_size: int = typer.Option(256, "--batch-size", "-b", min=1, help="Images per batch."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     raw: bool = typer.Option(False, "--raw", help="Use the raw weights instead of the EMA weights."),
     png: bool = typer.Option(False, "--png", help="Also write each image as DIR/png/NNNNNN.png."),
     trajectory: bool = typer.Option(False, "--trajectory", help="Also write trajectory.png (x_t, x0_hat by step)."),
-    float_samples: bool = typer.Option(False, "--float", help="Store float32 samples in [-1, 1] instead of uint8."),
+    float_samples: bool = typer.Option(
+        False,
+        "--float",
+        help="Store float32 samples instead of uint8, clamped to the data range [-1, 1] as the PNGs are "
+        "(a sampler's last step can overshoot it a little).",
+    ),
     scale: int = typer.Option(2, "--scale", min=1, max=64, help="Enlarge the PNG grids by this factor."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
     threads: int | None = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
@@ -130,7 +138,7 @@ def sample(
         "corruption": run.config.corruption.spec,
     }
     buffer = io.BytesIO()
-    stored = images.float().numpy() if float_samples else to_uint8(images).numpy()
+    stored = images.float().clamp(-1, 1).numpy() if float_samples else to_uint8(images).numpy()  # the data range
     np.savez_compressed(buffer, images=stored, meta=json.dumps(meta), **{k: np.asarray(v) for k, v in meta.items()})
     atomic_write_bytes(out / "samples.npz", buffer.getvalue())
     if png:

@@ -11,10 +11,12 @@ import torch
 import typer
 from rich.table import Table
 
+from ..corrupt import check_structure
 from ..data import load_dataset
 from ..resources import check_memory, writable_file
 from ..schedule import DataMoments, LevelSelection, check_level_count, level_distances, level_strengths, select_levels
 from ..schedule.defaults import DEFAULT_CANDIDATES, DEFAULT_LEVELS, DEFAULT_SAMPLES, default_projection
+from ..seeding import MAX_SEED
 from ..train.config import load_config_file
 from .common import IMAGE_CHANNELS_HELP, IMAGE_SIZE_HELP, console, corruption_config, user_errors
 
@@ -45,7 +47,7 @@ def schedule(
         int, typer.Option("-k", "--levels", help="Levels K to choose (first and last included).")
     ] = DEFAULT_LEVELS,
     candidates: Annotated[
-        int, typer.Option("--candidates", "-n", help="Candidate levels N, evenly spaced.")
+        int, typer.Option("--candidates", help="Candidate levels N, evenly spaced.")
     ] = DEFAULT_CANDIDATES,
     samples: Annotated[
         int | None,
@@ -58,7 +60,7 @@ def schedule(
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Folder holding the data set files.")] = None,
     image_size: Annotated[int | None, typer.Option("--image-size", min=4, help=IMAGE_SIZE_HELP)] = None,
     image_channels: Annotated[int | None, typer.Option("--channels", min=1, help=IMAGE_CHANNELS_HELP)] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Seed for the images picked.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed for the images picked.")] = 0,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (on a busy machine 1 can be faster).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Level table JSON; a PNG plot goes beside it.")] = Path(
         "levels.json"
@@ -87,6 +89,7 @@ def schedule(
     moments = DataMoments.from_images(data.batch(slice(None)))
     shape = data.shape
     process = config.build(shape[1:])
+    check_structure(process.operator, data.batch(slice(0, 3)))  # a plugin's wrong shape or NaN, before minutes
     proj = default_projection(projection, shape)
     where = "full resolution" if proj is None else f"{proj}x{proj} low DCT frequencies per channel"
     console.print(

@@ -11,6 +11,7 @@ import typer
 from ..board import check_tensorboard
 from ..distributed import is_main_process, relaunch
 from ..schedule import read_levels
+from ..seeding import MAX_SEED
 from ..train import RunConfig, load_config_file, read_checkpoint, train
 from ..train.checkpoint import find_checkpoint
 from ..train.config import apply_overrides
@@ -52,7 +53,7 @@ def train_command(
         help="Folder with the data set files (default: /usr/share/datasets/fashion-mnist for fashion-mnist)",
     ),
     image_size: int | None = typer.Option(None, "--image-size", help=IMAGE_SIZE_HELP),
-    steps: int | None = typer.Option(None, "--steps", "-n", help=f"Optimizer steps (default: {_DEFAULTS.train.steps})"),
+    steps: int | None = typer.Option(None, "--steps", help=f"Optimizer steps (default: {_DEFAULTS.train.steps})"),
     out: Path | None = typer.Option(None, "--out", "-o", help="Run folder (default: runs/DATASET-CORRUPTION)"),
     batch_size: int | None = typer.Option(
         None, "--batch-size", "-b", help=f"Images per step (default: {_DEFAULTS.train.batch_size})"
@@ -69,7 +70,11 @@ def train_command(
     ),
     device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda (default: auto)"),
     seed: int | None = typer.Option(
-        None, "--seed", help="Seed: data order, t and noise are functions of (seed, step) (default: 0)"
+        None,
+        "--seed",
+        min=0,
+        max=MAX_SEED,
+        help="Seed: data order, t and noise are functions of (seed, step) (default: 0)",
     ),
     config: Path | None = typer.Option(
         None, "--config", help="Run config file (.toml, .json, .yaml); flags override it."

@@ -5,7 +5,7 @@ Choosing the levels from data, and the level files, live in :mod:`softdiff.sched
 
 from .base import Compose, LinearCorruption, as_time, compose, default_s_max
 from .blur import GaussianBlur, dct_matrix
-from .checks import Law, OperatorReport, check_operator
+from .checks import Law, OperatorReport, check_operator, check_structure
 from .config import (
     CORRUPTIONS,
     BlurConfig,
@@ -43,6 +43,7 @@ __all__ = [
     "Strokes",
     "MotionBlur",
     "check_operator",
+    "check_structure",
     "OperatorReport",
     "Law",
     "Pixelate",

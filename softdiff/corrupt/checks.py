@@ -30,8 +30,9 @@ import torch
 from torch import Tensor
 
 from .base import LinearCorruption
+from .plugins import plugin_failure
 
-__all__ = ["check_operator", "OperatorReport", "Law", "DEFAULT_TOLERANCES", "IDENTITY_TOLERANCE"]
+__all__ = ["check_operator", "check_structure", "OperatorReport", "Law", "DEFAULT_TOLERANCES", "IDENTITY_TOLERANCE"]
 
 DEFAULT_TOLERANCES: dict[torch.dtype, float] = {
     torch.float64: 1e-10,  # correct operators measure ~1e-16; the built-ins stay below 1e-13
@@ -113,6 +114,32 @@ def _describe(t: Tensor) -> str:
     return f"{tuple(t.shape)} {str(t.dtype).removeprefix('torch.')} on {t.device}"
 
 
+_DTYPE_WORDS = ("dtype", "Double", "Float", "Half", "BFloat16", "device", "cuda", "scalar type")
+
+
+def _apply(op: LinearCorruption, operator: str, name: str, x: Tensor, t: Tensor | float) -> Tensor:
+    """``op.forward`` or ``op.adjoint`` of ``x``; an exception from the operator's code is a one-line law failure.
+
+    A float64 constant used on float32 images raises a ``RuntimeError`` inside the
+    operator: that is a broken shape/dtype/device law, reported as one.
+    """
+    try:
+        return op(x, t) if name == "forward" else op.adjoint(x, t)
+    except ValueError as err:  # the operator's own refusal of these images (desaturate on 5 channels)
+        first = str(err).splitlines()[0] if str(err) else "ValueError"
+        raise ValueError(f"{operator} refuses {tuple(x.shape)} images: {first}") from err
+    except Exception as err:
+        first = str(err).splitlines()[0] if str(err) else ""
+        images = f"{tuple(x.shape)} {str(x.dtype).removeprefix('torch.')} images"
+        if any(word in first for word in _DTYPE_WORDS):
+            raise ValueError(
+                f"{operator} breaks shape/dtype/device: {name} raised {type(err).__name__} on {images}: {first} "
+                "(a constant of another dtype or device? build it with .to(x))"
+            ) from err
+        where = plugin_failure(err)  # a plugin's code: its class, file and line
+        raise ValueError(where or f"{operator}: {name} raised {type(err).__name__} on {images}: {first}") from err
+
+
 def _structure(operator: str, name: str, out: object, x: Tensor) -> None:
     """Shape, dtype and device preserved, every value finite; else a ``ValueError`` at once."""
     if not isinstance(out, Tensor):
@@ -122,6 +149,20 @@ def _structure(operator: str, name: str, out: object, x: Tensor) -> None:
     bad = int((~torch.isfinite(out)).sum())
     if bad:
         raise ValueError(f"{operator} breaks finite output: {name} gives {bad} NaN/inf of {out.numel()} values")
+
+
+def check_structure(op: LinearCorruption, x: Tensor) -> None:
+    """The cheap part of :func:`check_operator`: forward and adjoint keep shape, dtype and device, and stay finite.
+
+    Run on ``x`` (real images, or any batch) at times spread over ``[0, 1]``, before a command
+    spends minutes on an operator that returns the wrong shape or NaN (a plugin, typically).
+    """
+    picks = torch.arange(3) % x.shape[0]
+    x = x[picks]
+    t = torch.linspace(0, 1, 3, dtype=torch.float64).to(x)
+    name = _short(op)
+    _structure(name, "forward", _apply(op, name, "forward", x, t), x)
+    _structure(name, "adjoint", _apply(op, name, "adjoint", x, t), x)
 
 
 def check_operator(
@@ -157,9 +198,9 @@ def check_operator(
     tol = DEFAULT_TOLERANCES[x.dtype] if tol is None else float(tol)
     name = _short(op)
 
-    cx = op(x, t)
+    cx = _apply(op, name, "forward", x, t)
     _structure(name, "forward", cx, x)  # before the adjoint, whose vjp would fail on a wrong shape
-    cy, cty = op(y, t), op.adjoint(y, t)
+    cy, cty = _apply(op, name, "forward", y, t), _apply(op, name, "adjoint", y, t)
     _structure(name, "forward", cy, y)
     _structure(name, "adjoint", cty, y)
     laws = [
@@ -172,7 +213,10 @@ def check_operator(
     ]
     if identity_tol is not None:
         peak = float(x.abs().max())
-        c0 = max(float((op(x, 0.0) - x).abs().max()), float((op.adjoint(x, 0.0) - x).abs().max()))
+        c0 = max(
+            float((_apply(op, name, "forward", x, 0.0) - x).abs().max()),
+            float((_apply(op, name, "adjoint", x, 0.0) - x).abs().max()),
+        )
         laws.append(Law("C_0 = I", _ratio(c0, peak), float(identity_tol), "max|C_0 x - x| / max|x|"))
     report = OperatorReport(
         operator=name,
@@ -231,7 +275,7 @@ def _linearity(
 ) -> Law:
     a, b = (float(v) for v in torch.rand(2, generator=g, dtype=torch.float64) * 3 + 0.5)
     b = -b  # one coefficient of each sign: an offset C(0) != 0 cannot cancel
-    mixed = op(a * x + b * y, t)
+    mixed = _apply(op, name, "forward", a * x + b * y, t)
     _structure(name, "forward", mixed, x)
     size = _ratio(_norm(mixed - (a * cx + b * cy)), a * _norm(cx) - b * _norm(cy))
     return Law("linearity", size, tol, "|C(ax+by) - aCx - bCy| / (|a||Cx| + |b||Cy|)")
@@ -256,8 +300,9 @@ def _closed_form_vs_vjp(op: LinearCorruption, name: str, y: Tensor, t: Tensor, c
 
 def _per_sample(op: LinearCorruption, x: Tensor, y: Tensor, t: Tensor, cx: Tensor, cty: Tensor, tol: float) -> Law:
     batch = range(x.shape[0])
-    alone = torch.cat([op(x[i : i + 1], t[i : i + 1]) for i in batch])
-    alone_adjoint = torch.cat([op.adjoint(y[i : i + 1], t[i : i + 1]) for i in batch])
+    name = _short(op)
+    alone = torch.cat([_apply(op, name, "forward", x[i : i + 1], t[i : i + 1]) for i in batch])
+    alone_adjoint = torch.cat([_apply(op, name, "adjoint", y[i : i + 1], t[i : i + 1]) for i in batch])
     size = max(
         _ratio(_norm(cx - alone), max(_norm(cx), _norm(alone))),
         _ratio(_norm(cty - alone_adjoint), max(_norm(cty), _norm(alone_adjoint))),

@@ -93,6 +93,7 @@ class NoiseConfig(_Strict):
 Factory = Callable[["CorruptionConfig", ImageSize], LinearCorruption]
 
 CORRUPTIONS: Registry[Factory] = Registry("corruption")
+MAX_SPEC_PARTS = 16  # a chain of hundreds of operators is a typo, and nests Compose past Python's recursion limit
 CUSTOM = "custom"  # the spec train() records for an operator object it cannot write down as a reference
 
 
@@ -141,8 +142,11 @@ def parse_spec(spec: str) -> list[str]:
     Registered names are checked; a plugin part (``mod:Class``, ``file.py:Class``) is checked
     for its form only (nothing is imported) and comes back with a file path made absolute.
     """
+    split = spec.split("+")
+    if len(split) > MAX_SPEC_PARTS:
+        raise ValueError(f"a spec chains at most {MAX_SPEC_PARTS} operators, {spec[:40]!r}... has {len(split)}")
     parts = []
-    for part in (p.strip() for p in spec.split("+")):
+    for part in (p.strip() for p in split):
         if is_plugin(part):
             parts.append(str(parse_plugin(part)))
         elif part not in CORRUPTIONS:

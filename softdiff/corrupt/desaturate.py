@@ -1,7 +1,8 @@
 """Desaturation ``C_t``: colours fade towards their luminance, grey images are left alone.
 
 Per pixel, over channels: ``C_t x = (1 - f) x + f * 1 (w . x)`` with luminance weights
-``w`` (summing to 1) and ``f = f(t)`` from 0 to ``max_fraction``. ``1 w^T`` is a rank-one
+``w`` (summing to 1: BT.601 for RGB, given ones for any other channel count) and
+``f = f(t)`` from 0 to ``max_fraction``. ``1 w^T`` is a rank-one
 projection that is not symmetric unless ``w`` is uniform, so the adjoint is its own closed
 form ``C_t^T y = (1 - f) y + f * w (1 . y)``. A grey image (one channel, or equal channels)
 is a fixed point at every ``t``.
@@ -45,12 +46,21 @@ class Desaturate(LinearCorruption):
         return self.schedule(t).clamp(0, 1)
 
     def luminance_weights(self, channels: int) -> tuple[float, ...]:
-        """``w`` for images with ``channels`` channels: the given weights, BT.601 for RGB, else the mean."""
+        """``w`` for images with ``channels`` channels: the given weights, else BT.601 for RGB.
+
+        Other channel counts have no luminance (RGBA, grey + alpha, 5 spectral bands): a guess
+        such as the channel mean would blend alpha into colour, so they need ``weights``.
+        """
         if self.weights is not None:
             if len(self.weights) != channels:
                 raise ValueError(f"desaturate has {len(self.weights)} weights but the images have {channels} channels")
             return self.weights
-        return REC601 if channels == 3 else (1 / channels,) * channels
+        if channels != 3:
+            raise ValueError(
+                f"desaturate blends RGB colours towards their luminance; images of {channels} channels have none: "
+                "give one weight per channel (spec softdiff.corrupt:Desaturate, --set corruption.params.weights=[...])"
+            )
+        return REC601
 
     def _parts(self, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         w = torch.tensor(self.luminance_weights(x.shape[1]), dtype=x.dtype, device=x.device)[None, :, None, None]

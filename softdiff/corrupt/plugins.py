@@ -23,6 +23,7 @@ import importlib
 import importlib.util
 import inspect
 import json
+import os
 import re
 import sys
 import typing
@@ -45,6 +46,7 @@ __all__ = [
     "split_params",
     "plugin_roots",
     "reference_of",
+    "plugin_failure",
 ]
 
 
@@ -91,12 +93,20 @@ def _import_module(name: str) -> ModuleType:
                 f"on PYTHONPATH (PYTHONPATH=/path/to/folder softdiff ...)"
             ) from None
         raise ValueError(f"plugin module {name!r} failed to import: {err}") from None
-    except Exception as err:  # the plugin's own code failed: say so in one line, without its traceback
-        first = str(err).splitlines()[0] if str(err) else ""
+    except (Exception, SystemExit, KeyboardInterrupt) as err:  # the plugin's own code failed: one line, no traceback
         raise ValueError(
-            f"plugin module {name!r} raised {type(err).__name__} on import: {first} "
-            f"(run `python -c 'import {name}'` to see the traceback)"
+            f"plugin module {name!r} {_import_failure(err)} (run `python -c 'import {name}'` to see the traceback)"
         ) from None
+
+
+def _import_failure(err: BaseException) -> str:
+    """What a plugin's code did on import: ``called sys.exit(3)``, ``raised KeyboardInterrupt``, ``raised X: why``."""
+    if isinstance(err, SystemExit):
+        return f"called sys.exit({err.code!r}) on import"
+    if isinstance(err, KeyboardInterrupt):
+        return "raised KeyboardInterrupt on import (or Ctrl-C was pressed while it loaded)"
+    first = str(err).splitlines()[0] if str(err) else ""
+    return f"raised {type(err).__name__} on import: {first}"
 
 
 _FILES: dict[str, ModuleType] = {}
@@ -118,15 +128,43 @@ def _import_file(path: str) -> ModuleType:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as err:
+    except (Exception, SystemExit, KeyboardInterrupt) as err:
         del sys.modules[module_name]
-        first = str(err).splitlines()[0] if str(err) else ""
         raise ValueError(
-            f"plugin file {path} raised {type(err).__name__} on import: {first} "
-            f"(run `python {path}` to see the traceback)"
+            f"plugin file {path} {_import_failure(err)} (run `python {path}` to see the traceback)"
         ) from None
     _FILES[path] = module
     return module
+
+
+_PLUGIN_FILES: dict[str, str] = {}  # source file of every plugin class loaded -> the reference that named it
+
+
+def plugin_failure(err: BaseException) -> str | None:
+    """One line naming the plugin whose code raised ``err`` (its innermost frame in a plugin's file), else None.
+
+    A plugin's ``forward`` that raises deep inside ``corrupt``, ``schedule`` or a sampler is
+    the plugin's error, not softdiff's: the CLI reports it with the class, the line and the
+    message instead of a traceback through softdiff's code.
+    """
+    found = None
+    tb = err.__traceback__
+    while tb is not None:
+        if os.path.realpath(tb.tb_frame.f_code.co_filename) in _PLUGIN_FILES:
+            found = tb
+        tb = tb.tb_next
+    if found is None:
+        return None
+    frame = found.tb_frame
+    owner = frame.f_locals.get("self")
+    name = (
+        type(owner).__name__
+        if isinstance(owner, LinearCorruption)
+        else _PLUGIN_FILES[os.path.realpath(frame.f_code.co_filename)]
+    )
+    where = f"{Path(frame.f_code.co_filename).name}:{found.tb_lineno}, in {frame.f_code.co_name}"
+    first = str(err).splitlines()[0] if str(err) else ""
+    return f"the plugin operator {name} failed ({where}): {type(err).__name__}: {first}; fix the plugin's code"
 
 
 def load_plugin(ref: PluginRef) -> type[LinearCorruption]:
@@ -147,6 +185,9 @@ def load_plugin(ref: PluginRef) -> type[LinearCorruption]:
         raise ValueError(
             f"{ref} is not a LinearCorruption subclass (it is {what}); subclass softdiff.corrupt.LinearCorruption"
         )
+    source = inspect.getsourcefile(cls)
+    if source is not None:
+        _PLUGIN_FILES[os.path.realpath(source)] = ref.name
     return cls
 
 

@@ -1,4 +1,4 @@
-"""Any folder of PNG/JPEG images, centre-cropped to a square and resized to one size."""
+"""Any folder of PNG/JPEG images, centre-cropped to a square and resized to one size; channels from the images."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..imageio import convert_image, open_image
+from ..imageio import WIDE_GREY, convert_image, open_image
 from ..resources import check_memory
 from .datasets import ImageData, register_dataset
 
 __all__ = ["load_image_folder", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+GREY_MODES = ("1", "L", "LA", "La", "F", *WIDE_GREY)
 _HOW_TO_GET = (
     "pass --data-dir pointing at a folder of .png/.jpg images "
     "(searched recursively; a train/ or test/ sub-folder is used for that split when present)"
@@ -29,16 +30,36 @@ def _square(picture: Image.Image, size: int) -> Image.Image:
     return picture.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
 
 
+def _pixels(picture: Image.Image, size: int, mode: str | None) -> np.ndarray:
+    """``(size, size, C)`` uint8: in ``mode`` when given, else grey for grey files and RGB for the rest."""
+    if mode is None:
+        mode = "L" if picture.mode in GREY_MODES else "RGB"
+    array = np.asarray(_square(convert_image(picture, mode), size), dtype=np.uint8)
+    return array[..., None] if array.ndim == 2 else array
+
+
+def _derived_channels(arrays: list[np.ndarray]) -> int:
+    """1 when every image is grey (a grey file, or RGB with equal channels), else 3."""
+    for array in arrays:
+        if array.shape[-1] == 3 and not (array == array[..., :1]).all():
+            return 3
+    return 1
+
+
 def load_image_folder(
-    directory: str | Path | None, size: int = 32, channels: int = 3, split: str = "train"
+    directory: str | Path | None, size: int = 32, channels: int | None = None, split: str = "train"
 ) -> ImageData:
-    """Every image under ``directory`` (or its ``split`` sub-folder) as uint8 ``(N, channels, size, size)``."""
+    """Every image under ``directory`` (or its ``split`` sub-folder) as uint8 ``(N, channels, size, size)``.
+
+    ``channels=None`` derives them from the images: 1 when every image is grey (grey PNGs, or
+    RGB files whose three channels are equal), else 3 (grey images then repeat their channel).
+    """
     if directory is None:
         raise ValueError(f"the image-folder data set needs a folder; {_HOW_TO_GET}")
     directory = Path(directory)
     if not directory.is_dir():
         raise ValueError(f"image folder {directory} does not exist; {_HOW_TO_GET}")
-    if channels not in (1, 3):
+    if channels not in (None, 1, 3):
         raise ValueError(f"image folders are read as 1 (grey) or 3 (RGB) channels, got {channels}")
     if size < 4:
         raise ValueError(f"image size must be at least 4 pixels, got {size}")
@@ -47,17 +68,20 @@ def load_image_folder(
     files = sorted(p for p in directory.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise ValueError(f"no images found in {directory}; {_HOW_TO_GET}")
-    mode = "L" if channels == 1 else "RGB"
-    check_memory(len(files) * size * size * channels, f"{len(files)} images of {size}x{size}x{channels}")
-    images = np.empty((len(files), size, size, channels), dtype=np.uint8)
-    for i, path in enumerate(files):
+    mode = {None: None, 1: "L", 3: "RGB"}[channels]
+    check_memory(len(files) * size * size * (channels or 3), f"{len(files)} images of {size}x{size}x{channels or 3}")
+    arrays = []
+    for path in files:
         with open_image(path) as picture:
-            array = np.asarray(_square(convert_image(picture, mode), size), dtype=np.uint8)
-        images[i] = array.reshape(size, size, channels)
+            arrays.append(_pixels(picture, size, mode))
+    channels = channels or _derived_channels(arrays)
+    images = np.empty((len(files), size, size, channels), dtype=np.uint8)
+    for i, array in enumerate(arrays):
+        images[i] = array[..., :1] if channels == 1 else np.broadcast_to(array, (size, size, 3))
     return ImageData(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), None, "folder")
 
 
-def _folder(split: str, data_dir: Path | None, size: int = 32, channels: int = 3) -> ImageData:
+def _folder(split: str, data_dir: Path | None, size: int = 32, channels: int | None = None) -> ImageData:
     return load_image_folder(data_dir, size, channels, split)
 
 

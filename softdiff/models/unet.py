@@ -27,6 +27,9 @@ from ..validation import refuse_bool_numbers
 __all__ = ["UNetConfig", "UNet"]
 
 
+MAX_LEVELS = 12  # a level halves H and W: 12 levels take a 2048-pixel image to 1 pixel
+
+
 class UNetConfig(BaseModel):
     """Size and shape of a :class:`UNet`. The defaults give 585,409 parameters for 28x28 grey.
 
@@ -42,14 +45,18 @@ class UNetConfig(BaseModel):
     out_channels: int | None = Field(None, ge=1, description="output channels; default = in_channels")
     base_channels: int = Field(32, ge=1, description="channels at full resolution")
     channel_mults: tuple[int, ...] = Field(
-        (1, 2, 2), min_length=1, description="channel multiplier per level; each level after the first halves H and W"
+        (1, 2, 2),
+        min_length=1,
+        max_length=MAX_LEVELS,
+        description="channel multiplier per level; each level after the first halves H and W",
     )
-    num_res_blocks: int = Field(1, ge=1, description="residual blocks per level (encoder and decoder)")
+    num_res_blocks: int = Field(1, ge=1, le=64, description="residual blocks per level (encoder and decoder)")
     image_size: int = Field(
         28, ge=1, description="smaller side of the training images; only maps attention_resolutions to levels"
     )
     attention_resolutions: tuple[int, ...] | None = Field(
         None,
+        max_length=MAX_LEVELS,
         description="feature-map sizes (smaller side, pixels) that get self-attention; "
         "default: the lowest level only (7 for 28x28); empty = none",
     )

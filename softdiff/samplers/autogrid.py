@@ -273,12 +273,14 @@ def resolve_grid(
     steps: int,
     *,
     corruption=None,
+    dataset: str | None = None,
+    shape: tuple[int, ...] | None = None,
     sampler: str | Sampler | None = None,
     fit: GaussianFit | None = None,
 ) -> Tensor:
     """:func:`~softdiff.samplers.time_grid`, plus ``"auto"``, which needs the ``sampler`` and the data ``fit``."""
     if not (isinstance(grid, str) and grid == "auto"):
-        return time_grid(grid, process, steps, corruption=corruption)
+        return time_grid(grid, process, steps, corruption=corruption, dataset=dataset, shape=shape)
     if sampler is None or fit is None:
         raise ValueError(
             "grid 'auto' is optimised for one sampler on a model's data fit, and this model has none "

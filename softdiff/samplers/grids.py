@@ -80,18 +80,21 @@ def level_grid(
     steps: int | None = None,
     *,
     corruption: CorruptionConfig | None = None,
+    dataset: str | None = None,
+    shape: tuple[int, ...] | None = None,
 ) -> Tensor:
     """A decreasing grid through the chosen levels (source times, increasing, as stored under ``"t"``).
 
     ``steps=None`` visits every level (``K`` levels give ``K - 1`` steps); another step
     count interpolates the table linearly, i.e. takes even steps in the warped time.
     ``levels`` may be the list, a :class:`LevelTable`, or the path of the level JSON, which
-    is refused when it was chosen for another corruption than ``corruption`` (when given).
+    is refused when it was chosen for another corruption than ``corruption``, or fitted on
+    another ``dataset`` or image ``shape`` (each when given).
     """
     if isinstance(levels, (str, Path)):
         level_file = read_levels(levels)
         if corruption is not None:
-            level_file.check(corruption)
+            level_file.check(corruption, dataset=dataset, shape=shape)
         table = LevelTable(level_file.times)
     elif isinstance(levels, LevelTable):
         table = levels
@@ -240,11 +243,14 @@ def time_grid(
     steps: int,
     *,
     corruption: CorruptionConfig | None = None,
+    dataset: str | None = None,
+    shape: tuple[int, ...] | None = None,
 ) -> Tensor:
     """A grid of ``steps`` steps by name (``GRIDS``, optionally ``"NAME:STOP"``), a level JSON file, or times.
 
-    ``corruption`` (the config ``process`` was built from) lets a level JSON file be checked
-    against the corruption it was chosen for (:meth:`softdiff.schedule.LevelFile.check`).
+    ``corruption`` (the config ``process`` was built from), ``dataset`` and ``shape`` (those
+    of the run) let a level JSON file be checked against the corruption and the data it was
+    chosen for (:meth:`softdiff.schedule.LevelFile.check`).
 
     ``levels`` needs a process re-timed by selected levels (``--levels`` at training time),
     over which it is ``uniform_grid(steps)``; a level JSON file gives ``level_grid(path, steps)``.
@@ -254,9 +260,11 @@ def time_grid(
     if not isinstance(grid, str):
         return check_grid(grid)
     _check_steps(steps)
-    name, _, stop_text = grid.partition(":")
+    name, colon, stop_text = grid.partition(":")
+    if colon and not stop_text:
+        raise ValueError(f"grid {grid!r} has an empty stop: give NAME:STOP with a time in (0, 1) or 'levels'")
     if not stop_text and name.endswith(".json"):
-        return level_grid(name, steps, corruption=corruption)
+        return level_grid(name, steps, corruption=corruption, dataset=dataset, shape=shape)
     if not stop_text:
         return _named_grid(name, process, steps, 0.0)
     stop = _parse_stop(stop_text, process)

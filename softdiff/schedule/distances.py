@@ -17,6 +17,7 @@ once from the per-level square roots, so the graph search computes few exact one
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -40,6 +41,11 @@ def fit_level(
     z = torch.cat([project(process.C(rows, u)) for rows in moments.factor.split(chunk)])
     s2 = float(process.noise(torch.tensor(u, dtype=torch.float64))) ** 2
     cov = z.T @ z
+    if not (bool(torch.isfinite(mean).all()) and bool(torch.isfinite(cov).all()) and math.isfinite(s2)):
+        raise ValueError(
+            f"the corrupted images at level u = {u:.4g} hold NaN or infinite values: {process.operator!r} gives "
+            "non-finite output there (check it with `softdiff check-operator`)"
+        )
     cov.diagonal().add_(s2)
     return mean, cov
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..corrupt import CorruptionConfig
+from ..resources import read_regular_file
 
 __all__ = ["LEVELS_FORMAT", "LevelSelection", "LevelFile", "read_levels", "retime"]
 
@@ -163,16 +164,17 @@ class LevelFile:
 
 
 def _read_json(path: Path) -> object:
+    if not path.exists() and not path.is_symlink():
+        raise ValueError(f"level table {path} does not exist; create one with `softdiff schedule`")
+    data = read_regular_file(path, "level table")  # a FIFO or /dev/zero is refused before it is read
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"level table {path} does not exist; create one with `softdiff schedule`") from None
-    except IsADirectoryError:
-        raise ValueError(f"level table {path} is a folder, not a JSON file") from None
+        return json.loads(data.decode())
     except json.JSONDecodeError as err:
         raise ValueError(f"level table {path} is not valid JSON ({err.msg} at line {err.lineno})") from None
     except UnicodeDecodeError:
         raise ValueError(f"level table {path} is not a text (JSON) file") from None
+    except RecursionError:
+        raise ValueError(f"level table {path} is nested too deeply to be a level table") from None
 
 
 def _times(values: object, path: Path) -> tuple[float, ...]:

@@ -32,10 +32,15 @@ def run_fit(run: TrainedRun) -> GaussianFit | None:
     return GaussianFit.from_statistics(stats) if stats is not None else None
 
 
+def _checks(run: TrainedRun) -> dict:
+    """What a level file given as a grid is checked against: the run's corruption, data set and shape."""
+    return {"corruption": run.config.corruption, "dataset": run.config.data.dataset, "shape": run.image_shape}
+
+
 def check_run_grid(run: TrainedRun, grid: str, steps: int) -> None:
     """Raise the error ``run_grid`` would, without optimising an ``auto`` grid."""
     if grid != "auto":
-        resolve_grid(grid, run.process, steps, corruption=run.config.corruption)
+        resolve_grid(grid, run.process, steps, **_checks(run))
         return
     fit = run_fit(run)
     if fit is None or not auto_grid_supported(run.process, fit.shape):
@@ -55,7 +60,7 @@ def _read_cache(path: Path) -> dict[str, list[float]]:
 def run_grid(run: TrainedRun, grid: str, sampler: str, steps: int) -> Tensor:
     """The grid ``grid`` of ``steps`` steps for ``sampler`` on this run (``"auto"`` from or into the cache)."""
     if grid != "auto":
-        return resolve_grid(grid, run.process, steps, corruption=run.config.corruption)
+        return resolve_grid(grid, run.process, steps, **_checks(run))
     path = Path(run.path) / CACHE_FILE
     cache = _read_cache(path)
     key = f"{sampler}/{steps}"

@@ -19,7 +19,8 @@ A checkpoint is assembled in a hidden temporary folder and renamed into place, s
 checkpoints are pruned only once the new one and ``latest`` are durable (folders fsynced),
 a failed write removes its temporary folder (a full disk stays no fuller), and
 :func:`clean_temporaries` removes what a killed writer left behind. Non-finite weights are
-never written and never read back.
+never written and never read back, and a checkpoint whose parts do not agree with its
+``config.json`` is refused (:mod:`.consistency`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,15 @@ from torch import Tensor
 from ..imageio import atomic_write_bytes
 from ..resources import fsync_dir
 from .config import RunConfig
+from .consistency import (
+    IDENTITY_KEY,
+    check_identity,
+    check_precond,
+    check_prior,
+    check_twins,
+    config_identity,
+    tensor_metadata,
+)
 
 __all__ = [
     "Checkpoint",
@@ -89,8 +99,10 @@ def _write(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def _tensors(state: dict[str, Tensor]) -> bytes:
-    return save_safetensors({k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()})
+def _tensors(state: dict[str, Tensor], identity: str) -> bytes:
+    """safetensors bytes that record the identity of the config they belong to (see :mod:`.consistency`)."""
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+    return save_safetensors(tensors, metadata={IDENTITY_KEY: identity})
 
 
 def nonfinite_tensors(state: dict[str, Tensor]) -> list[str]:
@@ -135,15 +147,17 @@ def save_checkpoint(
         tmp.mkdir()
         buffer = io.BytesIO()
         torch.save(state, buffer)
+        config_json = config.model_dump_json(indent=2).encode()
+        identity = config_identity(config_json)
         files = {
-            "net.safetensors": _tensors(net),
-            "ema.safetensors": _tensors(ema),
-            "prior.safetensors": _tensors(prior),
+            "net.safetensors": _tensors(net, identity),
+            "ema.safetensors": _tensors(ema, identity),
+            "prior.safetensors": _tensors(prior, identity),
             "state.pt": buffer.getvalue(),
-            "config.json": config.model_dump_json(indent=2).encode(),
+            "config.json": config_json,
         }
         if precond is not None:
-            files["precond.safetensors"] = _tensors(precond)
+            files["precond.safetensors"] = _tensors(precond, identity)
         for filename, data in files.items():
             _write(tmp / filename, data)
         manifest = {"format": FORMAT, "step": step, "sha256": {k: _sha256(v) for k, v in files.items()}}
@@ -295,6 +309,13 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         raise ValueError(f"{what}: {str(err).splitlines()[0]}") from None
     state = _check_state(state, folder)
     _refuse_nonfinite(tensors, f"checkpoint {folder} cannot be used")
+    where = f"checkpoint {folder}"
+    check_identity(
+        {f"{k}.safetensors": tensor_metadata(files[f"{k}.safetensors"]) for k in names}, files["config.json"], where
+    )
+    check_twins(tensors["net"], tensors["ema"], where)
+    check_prior(tensors["prior"], config, where)
+    check_precond(tensors.get("precond"), config, where)
     return Checkpoint(
         folder, config, state["step"], tensors["net"], tensors["ema"], tensors["prior"], state, tensors.get("precond")
     )

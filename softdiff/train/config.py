@@ -8,6 +8,7 @@ network.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,11 +16,13 @@ try:
     import tomllib  # novermin: guarded, tomli below
 except ModuleNotFoundError:  # Python 3.10: the same parser, as the tomli package (a dependency there)
     import tomli as tomllib
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..corrupt import CorruptionConfig
 from ..models import UNetConfig
+from ..resources import read_regular_file
 from ..score import DEFAULT_ANCHOR
+from ..seeding import MAX_SEED
 from ..validation import refuse_bool_numbers
 
 __all__ = [
@@ -43,16 +46,26 @@ class _Section(BaseModel):
 
 class DataConfig(_Section):
     dataset: str = Field("fashion-mnist", description="registered data set: fashion-mnist, cifar10, folder, synthetic")
-    data_dir: str | None = Field(None, description="folder holding the data set files (default location if unset)")
+    data_dir: str | None = Field(
+        None, description="folder holding the data set files (default location if unset); stored absolute"
+    )
     image_size: int | None = Field(
         None, ge=4, le=1024, description="side of the square images; derived from the data unless 'folder'"
     )
-    channels: int | None = Field(None, ge=1, le=4, description="image channels; derived from the data unless 'folder'")
+    channels: int | None = Field(
+        None, ge=1, le=4, description="image channels; from the data ('folder': 1 if every image is grey, else 3)"
+    )
     prior_images: int = Field(4096, ge=2, description="training images used to fit the Gaussian prior at t=1")
     prior_rank: int = Field(32, ge=1, description="principal components of the prior's subspace")
     prior_mixtures: int = Field(
         10, ge=1, description="Gaussians in the prior's mixture at t=1 (1: one Gaussian, what older runs hold)"
     )
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, data_dir: str | None) -> str | None:
+        """A relative folder is made absolute (against the working folder) so the run works from anywhere."""
+        return os.path.abspath(os.path.expanduser(data_dir)) if data_dir else data_dir
 
 
 class ObjectiveConfig(_Section):
@@ -136,7 +149,7 @@ class OptimConfig(_Section):
 class TrainConfig(_Section):
     steps: int = Field(1200, ge=1, le=10**9, description="optimizer steps in total")
     batch_size: int = Field(64, ge=1)
-    seed: int = Field(0, ge=0, description="data order, t, noise and init are functions of (seed, step)")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="data order, t, noise and init are functions of (seed, step)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = Field(False, description="bf16 autocast of the network (the loss stays float32)")
     compile: bool = Field(False, description="torch.compile the network")
@@ -251,36 +264,68 @@ class RunConfig(_Section):
         return self.data.channels, self.data.image_size, self.data.image_size
 
 
+MAX_DEPTH = 32  # a run config is a few tables deep; deeper nesting is a mistake (or a parser's recursion limit)
+
+
+def _depth(value: object, limit: int = MAX_DEPTH) -> int:
+    """Nesting depth of plain data, without recursion (a deeply nested file must not overflow the stack)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > limit:
+            break
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _parse_yaml(text: str, path: Path) -> object:
+    """YAML without anchors and aliases: a small file of aliases (a "billion laughs") expands to gigabytes."""
+    try:
+        import yaml
+    except ImportError:
+        raise ValueError(f"{path} is YAML but PyYAML is not installed; `pip install pyyaml` or use TOML/JSON") from None
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                raise ValueError(f"config file {path} uses YAML aliases (*name); write the values out instead")
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML, JSON or YAML file into a plain dict (validated later, with the overrides)."""
+    """Read a TOML, JSON or YAML file into a plain dict (validated later, with the overrides).
+
+    The file must be a regular file of at most a few MiB (:func:`~softdiff.resources.read_regular_file`),
+    nested at most ``MAX_DEPTH`` deep, and YAML may not use aliases.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"config file {path} does not exist")
     suffix = path.suffix.lower()
-    text = path.read_text()
+    if not path.exists():
+        raise ValueError(f"config file {path} does not exist")
+    if suffix not in (".toml", ".json", ".yaml", ".yml"):
+        raise ValueError(f"config file {path} must end in .toml, .json, .yaml or .yml")
+    try:
+        text = read_regular_file(path, "config file").decode()
+    except UnicodeDecodeError:
+        raise ValueError(f"config file {path} is not a text file") from None
     try:
         if suffix == ".toml":
             data = tomllib.loads(text)
         elif suffix == ".json":
             data = json.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            try:
-                import yaml
-            except ImportError:
-                raise ValueError(
-                    f"{path} is YAML but PyYAML is not installed; `pip install pyyaml` or use TOML/JSON"
-                ) from None
-            data = yaml.safe_load(text) or {}
         else:
-            raise ValueError(f"config file {path} must end in .toml, .json, .yaml or .yml")
+            data = _parse_yaml(text, path)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"config file {path} is not valid {suffix[1:].upper()}: {err}") from None
-    except Exception as err:  # yaml.YAMLError without importing yaml at module level
-        if type(err).__module__.startswith("yaml"):
-            raise ValueError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
-        raise
+    except RecursionError:
+        raise ValueError(f"config file {path} is nested too deeply (more than {MAX_DEPTH} levels)") from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a table/mapping at the top level")
+    if _depth(data) > MAX_DEPTH:
+        raise ValueError(f"config file {path} is nested too deeply (more than {MAX_DEPTH} levels)")
     return data
 
 

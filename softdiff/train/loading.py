@@ -14,6 +14,7 @@ from ..samplers.prior import Prior, prior_from_state_dict
 from ..score import DataStatistics, Denoiser, needs_statistics
 from .checkpoint import read_checkpoint
 from .config import RunConfig
+from .consistency import check_weights
 from .corruption import Corruption, rebuild_process
 
 __all__ = ["TrainedRun", "load_run", "build_net"]
@@ -60,10 +61,9 @@ def load_run(
     shape = config.image_shape
     process = rebuild_process(config, shape[1:], corruption)  # a plugin that cannot be imported fails first
     net = net if net is not None else build_net(config)
-    try:
-        net.load_state_dict(ckpt.ema if ema else ckpt.net)
-    except RuntimeError as err:
-        raise ValueError(f"checkpoint {ckpt.path} does not fit the network: {str(err).splitlines()[0]}") from None
+    weights = ckpt.ema if ema else ckpt.net
+    check_weights(weights, net, f"checkpoint {ckpt.path} ({'EMA' if ema else 'raw'} weights)")
+    net.load_state_dict(weights)
     net = net.to(device).eval().requires_grad_(False)
     stats = None
     if needs_statistics(config.objective.parameterisation):

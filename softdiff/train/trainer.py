@@ -20,10 +20,12 @@ from :mod:`.watch`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -57,11 +59,13 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import RunConfig
+from .consistency import check_optimizer_state, check_weights
 from .corruption import Corruption, record_corruption, run_process
 from .ema import EMA
 from .guard import NonFiniteGuard, gradient_norm
 from .interrupt import StepClock, StopSignals
 from .loading import build_net
+from .lock import run_lock
 from .lr import LRSchedule
 from .metrics import METRICS, LogWindow, start_metrics
 from .objective import objective_for, precond_state, statistics_for, t_sampler_for
@@ -151,6 +155,37 @@ def _train(
     corruption: Corruption | None = None,
 ) -> TrainSummary:
     run_dir = Path(out)
+    with _locked(ctx, run_dir):
+        return _train_locked(ctx, config, run_dir, resume, data, net, progress, console, stop_at, corruption)
+
+
+@contextlib.contextmanager
+def _locked(ctx: DistContext, run_dir: Path) -> Iterator[None]:
+    """Rank 0 holds the run folder's lock (:mod:`.lock`) for the whole run; a refusal stops every rank."""
+    with contextlib.ExitStack() as stack:
+        refused = None
+        if ctx.is_main:
+            try:
+                writable_dir(run_dir, "run folder")
+                stack.enter_context(run_lock(run_dir))
+            except ValueError as err:
+                refused = str(err)
+        ctx.fail_together(refused)
+        yield
+
+
+def _train_locked(
+    ctx: DistContext,
+    config: RunConfig | None,
+    run_dir: Path,
+    resume: bool,
+    data: ImageData | None,
+    net: nn.Module | None,
+    progress: bool,
+    console: Console | None,
+    stop_at: int | None,
+    corruption: Corruption | None,
+) -> TrainSummary:
     config, ckpt, fresh_start = _open_run(ctx, config, run_dir, resume, console)
     if config.train.threads is not None:
         torch.set_num_threads(config.train.threads)
@@ -549,11 +584,12 @@ def _check_net_memory(config: RunConfig, device: torch.device) -> None:
 
 def _load_training_state(ckpt: Checkpoint, net: nn.Module, ema: EMA, optimizer: torch.optim.Optimizer) -> None:
     """Weights, EMA, optimizer and RNG from a checkpoint; a state that does not fit is a one-line error."""
-    try:
-        net.load_state_dict(ckpt.net)
-        ema.net.load_state_dict(ckpt.ema)
-    except RuntimeError as err:
-        raise ValueError(f"checkpoint {ckpt.path} does not fit the network: {str(err).splitlines()[0]}") from None
+    where = f"checkpoint {ckpt.path}"
+    check_weights(ckpt.net, net, f"{where} (raw weights)")
+    check_weights(ckpt.ema, ema.net, f"{where} (EMA weights)")
+    net.load_state_dict(ckpt.net)
+    ema.net.load_state_dict(ckpt.ema)
+    check_optimizer_state(ckpt.state["optimizer"], list(net.parameters()), where)  # fused AdamW trusts the shapes
     try:
         optimizer.load_state_dict(ckpt.state["optimizer"])
     except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as err:

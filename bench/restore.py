@@ -210,9 +210,15 @@ def comparison(paths: list[Path], plot: Path | None) -> None:
     """Rows: methods; columns: operator at sigma_y; cells: PSNR / SSIM / FID of the mean, consistency."""
     rows: dict[tuple[str, str, int], dict[str, dict[str, Any]]] = {}
     columns: list[str] = []
+    budgets: list[str] = []
     for path in paths:
         document = json.loads(path.read_text())
         prior = Path(document["settings"]["ckpt"]).name
+        settings, trained = document["settings"], document.get("budget", {})
+        budgets.append(
+            f"{prior}: {trained.get('checkpoint_step', '?')} steps x batch {trained.get('batch_size', '?')}, "
+            f"n = {settings['n']} test images, {settings['samples']} samples each"
+        )
         for cell in document["cells"].values():
             column = f"{cell['operator']} @ {cell['sigma_y']:g}"
             columns += [column] if column not in columns else []
@@ -224,7 +230,7 @@ def comparison(paths: list[Path], plot: Path | None) -> None:
         text = ["-" if (c := cells.get(column)) is None else _cell(c["mean"]) for column in columns]
         print(f"| {prior} | {method} | {nfe if method not in LINEAR else 0} | " + " | ".join(text) + " |")
     if plot is not None:
-        perception_distortion(rows, columns, plot)
+        perception_distortion(rows, columns, plot, "; ".join(dict.fromkeys(budgets)))
 
 
 LINEAR = ("degraded", "tikhonov", "wiener")
@@ -234,7 +240,7 @@ def _cell(m: dict[str, float]) -> str:
     return f"{m['psnr']:.2f} / {m['ssim']:.3f} / {m['fid']:.0f} / {m['consistency']:.3f}"
 
 
-def perception_distortion(rows: dict, columns: list[str], path: Path) -> None:
+def perception_distortion(rows: dict, columns: list[str], path: Path, budget: str = "") -> None:
     """One panel per operator: PSNR of the posterior mean (distortion) against its FID (perception)."""
     import matplotlib
 
@@ -262,6 +268,8 @@ def perception_distortion(rows: dict, columns: list[str], path: Path) -> None:
         ax.set_ylabel("PSNR of the mean, dB")
     legend = {label: handle for ax in axes[0] for handle, label in zip(*ax.get_legend_handles_labels(), strict=True)}
     fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=4, fontsize=8)
+    if budget:
+        fig.suptitle(f"perception against distortion ({budget})", fontsize=9)
     fig.tight_layout(rect=(0, 0.12, 1, 1))
     fig.savefig(path, dpi=110)
     print(f"wrote {path}")

@@ -161,8 +161,10 @@ def _plot(selection: LevelSelection, default: dict[str, list[float]], default_di
             ax.set_yscale("log")
         ax.set(xlabel="t", title=name)
         ax.legend(fontsize=7)
+    data = selection.data or {}
+    fitted = f", fitted on {selection.samples} images of {data.get('dataset', 'the data')}" if selection.samples else ""
     fig.suptitle(
-        f"{selection.spec or selection.operator}: {k} levels from {len(selection.candidate_times)}", fontsize=9
+        f"{selection.spec or selection.operator}: {k} levels from {len(selection.candidate_times)}{fitted}", fontsize=9
     )
     fig.tight_layout()
     fig.savefig(path)

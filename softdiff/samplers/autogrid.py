@@ -39,7 +39,15 @@ from ..corrupt.spectral import spectrum
 from .core import Sampler, get
 from .grids import check_grid, time_grid
 
-__all__ = ["GaussianFit", "auto_grid", "auto_grid_supported", "grid_error", "resolve_grid", "ScriptedNoise"]
+__all__ = [
+    "GaussianFit",
+    "auto_grid",
+    "auto_grid_supported",
+    "auto_grid_problem",
+    "grid_error",
+    "resolve_grid",
+    "ScriptedNoise",
+]
 
 _SWEEPS = 3
 _SEARCH_ITERATIONS = 8  # golden-section shrinks each bracket by 0.618^8 ~ 0.02
@@ -281,14 +289,24 @@ def resolve_grid(
     """:func:`~softdiff.samplers.time_grid`, plus ``"auto"``, which needs the ``sampler`` and the data ``fit``."""
     if not (isinstance(grid, str) and grid == "auto"):
         return time_grid(grid, process, steps, corruption=corruption, dataset=dataset, shape=shape)
-    if sampler is None or fit is None:
-        raise ValueError(
-            "grid 'auto' is optimised for one sampler on a model's data fit, and this model has none "
+    problem = auto_grid_problem(process, fit)
+    if problem is not None:
+        raise ValueError(problem)
+    if sampler is None:
+        raise ValueError("grid 'auto' is optimised for one sampler: name it (resolve_grid(..., sampler=NAME))")
+    return check_grid(auto_grid(sampler, process, fit, steps))
+
+
+def auto_grid_problem(process: CorruptionProcess, fit: GaussianFit | None) -> str | None:
+    """Why ``process`` with data ``fit`` can have no ``auto`` grid, or None when it can."""
+    if fit is None:
+        return (
+            "grid 'auto' is optimised on a model's data fit, and this model has none "
             "(runs with a precond parameterisation store it); use uniform or edm"
         )
     if not auto_grid_supported(process, fit.shape):
-        raise ValueError(
+        return (
             f"grid 'auto' needs an operator diagonal in the DCT or pixel basis (blur, mask, identity), "
             f"not {process.operator!r}; use uniform or edm"
         )
-    return check_grid(auto_grid(sampler, process, fit, steps))
+    return None

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..imageio import atomic_write_bytes
 from ..samplers import check_grid, resolve_grid
-from ..samplers.autogrid import GaussianFit, auto_grid_supported
+from ..samplers.autogrid import GaussianFit, auto_grid_problem
 from .loading import TrainedRun
 
 __all__ = ["run_grid", "run_fit", "check_run_grid", "CACHE_FILE"]
@@ -42,9 +42,9 @@ def check_run_grid(run: TrainedRun, grid: str, steps: int) -> None:
     if grid != "auto":
         resolve_grid(grid, run.process, steps, **_checks(run))
         return
-    fit = run_fit(run)
-    if fit is None or not auto_grid_supported(run.process, fit.shape):
-        resolve_grid("auto", run.process, steps, sampler="check", fit=fit)  # raises the reason
+    problem = auto_grid_problem(run.process, run_fit(run))
+    if problem is not None:
+        raise ValueError(problem)
 
 
 def _read_cache(path: Path) -> dict[str, list[float]]:

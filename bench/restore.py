@@ -240,15 +240,20 @@ def _cell(m: dict[str, float]) -> str:
     return f"{m['psnr']:.2f} / {m['ssim']:.3f} / {m['fid']:.0f} / {m['consistency']:.3f}"
 
 
-def perception_distortion(rows: dict, columns: list[str], path: Path, budget: str = "") -> None:
-    """One panel per operator: PSNR of the posterior mean (distortion) against its FID (perception)."""
+def perception_distortion(rows: dict, columns: list[str], path: Path, caption: str = "") -> None:
+    """One panel per operator: PSNR of the posterior mean (distortion) against its FID (perception).
+
+    Colour: the method; marker: the prior and NFE budget (the linear baselines use their prior's).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(columns), figsize=(4 * len(columns), 3.6), squeeze=False)
-    markers = dict(zip(METHODS, "xs^ovDP*h", strict=True))
+    groups = list(dict.fromkeys((prior, 0 if method in LINEAR else nfe) for prior, method, nfe in rows))
+    markers = dict(zip(groups, "os^DvP*Xh<>", strict=False))
+    labels = {key for key in rows if key[1] != "degraded"}
+    fig, axes = plt.subplots(1, len(columns), figsize=(4 * len(columns), 3.6 + 0.18 * len(labels) / 4), squeeze=False)
     for ax, column in zip(axes[0], columns, strict=True):
         for (prior, method, nfe), cells in rows.items():
             if column in cells and method != "degraded":
@@ -258,7 +263,7 @@ def perception_distortion(rows: dict, columns: list[str], path: Path, budget: st
                 ax.scatter(
                     m["fid"],
                     m["psnr"],
-                    marker=markers.get(kind, "o"),
+                    marker=markers.get((prior, budget), "o"),
                     color=f"C{k}",
                     label=f"{method}, NFE {budget} ({prior})",
                 )
@@ -267,10 +272,11 @@ def perception_distortion(rows: dict, columns: list[str], path: Path, budget: st
         ax.set_xlabel("FID of the means (lower: more realistic)")
         ax.set_ylabel("PSNR of the mean, dB")
     legend = {label: handle for ax in axes[0] for handle, label in zip(*ax.get_legend_handles_labels(), strict=True)}
-    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=4, fontsize=8)
-    if budget:
-        fig.suptitle(f"perception against distortion ({budget})", fontsize=9)
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=5, fontsize=7)
+    if caption:
+        fig.suptitle(f"perception against distortion ({caption})", fontsize=9)
+    bottom = min(0.5, 0.08 + 0.04 * ((len(legend) + 4) // 5))  # room for the legend rows
+    fig.tight_layout(rect=(0, bottom, 1, 0.95))
     fig.savefig(path, dpi=110)
     print(f"wrote {path}")
 

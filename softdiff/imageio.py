@@ -17,7 +17,9 @@ from .resources import refuse_special
 
 __all__ = ["to_uint8", "make_grid", "save_grid", "load_image", "atomic_write_bytes", "open_image", "convert_image"]
 
-WIDE_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # 16-bit grey PNGs (and 32-bit ints) hold 0..65535
+WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # 16-bit grey PNGs, 32-bit ints and floats
+GREY_MODES = ("1", "L", "LA", "La")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def to_uint8(images: Tensor) -> Tensor:
@@ -94,21 +96,44 @@ def open_image(path: str | Path) -> Image.Image:
         raise ValueError(f"{path} has too many pixels to decode safely (more than {limit:,}); resize it") from None
     except OSError as err:  # incl. PIL.UnidentifiedImageError
         raise ValueError(f"{path} is not a readable image ({err})") from None
+    _refuse_mode(picture, path)
     return picture
 
 
+def _png_bit_depth(path: str | Path) -> int | None:
+    """The bit depth in a PNG's header; Pillow reads a 16-bit RGB PNG as 8-bit RGB without a word."""
+    with open(path, "rb") as f:
+        head = f.read(25)
+    return head[24] if len(head) == 25 and head.startswith(_PNG_SIGNATURE) else None
+
+
+def _refuse_mode(picture: Image.Image, path: str | Path) -> None:
+    """Refuse what no conversion reads honestly: 16-bit levels (softdiff's data are 8-bit) and CMYK.
+
+    Dropping 8 bits of a 16-bit image or guessing a CMYK file's colours without its colour
+    profile would change the data silently; the user's own converter does it knowingly.
+    """
+    if picture.mode in WIDE_MODES or _png_bit_depth(path) == 16:
+        raise ValueError(
+            f"{path} is a {'16-bit' if picture.mode != 'F' else 'floating-point'} image ({picture.mode}); "
+            "softdiff reads 8-bit images: convert it first (e.g. `magick IN -depth 8 OUT.png`)"
+        )
+    if picture.mode == "CMYK":
+        raise ValueError(
+            f"{path} is a CMYK image, whose colours depend on a colour profile softdiff does not apply: "
+            "convert it to RGB first (e.g. `magick IN -colorspace sRGB OUT.png`)"
+        )
+
+
 def convert_image(picture: Image.Image, mode: str) -> Image.Image:
-    """``picture.convert(mode)`` that keeps a 16-bit grey image's levels (Pillow would clip them at 255)."""
-    if picture.mode in WIDE_GREY:
-        wide = np.asarray(picture).astype(np.float64)
-        picture = Image.fromarray(np.clip(np.round(wide / 257.0), 0, 255).astype(np.uint8), mode="L")
+    """``picture.convert(mode)`` for the 8-bit modes :func:`open_image` lets through (grey, RGB(A), palette)."""
     return picture if picture.mode == mode else picture.convert(mode)
 
 
 def load_image(path: str | Path, channels: int | None = None, size: tuple[int, int] | None = None) -> Tensor:
     """Read an image file as a ``(1, C, H, W)`` float tensor in [-1, 1]."""
     picture = open_image(path)
-    mode = {1: "L", 3: "RGB"}.get(channels or (1 if picture.mode in ("L", "1", "F", *WIDE_GREY) else 3))
+    mode = {1: "L", 3: "RGB"}.get(channels or (1 if picture.mode in GREY_MODES else 3))
     picture = convert_image(picture, mode)
     if size is not None:
         picture = picture.resize((size[1], size[0]), Image.BICUBIC)

@@ -1,4 +1,4 @@
-"""What a folder of a user's own photos may hold: mixed sizes and modes are converted, bad files are one line."""
+"""What a folder of a user's own photos may hold: mixed sizes and 8-bit modes are converted, bad files are one line."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -18,8 +19,7 @@ runner = CliRunner()
 def _mixed(folder: Path) -> Path:
     folder.mkdir()
     rng = np.random.default_rng(0)
-    Image.fromarray((rng.random((40, 30, 3)) * 255).astype(np.uint8)).convert("CMYK").save(folder / "cmyk.jpg")
-    Image.fromarray(np.full((20, 20), 32768, dtype=np.uint16)).save(folder / "grey16.png")  # mid-grey in 16 bits
+    Image.fromarray((rng.random((40, 30)) * 255).astype(np.uint8)).save(folder / "grey.png")
     Image.fromarray((rng.random((25, 50, 4)) * 255).astype(np.uint8)).save(folder / "rgba.png")
     Image.fromarray((rng.random((64, 64, 3)) * 255).astype(np.uint8)).convert("P").save(folder / "palette.png")
     return folder
@@ -27,9 +27,47 @@ def _mixed(folder: Path) -> Path:
 
 def test_mixed_sizes_and_modes_are_cropped_resized_and_converted(tmp_path: Path) -> None:
     data = load_image_folder(_mixed(tmp_path / "photos"), size=16, channels=3)
-    assert data.images.shape == (4, 3, 16, 16)
-    grey16 = data.images[sorted(p.name for p in (tmp_path / "photos").iterdir()).index("grey16.png")]
-    assert int(grey16.min()) == int(grey16.max()) == 128  # 32768 / 257, not clipped to 255
+    assert data.images.shape == (3, 3, 16, 16)
+    grey = data.images[sorted(p.name for p in (tmp_path / "photos").iterdir()).index("grey.png")]
+    assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])  # grey repeats its channel in RGB
+
+
+def _sixteen_bit_rgb(path: Path) -> None:
+    """A 48-bit RGB PNG written by hand: Pillow cannot write one, and reads it back as 8-bit RGB."""
+    import struct
+    import zlib
+
+    h, w = 4, 5
+    raw = b"".join(b"\x00" + bytes(range(w * 6)) for _ in range(h))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    path.write_bytes(png)
+
+
+@pytest.mark.parametrize("kind", ["grey16", "rgb16", "cmyk"])
+def test_a_16_bit_or_cmyk_image_is_one_error_line_naming_the_fix(tmp_path: Path, kind: str) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((20, 20, 3)) * 255).astype(np.uint8)).save(folder / "fine.png")
+    bad = folder / ("bad.jpg" if kind == "cmyk" else "bad.png")
+    if kind == "grey16":
+        Image.fromarray(np.full((20, 20), 32768, dtype=np.uint16)).save(bad)
+    elif kind == "rgb16":
+        _sixteen_bit_rgb(bad)
+        assert Image.open(bad).mode == "RGB"  # what Pillow alone would silently read
+    else:
+        Image.fromarray((rng.random((20, 20, 3)) * 255).astype(np.uint8)).convert("CMYK").save(bad)
+    args = ["schedule", "--dataset", "folder", "--data-dir", str(folder), "--image-size", "16", "-k", "3"]
+    result = runner.invoke(app, [*args, "--candidates", "6", "--out", str(tmp_path / "levels.json")])
+    line = result.output.replace("\n", "")
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert line.startswith(f"error: {bad} is a "), result.output
+    assert ("CMYK" in line and "sRGB" in line) if kind == "cmyk" else ("16-bit" in line and "-depth 8" in line)
 
 
 @pytest.mark.parametrize("content", ["nothing", "junk"])

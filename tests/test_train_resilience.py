@@ -430,13 +430,10 @@ def test_an_unwritable_feature_cache_only_costs_a_recomputation(tmp_path: Path) 
 # --- images -----------------------------------------------------------------------------------
 
 
-def test_sixteen_bit_grey_pngs_keep_their_levels(tmp_path: Path) -> None:
+def test_sixteen_bit_grey_pngs_are_refused_not_quantised_silently(tmp_path: Path) -> None:
     wide = (np.arange(256 * 4, dtype=np.uint32).reshape(4, 256) * 257 // 4).astype(np.uint16)
     Image.fromarray(wide).save(tmp_path / "grey16.png")
-    loaded = load_image(tmp_path / "grey16.png")
-    assert loaded.shape == (1, 1, 4, 256)
-    expected = torch.from_numpy(np.round(wide / 257).astype(np.float32)) / 127.5 - 1
-    torch.testing.assert_close(loaded[0, 0], expected)
-    assert loaded.unique().numel() == 256
-    folder = load_image_folder(tmp_path, size=4, channels=1)
-    assert folder.images.unique().numel() > 6
+    with pytest.raises(ValueError, match=r"grey16.png is a 16-bit image .*convert it first"):
+        load_image(tmp_path / "grey16.png")
+    with pytest.raises(ValueError, match="16-bit"):
+        load_image_folder(tmp_path, size=4, channels=1)

@@ -8,14 +8,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..imageio import WIDE_GREY, convert_image, open_image
+from ..imageio import GREY_MODES, convert_image, open_image
 from ..resources import check_memory
 from .datasets import ImageData, register_dataset
 
 __all__ = ["load_image_folder", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-GREY_MODES = ("1", "L", "LA", "La", "F", *WIDE_GREY)
 _HOW_TO_GET = (
     "pass --data-dir pointing at a folder of .png/.jpg images "
     "(searched recursively; a train/ or test/ sub-folder is used for that split when present)"

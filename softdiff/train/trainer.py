@@ -67,6 +67,7 @@ from .interrupt import StepClock, StopSignals
 from .loading import build_net
 from .lock import run_lock
 from .lr import LRSchedule
+from .memory import saved_activation_bytes
 from .metrics import METRICS, LogWindow, start_metrics
 from .objective import objective_for, precond_state, statistics_for, t_sampler_for
 from .watch import Watch
@@ -580,6 +581,14 @@ def _check_net_memory(config: RunConfig, device: torch.device) -> None:
         probe = build_net(config)
     weights = sum(p.numel() * p.element_size() for p in probe.parameters())
     check_memory(5 * weights, f"a network of {weights // 4:,} parameters (weights, EMA, gradients, AdamW)", device)
+    batch = config.train.batch_size
+    activations = saved_activation_bytes(probe, config.image_shape, batch, amp=config.train.amp)
+    check_memory(
+        5 * weights + activations,
+        f"a training step of {batch:,} images per process (weights, EMA, gradients, AdamW and, at least, the "
+        "activations autograd keeps; a smaller --batch-size fits)",
+        device,
+    )
 
 
 def _load_training_state(ckpt: Checkpoint, net: nn.Module, ema: EMA, optimizer: torch.optim.Optimizer) -> None:

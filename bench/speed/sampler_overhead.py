@@ -10,42 +10,25 @@ neighbours; CPU time measures the work). ``overhead ms`` is the sampler's own co
 denoiser call, timed with a free denoiser (``x0_hat = x``); ``1 + overhead / forward``
 is the same ratio from its two parts, far less sensitive to machine load.
 
-    PYTHONPATH=$PWD python bench/sampler_overhead.py [--steps 8 --rounds 3 --batch 64]
+    PYTHONPATH=$PWD python -m bench.speed.sampler_overhead [--threads 1 --steps 8 --rounds 3 --batch 64]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import time
-from pathlib import Path
 
 import torch
 from rich.console import Console
 from rich.table import Table
 
+from bench.harness import Result, round_robin, write_result
+from bench.harness.cli import add_common, apply_threads
 from softdiff.corrupt import build_process
 from softdiff.models import UNet, UNetConfig
 from softdiff.samplers import SeededNoise, get, names, nfe, uniform_grid
 from softdiff.score import Denoiser
 
-RESULTS = Path(__file__).parent / "results" / "sampler_overhead.json"
 TARGET = 1.05
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device: torch.device) -> tuple[float, float]:  # noqa: ANN001
-    """(wall seconds, CPU seconds of this process) for one call of ``fn``."""
-    sync(device)
-    wall, cpu = time.perf_counter(), time.process_time()
-    fn()
-    sync(device)
-    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main() -> None:
@@ -55,12 +38,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--size", type=int, default=28)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--processes", default="blur,blur+mask")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    add_common(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     device = torch.device(args.device)
 
     torch.manual_seed(0)
@@ -88,14 +69,16 @@ def main() -> None:
                 # the network alone, at the grid's times (Heun's extra calls land on the next time)
                 call_times = [times[i].repeat(args.batch) for i in range(args.steps)]
                 call_times = (call_times * 2)[:calls]
-                forward, sampled = [], []  # (wall, cpu) per round
-                for _ in range(args.rounds):
-                    forward.append(timed(lambda: [net(x1, t) for t in call_times], device))  # noqa: B023
-                    sampled.append(timed(lambda: sample(name, denoiser, process), device))  # noqa: B023
-                free = [timed(lambda: sample(name, free_denoiser, process), device) for _ in range(5)]  # noqa: B023
-                best_forward = [min(f[k] for f in forward) for k in (0, 1)]
-                best_sampled = [min(s[k] for s in sampled) for k in (0, 1)]
-                overhead = min(f[1] for f in free) / calls  # CPU seconds per call
+                variants = {
+                    "forward": lambda: [net(x1, t) for t in call_times],  # noqa: B023
+                    "sampler": lambda: sample(name, denoiser, process),  # noqa: B023
+                }
+                timing = round_robin(variants, args.rounds, warmup=0, device=device)
+                free = round_robin({"free": lambda: sample(name, free_denoiser, process)}, 5, warmup=0)  # noqa: B023
+                forward, sampled = timing["forward"], timing["sampler"]
+                best_forward = [forward.min, forward.cpu_min]
+                best_sampled = [sampled.min, sampled.cpu_min]
+                overhead = free["free"].cpu_min / calls  # CPU seconds per call
                 rows.append(
                     {
                         "process": spec,
@@ -109,7 +92,7 @@ def main() -> None:
                         "ratio_wall": best_sampled[0] / best_forward[0],
                         "ratio_cpu": best_sampled[1] / best_forward[1],
                         "ratio_from_parts": 1 + overhead / (best_forward[1] / calls),
-                        "rounds_wall_s": [[f[0], s[0]] for f, s in zip(forward, sampled, strict=True)],
+                        "rounds_wall_s": [list(pair) for pair in zip(forward.wall, sampled.wall, strict=True)],
                     }
                 )
 
@@ -130,23 +113,17 @@ def main() -> None:
             f"{r['ratio_from_parts']:.4f}",
         )
     Console().print(table)
-    result = {
-        "benchmark": "sampler_overhead",
+    parameters = {
         "target_ratio": TARGET,
         "batch": args.batch,
         "image_size": args.size,
         "steps": args.steps,
         "rounds": args.rounds,
         "device": str(device),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "machine": platform.machine(),
+        "processes": args.processes,
         "net_parameters": sum(p.numel() for p in net.parameters()),
-        "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_result(Result.now("speed", "sampler_overhead", parameters, {"rows": rows}, tag=args.tag), args.out)
 
 
 if __name__ == "__main__":

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _eval_common import console, loop_seconds, write
 
+from bench.quality._eval_common import console, loop_seconds, write
 from softdiff.schedule import read_levels
 from softdiff.train import RunConfig, train
 from softdiff.train.previews import PREVIEW_LOG, PREVIEWS
@@ -140,7 +140,7 @@ def main() -> None:
     }
     if args.main_run is not None:
         result["main_job_measured"] = main_run_share(args.main_run)
-    write("previews", result, args.out)
+    write("previews", result, args.out, args=args, kind="speed")
     for key, value in projected.items():
         console.print(f"main job, {key}: {value:.4g}", highlight=False)
 

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from _eval_common import RESULTS, console, loop_seconds, write
+from bench.quality._eval_common import RESULTS, console, loop_seconds, write
 
 from softdiff.samplers import names
 
@@ -224,7 +224,7 @@ def main() -> None:
         "rows": rows,
         "markdown": table,
     }
-    write("defaults", result, args.out)
+    write("defaults", result, args.out, args=args)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _eval_common import RESULTS, console, write
+from bench.quality._eval_common import RESULTS, console, write
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,7 +181,7 @@ def main() -> None:
         "benchmark": "recipe_search", "command": shlex.join(["python", "bench/recipe_search.py", *sys.argv[1:]]),
         "plan": str(args.plan), "steps": args.steps, "n": args.n, "seed": 0, "features": "fashion",
         "wall_seconds": time.perf_counter() - start, "rows": rows,
-    }, args.out)  # fmt: skip
+    }, args.out, args=args)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -10,16 +10,14 @@ comparable on a noisy shared machine:
 * ``optim``     gradient clipping, AdamW, EMA
 
 Then whole-step throughput is compared across threads, channels_last and torch.compile
-(interleaved repeats, medians), and the real ``softdiff.train.train`` loop is timed too.
+(round-robin repeats of the harness timer, medians), and the real ``softdiff.train.train`` loop is timed too.
 
-    PYTHONPATH=$PWD python bench/train_step.py            # writes bench/results/train_step.json
+    PYTHONPATH=$PWD python -m bench.speed.train_step   # writes bench/results/speed/train_step-COMMIT.json
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import resource
 import statistics
 import tempfile
@@ -30,6 +28,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from bench.harness import Result, round_robin, write_result
 from softdiff.data import ImageData, load_dataset
 from softdiff.score import Denoiser
 from softdiff.train import EMA, RunConfig, build_net, train
@@ -122,7 +121,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant (slow to build)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "train_step.json")
+    parser.add_argument("--tag", default=None, help="label a second configuration at the same commit")
+    parser.add_argument("--out", type=Path, default=None, help="result file (default: bench/results/speed/...)")
     args = parser.parse_args()
 
     data = _data(4096)
@@ -140,22 +140,24 @@ def main() -> None:
     share = {k: statistics.median(s[k] for s in shares) for k in shares[0]}
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    # 2. variants, interleaved so machine load hits all of them alike
+    # 2. variants, round-robin (the harness timer) so machine load hits all of them alike;
+    # the untimed first round warms each variant up (and builds the compiled one)
     variants = [(th, cl, False) for th in args.threads for cl in (False, True)]
     if not args.no_compile:
         variants.append((default_threads, False, True))
-    steps_by_variant = {}
-    results: dict[str, list[float]] = {}
-    for _ in range(args.repeats):
-        for threads, channels_last, compiled in variants:
-            torch.set_num_threads(threads)
-            key = f"threads={threads} channels_last={channels_last} compile={compiled}"
-            if key not in steps_by_variant:
-                steps_by_variant[key] = Step(config, data, channels_last, compiled)
-            rate, _ = measure(steps_by_variant[key], args.steps, warmup=3 if compiled else 1)
-            results.setdefault(key, []).append(rate)
+    steps_by_variant, threads_of = {}, {}
+    for threads, channels_last, compiled in variants:
+        key = f"threads={threads} channels_last={channels_last} compile={compiled}"
+        torch.set_num_threads(threads)
+        steps_by_variant[key], threads_of[key] = Step(config, data, channels_last, compiled), threads
+    timing = round_robin(
+        {key: (lambda step=step: [step() for _ in range(args.steps)]) for key, step in steps_by_variant.items()},
+        args.repeats,
+        warmup=1,
+        before=lambda key: torch.set_num_threads(threads_of[key]),
+    )
     torch.set_num_threads(default_threads)
-    medians = {k: statistics.median(v) for k, v in results.items()}
+    medians = {k: args.steps * args.batch_size / t.median for k, t in timing.items()}
 
     # 3. the real training loop (data order, per-step generators, logging, EMA), default config
     with tempfile.TemporaryDirectory() as tmp:
@@ -179,23 +181,23 @@ def main() -> None:
         + f"; corruption+loss {100 * outside:.1f}%"
     )
     console.print(f"peak RSS {peak_rss_mb:.0f} MB")
-    result = {
-        "machine": {"cpus": torch.get_num_threads(), "platform": platform.platform(), "torch": torch.__version__},
+    parameters = {
         "params": params,
         "batch_size": args.batch_size,
         "steps_per_repeat": args.steps,
         "repeats": args.repeats,
+        "threads": args.threads,
+        "compile": not args.no_compile,
+    }
+    metrics = {
         "images_per_s": medians,
         "fastest": max(medians, key=medians.get),
         "trainer_loop_images_per_s": trainer_rate,
         "phase_share": share,
         "corruption_plus_loss_share": outside,
         "peak_rss_mb": peak_rss_mb,
-        "load_average": list(__import__("os").getloadavg()),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    console.print(f"wrote {args.out}")
+    write_result(Result.now("speed", "train_step", parameters, metrics, tag=args.tag), args.out)
 
 
 if __name__ == "__main__":

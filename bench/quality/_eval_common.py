@@ -18,13 +18,14 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from bench.harness import Result, write_result
 from softdiff.data import load_dataset
 from softdiff.distributed import resolve_device
 from softdiff.eval import evaluate_samples, get_extractor, reference_data, sweep
 from softdiff.train import TrainedRun, load_run
 
 console = Console()
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path(__file__).parents[1] / "results"  # the legacy files; harness results go to RESULTS/KIND/
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser, n: int = 500) -> None:
@@ -158,9 +159,15 @@ def nfe_table(curves: dict[str, list[dict[str, Any]]], title: str) -> Table:
     return table
 
 
-def write(name: str, result: dict[str, Any], out: Path | None = None) -> Path:
-    path = out if out is not None else RESULTS / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    console.print(f"wrote {path}")
-    return path
+def write(
+    name: str,
+    result: dict[str, Any],
+    out: Path | None = None,
+    *,
+    kind: str = "quality",
+    args: argparse.Namespace | None = None,
+) -> Path:
+    """``result`` as the metrics of one harness ``Result`` (parameters: the parsed flags)."""
+    parameters = dict(vars(args)) if args is not None else {}
+    tag = parameters.pop("tag", None)
+    return write_result(Result.now(kind, name, parameters, result, tag=tag), out)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _eval_common import RESULTS, budget, console
+from bench.quality._eval_common import RESULTS, budget, console
 
 from softdiff.data import load_dataset
 from softdiff.distributed import resolve_device

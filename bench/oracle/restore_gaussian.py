@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from _eval_common import write
+from bench.quality._eval_common import write
 from torch import Tensor
 
 from softdiff.corrupt import CorruptionProcess, GaussianBlur, GeometricNoise, Identity
@@ -180,7 +180,7 @@ def main() -> None:
                 flush=True,
             )
     settings = vars(args) | {"shape": SHAPE, "steps": args.steps, "out": str(args.out)}
-    write("restore_gaussian", {"settings": settings, "rows": rows}, args.out)
+    write("restore_gaussian", {"settings": settings, "rows": rows}, args.out, args=args, kind="oracle")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from _eval_common import Evaluator, add_eval_arguments, budget, console, write
+from bench.quality._eval_common import Evaluator, add_eval_arguments, budget, console, write
 from rich.table import Table
 
 from softdiff.eval import parse_grids, parse_samplers, parse_steps, plot_fid_vs_nfe
@@ -82,6 +82,7 @@ def main() -> None:
             "curves": curves,
         },
         args.out,
+        args=args,
     )
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _eval_common import RESULTS, console, write
+from bench.quality._eval_common import RESULTS, console, write
 from rich.table import Table
 
 from softdiff.data import load_dataset
@@ -106,7 +106,7 @@ def main() -> None:
                 out.add_row(path, str(seed), prior, str(steps), *row)
     console.print(out)
     command = shlex.join(["python", "bench/prior_eval.py", *sys.argv[1:]])
-    write("prior", {"benchmark": "prior_eval", "command": command, "rows": rows}, args.out)
+    write("prior", {"benchmark": "prior_eval", "command": command, "rows": rows}, args.out, args=args)
 
 
 if __name__ == "__main__":

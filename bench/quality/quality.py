@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _eval_common import Evaluator, add_eval_arguments, budget, console, write
-from _quality_runs import (
+from bench.quality._eval_common import Evaluator, add_eval_arguments, budget, console, write
+from bench.quality._quality_runs import (
     Job,
     device_name,
     load_budget,
@@ -261,7 +261,7 @@ def evaluate(args: argparse.Namespace, jobs: list[Job], report: dict[str, Any]) 
     for job in jobs:
         run = evaluator.load(job.out)
         report["cells"][job.name] = {s: evaluator.cells(run, s, steps_for_nfe(s, budgets), job.name) for s in samplers}
-        write("quality", report, args.out)
+        write("quality", report, args.out, args=args)
     report["floor"] = evaluator.floor(run)
     for name, cells in report["cells"].items():
         console.print(run_table(name, report["runs"][name], cells, args.n))
@@ -301,12 +301,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "budget_differences": differ,
         "runs": runs,
     }
-    write("quality", report, args.out)
+    write("quality", report, args.out, args=args)
     if not args.train_only:
         evaluate(args, jobs, report)
     report["complete"] = True
     report["wall_seconds"] = time.perf_counter() - _START
-    write("quality", report, args.out)
+    write("quality", report, args.out, args=args)
     return report
 
 

@@ -3,41 +3,29 @@
 Targets (issue 2): the default blur within 1.5x of the fastest exact blur path at every
 width, and per-sample ``t`` within 1.2x of one shared ``t``. Paths are timed round-robin
 (one call of each per repeat) so load from other processes hits them alike; the table shows
-medians. Run: ``PYTHONPATH=$PWD python bench/operators.py [--repeats N]``.
+medians. Run: ``PYTHONPATH=$PWD python -m bench.speed.operators [--repeats N] [--threads 1]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import statistics
-import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from rich.console import Console
 from rich.table import Table
 
+from bench.harness import Result, round_robin, write_result
+from bench.harness.cli import add_common, apply_threads
 from softdiff.corrupt import GaussianBlur, LinearCorruption, Mask
 
 WIDTHS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 24.0)
 SHAPE = (64, 3, 64, 64)
-RESULTS = Path(__file__).parent / "results" / "operators.json"
 
 
-def round_robin(jobs: dict[str, Callable[[], object]], repeats: int) -> dict[str, tuple[float, float]]:
-    """(median, min) milliseconds of each job, timing one call of every job per repeat."""
-    for job in jobs.values():
-        job()  # warm-up: caches, allocator
-    times: dict[str, list[float]] = {name: [] for name in jobs}
-    for _ in range(repeats):
-        for name, job in jobs.items():
-            start = time.perf_counter()
-            job()
-            times[name].append(1e3 * (time.perf_counter() - start))
-    return {name: (statistics.median(ts), min(ts)) for name, ts in times.items()}
+def timed_ms(jobs: dict[str, Callable[[], object]], repeats: int) -> dict[str, tuple[float, float]]:
+    """(median, min) milliseconds of each job, one call of every job per round (the harness timer)."""
+    return {name: (1e3 * t.median, 1e3 * t.min) for name, t in round_robin(jobs, repeats).items()}
 
 
 def maps(op: LinearCorruption, x: torch.Tensor, t: torch.Tensor | float) -> dict[str, Callable[[], object]]:
@@ -47,10 +35,9 @@ def maps(op: LinearCorruption, x: torch.Tensor, t: torch.Tensor | float) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=9)
-    parser.add_argument("--threads", type=int, default=2, help="1 avoids thread-barrier stalls on a busy machine")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    add_common(parser, threads=2)  # --threads 1 avoids thread-barrier stalls on a busy machine
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(SHAPE, generator=g)
     t_each = torch.rand(SHAPE[0], generator=g)
@@ -61,7 +48,7 @@ def main() -> None:
         for width in WIDTHS:
             paths = {"dct": GaussianBlur(width, width), "kornia-reflect": GaussianBlur(width, width, backend="kornia")}
             jobs = {f"{p}/{m}": f for p, op in paths.items() for m, f in maps(op, x, t_each).items()}
-            ms = round_robin(jobs, args.repeats)
+            ms = timed_ms(jobs, args.repeats)
             for p, op in paths.items():
                 exact = not bool(op.truncated(0.5, *SHAPE[-2:]))
                 for m in ("forward", "adjoint"):
@@ -85,7 +72,7 @@ def main() -> None:
                 for tn, tt in (("per-sample", t_each), ("shared", 0.5))
                 for m, f in maps(op, x, tt).items()
             }
-            ms = round_robin(jobs, args.repeats)
+            ms = timed_ms(jobs, args.repeats)
             for m in ("forward", "adjoint"):
                 for tn in ("per-sample", "shared"):
                     rows.append(
@@ -170,29 +157,14 @@ def main() -> None:
         f"worst per-sample/shared: {max(time_ratios.values()):.2f} (target <= 1.2)"
     )
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "shape": SHAPE,
-                "dtype": "float32",
-                "threads": args.threads,
-                "repeats": args.repeats,
-                "torch": torch.__version__,
-                "machine": platform.platform(),
-                "note": "shared CPU machine: absolute times are noisy; ratios are measured round-robin within one run",
-                "rows": rows,
-                "default_over_fastest_exact": width_ratios,
-                "per_sample_over_shared": time_ratios,
-                "from_min_times": {
-                    "default_over_fastest_exact": width_ratios_min,
-                    "per_sample_over_shared": time_ratios_min,
-                },
-            },
-            indent=2,
-        )
-    )
-    console.print(f"wrote {args.out}")
+    metrics = {
+        "rows": rows,
+        "default_over_fastest_exact": width_ratios,
+        "per_sample_over_shared": time_ratios,
+        "from_min_times": {"default_over_fastest_exact": width_ratios_min, "per_sample_over_shared": time_ratios_min},
+    }
+    parameters = {"shape": SHAPE, "dtype": "float32", "repeats": args.repeats, "widths": WIDTHS}
+    write_result(Result.now("speed", "operators", parameters, metrics, tag=args.tag), args.out)
 
 
 if __name__ == "__main__":

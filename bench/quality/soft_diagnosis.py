@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _eval_common import console, write
+from bench.quality._eval_common import console, write
 from rich.table import Table
 from torch import Tensor
 
@@ -151,7 +151,7 @@ def main() -> None:
     report = {"benchmark": "soft_diagnosis", "n": args.n, "runs": runs, "results": results}
     if args.plot:
         plot(report, args.plot)
-    write("soft_diagnosis", report, args.out)
+    write("soft_diagnosis", report, args.out, args=args)
 
 
 if __name__ == "__main__":

@@ -144,6 +144,12 @@ def read_result(path: Path) -> Result:
     return Result(**data)
 
 
+def read_metrics(path: Path) -> dict[str, Any]:
+    """The metrics of a harness result, or the whole content of a legacy (pre-harness) result file."""
+    data = json.loads(Path(path).read_text())
+    return data["metrics"] if "schema" in data and "metrics" in data else data
+
+
 def newest(kind: str, bench: str, tag: str | None = None) -> Result | None:
     """The most recently dated harness result of ``bench`` (``None`` if it has none)."""
     found = [read_result(p) for p in sorted((RESULTS / kind).glob(f"{bench}-*.json"))]

@@ -17,9 +17,11 @@ would, on a tiny Fashion-MNIST configuration (or synthetic data without the data
   (``tests/fuzz_corpus.toml``), each classified: as expected, traceback, silently accepted,
   silently wrong (exit 0 but the output breaks its check) or other.
 
-    PYTHONPATH=$PWD nice -n 10 python bench/faults.py [--kills 20] [--sigterms 5]
-    PYTHONPATH=$PWD nice -n 10 python bench/faults.py --only fuzz   # seconds; keeps the other sections
-    # writes bench/results/faults.json (--out elsewhere); --only replaces just the sections it runs
+    PYTHONPATH=$PWD nice -n 10 python -m bench.oracle.faults [--kills 20] [--sigterms 5]
+    PYTHONPATH=$PWD nice -n 10 python -m bench.oracle.faults --only fuzz   # seconds; keeps the other sections
+    # writes bench/results/oracle/faults-COMMIT.json (--out elsewhere); --only replaces just the sections it runs
+
+Also a slow test, ``tests/test_bench_faults.py`` (a few trials; ``-m slow`` or ``SOFTDIFF_SLOW_BENCH=1``).
 """
 
 from __future__ import annotations
@@ -36,8 +38,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results" / "faults.json"
+from bench.harness.cli import add_common
+from bench.harness.result import Result, commit, read_result, result_path, write_result
+
+ROOT = Path(__file__).resolve().parents[2]
+SECTIONS = ("kill", "sigterm", "diverge", "disk", "fuzz")
 STEPS = 120
 
 
@@ -256,32 +261,28 @@ def _commit() -> str:
     return done.stdout.strip() or "unknown"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kills", type=int, default=20)
-    parser.add_argument("--sigterms", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", nargs="*", default=["kill", "sigterm", "diverge", "disk", "fuzz"])
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON (sections not run are kept)")
-    opts = parser.parse_args()
+def run(
+    only: list[str], kills: int = 20, sigterms: int = 5, seed: int = 0, previous: dict | None = None
+) -> dict[str, object]:
+    """The sections in ``only``, on top of ``previous`` (sections not run are kept); with a ``summary``."""
     dataset = "fashion-mnist" if Path("/usr/share/datasets/fashion-mnist").is_dir() else "synthetic"
-    rng = random.Random(opts.seed)
+    rng = random.Random(seed)
     work = Path(tempfile.mkdtemp(prefix="softdiff-faults-"))
-    results: dict[str, object] = json.loads(opts.out.read_text()) if opts.out.is_file() else {}
+    results: dict[str, object] = dict(previous or {})
     results |= {"dataset": dataset, "steps": STEPS, "command": " ".join(base_args(dataset))}
     measured = results.setdefault("measured_at", {})  # the commit each section was last measured at
-    measured.update({name: _commit() for name in opts.only})
-    if "kill" in opts.only or "sigterm" in opts.only:
-        results["kill"] = kill_trials(dataset, opts.kills if "kill" in opts.only else 0, work, rng)
-    if "sigterm" in opts.only:
-        results["sigterm"] = sigterm_trials(dataset, opts.sigterms, work, rng)
-    if "diverge" in opts.only:
+    measured.update({name: _commit() for name in only})
+    if "kill" in only or "sigterm" in only:
+        results["kill"] = kill_trials(dataset, kills if "kill" in only else 0, work, rng)
+    if "sigterm" in only:
+        results["sigterm"] = sigterm_trials(dataset, sigterms, work, rng)
+    if "diverge" in only:
         results["diverge"] = diverge_trial(dataset, work)
         print(f"diverge: {results['diverge']}", flush=True)
-    if "disk" in opts.only:
+    if "disk" in only:
         results["disk"] = disk_trials(dataset, work)
         print(f"disk: {results['disk']}", flush=True)
-    if "fuzz" in opts.only:
+    if "fuzz" in only:
         results["fuzz"] = fuzz_counts()
         print(f"fuzz: {results['fuzz']}", flush=True)
     shutil.rmtree(work, ignore_errors=True)
@@ -309,10 +310,24 @@ def main() -> None:
     if results.get("fuzz"):
         summary["fuzz"] = results["fuzz"]
     results["summary"] = summary
-    print(json.dumps(summary, indent=2))
-    opts.out.parent.mkdir(parents=True, exist_ok=True)
-    opts.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {opts.out}")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--sigterms", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", nargs="*", default=list(SECTIONS))
+    add_common(parser)
+    opts = parser.parse_args()
+    parameters = {"kills": opts.kills, "sigterms": opts.sigterms, "seed": opts.seed, "only": opts.only}
+    head, dirty = commit()
+    out = opts.out or result_path("oracle", "faults", head, dirty, opts.tag)
+    previous = read_result(out).metrics if out.is_file() else None
+    results = run(opts.only, opts.kills, opts.sigterms, opts.seed, previous)
+    print(json.dumps(results["summary"], indent=2))
+    write_result(Result.now("oracle", "faults", parameters, results, tag=opts.tag), out)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Fingerprint short runs (weights and samples) to check that a refactor keeps behaviour bit-identical.
 
-    PYTHONPATH=$PWD python3 bench/fingerprint.py --out bench/results/fingerprint.json
-    PYTHONPATH=$PWD python3 bench/fingerprint.py --check bench/results/fingerprint.json
+    PYTHONPATH=$PWD python3 bench/oracle/fingerprint.py --out bench/results/fingerprint.json
+    PYTHONPATH=$PWD python3 bench/oracle/fingerprint.py --check bench/results/fingerprint.json
 
 Each case trains 12 steps on synthetic 16×16 data with fixed seeds (one thread), then draws
 8 samples with two samplers; the record is a SHA-256 per weight file's tensors (names and

@@ -15,7 +15,7 @@ sample to a 2000-step reference solution of the same flow is also recorded, on t
 the distance measures the integration of the flow from 1 to 0.5 alone): its slope against
 NFE is the order of convergence.
 
-    PYTHONPATH=$PWD python bench/gaussian_samplers.py [--n 4000 --size 6 --plot docs/img/gaussian-samplers.png]
+    PYTHONPATH=$PWD python bench/oracle/gaussian_samplers.py [--n 4000 --size 6 --plot docs/img/gaussian-samplers.png]
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from bench.harness import Result, write_result
 from softdiff.corrupt import CorruptionProcess, GaussianBlur, GeometricNoise
 from softdiff.samplers import get, level_grid, names, nfe, time_grid
 from softdiff.schedule import DataMoments, select_levels
 from softdiff.score import GaussianData
 from softdiff.stats import frechet_distance, moments
 
-RESULTS = Path(__file__).parent / "results" / "gaussian_samplers.json"
 DETERMINISTIC = ("euler", "heun", "dpmpp_2m", "dpmpp_3m")
 MULTISTEP = ("dpmpp_2m", "dpmpp_3m", "dpmpp_2m_sde")
 
@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument("--blur-max", type=float, default=3.0, help="blur width at t=1 in pixels")
     parser.add_argument("--s-min", type=float, default=0.01)
     parser.add_argument("--s-max", type=float, default=0.1)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None, help="also write the log-log plot here (PNG)")
     parser.add_argument("--replot", action="store_true", help="only redraw --plot from the results in --out")
     args = parser.parse_args()
@@ -212,8 +212,7 @@ def main() -> None:
         "cells": cells,
         "paths": paths,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(Result.now("oracle", "gaussian_samplers", dict(vars(args)), result), args.out)
     print(f"wrote {args.out}")
     if args.plot:
         print(f"wrote {plot(result, args.plot)}")

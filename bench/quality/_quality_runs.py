@@ -1,6 +1,6 @@
-"""Training side of ``bench/quality.py``: recipes -> run configs, resumable sequential or parallel runs.
+"""Training side of ``bench/quality/quality.py``: recipes -> run configs, resumable sequential or parallel runs.
 
-A *recipe* file (``bench/recipes/NAME.toml``) holds only the ``corruption`` and ``objective``
+A *recipe* file (``bench/quality/recipes/NAME.toml``) holds only the ``corruption`` and ``objective``
 sections; the *budget* file holds ``data``, ``model``, ``optim`` and ``train``. Every run is
 budget + its recipe + ``train.steps``, so the runs differ only in what their recipes say.
 Training either happens in this process (``softdiff.train.train``, one run after the other)

@@ -7,13 +7,12 @@ sampler runs with the *exact* dense denoiser ``E[x_0 | x_t]`` from draws of the 
 ``q_1``. The issue's bar: a sampler on ``auto`` at 10 (20) NFE matches momentum on the
 uniform grid at 50 (100) NFE. ``floor`` is the Fréchet distance of ``n`` exact samples.
 
-    PYTHONPATH=$PWD python bench/auto_grid.py [--n 4000]
+    PYTHONPATH=$PWD python bench/quality/auto_grid.py [--n 4000]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,13 +21,13 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from bench.harness import Result, write_result
 from softdiff.corrupt import CorruptionProcess, GaussianBlur, GeometricNoise, Identity, Mask
 from softdiff.samplers import get, nfe, time_grid
 from softdiff.samplers.autogrid import GaussianFit, auto_grid
 from softdiff.score import GaussianData
 from softdiff.stats import frechet_distance, moments
 
-RESULTS = Path(__file__).parent / "results" / "auto_grid.json"
 SAMPLERS = ("dpmpp_2m_sde", "dpmpp_2m", "dpmpp_3m", "euler")
 
 
@@ -49,7 +48,7 @@ def cases() -> dict[str, tuple[tuple[int, int, int], int, CorruptionProcess]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=4000, help="samples per cell")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
     console = Console(width=120)
@@ -100,8 +99,7 @@ def main() -> None:
         result["cases"].append({"case": label, "shape": list(shape), "seed": seed, "floor": floor,
                                 "momentum_uniform": momentum, "cells": cells})  # fmt: skip
     result["seconds"] = time.perf_counter() - started
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(Result.now("quality", "auto_grid", dict(vars(args)), result), args.out)
     print(f"wrote {args.out} ({result['seconds']:.0f} s)")
 
 

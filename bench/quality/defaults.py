@@ -13,8 +13,9 @@ Everything resumes: a run with a ``DONE`` marker is not retrained, an interrupte
 continues from its checkpoint, and finished cells come back from ``RUN/eval/eval.json``.
 ``--collect`` only tabulates what exists.
 
-    PYTHONPATH=$PWD nohup python bench/defaults.py --runs /work/runs/defaults --jobs 2 > /work/logs/defaults.log 2>&1 &
-    PYTHONPATH=$PWD python bench/defaults.py --runs /work/runs/defaults --collect   # table + grids only
+    PYTHONPATH=$PWD nohup python bench/quality/defaults.py --runs /work/runs/defaults --jobs 2 \
+        > /work/logs/defaults.log 2>&1 &
+    PYTHONPATH=$PWD python bench/quality/defaults.py --runs /work/runs/defaults --collect   # table + grids only
 """
 
 from __future__ import annotations
@@ -31,10 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.quality._eval_common import RESULTS, console, loop_seconds, write
-
 from softdiff.samplers import names
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CORRUPTIONS = ["noise", "blur", "mask", "blur+mask", "motion", "strokes", "desaturate", "pixelate", "fademean"]
 # Desaturation leaves grey images alone: on Fashion-MNIST it is C = I with the blur's small noise.
 NOT_ON_GREY = {"desaturate": "the identity on grey images (C_t x = x for one channel): nothing to learn to undo"}

@@ -6,8 +6,8 @@ euler, dpmpp_*), ``(NFE + 1) // 2`` for Heun. Every cell starts from the same pr
 (sample ``i`` depends only on ``(seed, i)``). Cells are kept in ``RUN/eval/eval.json``
 (shared with ``softdiff eval``) unless ``--cells`` names another file.
 
-    PYTHONPATH=$PWD python bench/eval_samplers.py --ckpt runs/blur [--nfe 5,10,20,50 -n 500]
-    PYTHONPATH=$PWD python bench/eval_samplers.py --ckpt runs/blur --samplers dpmpp_2m,momentum \
+    PYTHONPATH=$PWD python bench/quality/eval_samplers.py --ckpt runs/blur [--nfe 5,10,20,50 -n 500]
+    PYTHONPATH=$PWD python bench/quality/eval_samplers.py --ckpt runs/blur --samplers dpmpp_2m,momentum \
         --grids uniform,edm:levels -n 1000 --threads 1
 """
 
@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.quality._eval_common import Evaluator, add_eval_arguments, budget, console, write
 from rich.table import Table
 
+from bench.quality._eval_common import Evaluator, add_eval_arguments, budget, console, write
 from softdiff.eval import parse_grids, parse_samplers, parse_steps, plot_fid_vs_nfe
 from softdiff.samplers import nfe
 

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# The fair soft-vs-vanilla benchmark (bench/quality.py) on one GPU, inside a wall-clock budget.
+# The fair soft-vs-vanilla benchmark (bench/quality/quality.py) on one GPU, inside a wall-clock budget.
 #
-# What it measures: the recipes of bench/recipes/ (soft-blur, x0-blur, vanilla) trained at the
-# same time on one GPU (one process each) with the shared budget bench/recipes/budget.toml made
+# What it measures: the recipes of bench/quality/recipes/ (soft-blur, x0-blur, vanilla) trained at the
+# same time on one GPU (one process each) with the shared budget bench/quality/recipes/budget.toml made
 # CUDA-friendly: batch BATCH, learning rate x sqrt(BATCH / budget batch), the EMA (its half-life is
 # in images, unscaled), bf16 autocast, channels-last. Each run gets EPOCHS epochs, or as many steps
 # as fit TRAIN seconds: quality.py trains WARMUP steps, measures a step, and caps the step count
 # (the same for every run; recorded in $OUT/quality.json under budget.plan).
 # Then FID/KID of N samples against NFE 5/10/20/50 for SAMPLERS, the floor, the plot and grids.
 #
-#   bash bench/gpu_quality.sh prepare   # here (internet): Fashion-MNIST + missing wheels -> .devcarry-quality/
-#   bash bench/gpu_quality.sh           # on the GPU machine, repo root, with .devcarry-quality carried
-#   GPU_QUALITY_TINY=1 nice -n 10 bash bench/gpu_quality.sh   # CPU smoke test of this script (a few minutes)
+#   bash bench/quality/gpu_quality.sh prepare   # here (internet): Fashion-MNIST + missing wheels -> .devcarry-quality/
+#   bash bench/quality/gpu_quality.sh           # on the GPU machine, repo root, with .devcarry-quality carried
+#   GPU_QUALITY_TINY=1 nice -n 10 bash bench/quality/gpu_quality.sh   # CPU smoke test of this script (a few minutes)
 #
 # Safe against a time limit: everything ends by about BUDGET_S + 60 s (a hard `timeout`), checkpoints
 # are written every CKPT steps, every finished cell is stored at once, and $OUT/quality.json is
@@ -44,7 +44,7 @@ print(" ".join(f"{p}=={m.version(p)}" for p in ("pydantic", "pydantic-core", "an
   "$PYTHON" -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d "$CARRY/wheels" $specs || die "pip download failed"
-  du -sh "$CARRY"; echo "carry .devcarry-quality and run: bash bench/gpu_quality.sh"; exit 0
+  du -sh "$CARRY"; echo "carry .devcarry-quality and run: bash bench/quality/gpu_quality.sh"; exit 0
 fi
 
 TINY=${GPU_QUALITY_TINY:-0}
@@ -114,7 +114,7 @@ fi
 if [[ -n "$(missing)" ]]; then  # torch already satisfies the requirement, so pip does not pull it again
   "$PYTHON" -m pip install -q --retries 0 --timeout 10 -e . || true
 fi
-[[ -z "$(missing)" ]] || die "missing Python packages: $(missing); run 'bash bench/gpu_quality.sh prepare' \
+[[ -z "$(missing)" ]] || die "missing Python packages: $(missing); run 'bash bench/quality/gpu_quality.sh prepare' \
 where pip has internet and carry .devcarry-quality, or install them"
 "$PYTHON" -c 'import softdiff, torch; print("gpu_quality: softdiff", softdiff.__file__, "torch", torch.__version__,
       torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu")'
@@ -133,7 +133,7 @@ try:
     import tomllib
 except ModuleNotFoundError:
     import tomli as tomllib
-base = tomllib.load(open("bench/recipes/budget.toml", "rb"))
+base = tomllib.load(open("bench/quality/recipes/budget.toml", "rb"))
 k = int(sys.argv[1]) / base["train"]["batch_size"]
 print(f"{base['optim']['lr'] * k ** 0.5:.6g}")
 EOF
@@ -156,8 +156,8 @@ if [[ -z "${STEPS:-}" ]]; then  # measure a step in a warm-up, then train as man
 fi
 LEFT=$(( BUDGET_S + 40 - ($(date +%s) - START) ))  # + 15 s for the kill, the rest for packing
 echo "gpu_quality: batch $BATCH, lr $LR, amp $AMP, compile $COMPILE; hard stop in ${LEFT}s"
-echo "gpu_quality: python bench/quality.py ${ARGS[*]}"
-PYTHONUNBUFFERED=1 timeout --signal=INT --kill-after=15 "$LEFT" "$PYTHON" bench/quality.py "${ARGS[@]}"
+echo "gpu_quality: python bench/quality/quality.py ${ARGS[*]}"
+PYTHONUNBUFFERED=1 timeout --signal=INT --kill-after=15 "$LEFT" "$PYTHON" bench/quality/quality.py "${ARGS[@]}"
 status=$?
 (( status == 124 )) && echo "gpu_quality: stopped at the time limit; re-run on the same machine to resume"
 exit "$status"

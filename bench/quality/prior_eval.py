@@ -8,7 +8,7 @@ mixture prior store); the network is untouched. Each (prior, sampler, steps) cel
 against the 10,000 test images with the domain features. An "oracle" row (``--oracle``)
 starts from ``C_1 x0 + s_1 eta`` of real held-out training images: how good a prior can be.
 
-    PYTHONPATH=$PWD python bench/prior_eval.py /work/runs/exp/x0-res /work/runs/exp/r-ema05 --out OUT.json
+    PYTHONPATH=$PWD python bench/quality/prior_eval.py /work/runs/exp/x0-res /work/runs/exp/r-ema05 --out OUT.json
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from bench.quality._eval_common import RESULTS, console, write
 from rich.table import Table
 
+from bench.quality._eval_common import RESULTS, console, write
 from softdiff.data import load_dataset
 from softdiff.eval import evaluate_samples
 from softdiff.imageio import save_grid
@@ -105,7 +105,7 @@ def main() -> None:
                 row = [f"{fid[s]:.1f}" for s in args.samplers.split(",")]
                 out.add_row(path, str(seed), prior, str(steps), *row)
     console.print(out)
-    command = shlex.join(["python", "bench/prior_eval.py", *sys.argv[1:]])
+    command = shlex.join(["python", "bench/quality/prior_eval.py", *sys.argv[1:]])
     write("prior", {"benchmark": "prior_eval", "command": command, "rows": rows}, args.out, args=args)
 
 

@@ -3,7 +3,7 @@
 What it measures: for each recipe (default: ``soft-blur``, the paper's soft score matching
 on the heat blur; ``x0-blur``, x0 regression on the same blur; ``vanilla``, noise-only VE
 diffusion), a model trained with exactly the same network, data, optimiser, EMA, batch and
-number of training images (``bench/recipes/budget.toml``; the recipe files may set only
+number of training images (``bench/quality/recipes/budget.toml``; the recipe files may set only
 ``corruption`` and ``objective``), then FID and KID (domain features by default) of
 ``-n`` samples against the test split, for every sampler at NFE 5/10/20/50, beside the
 real-data floor (``n`` real training images scored the same way). Any registered sampler
@@ -17,10 +17,10 @@ command line; rewritten after every stage), the FID-vs-NFE plot and a sample gri
 (``docs/img/quality-*.png``: the first ``--grid-n`` samples of the run's best cell at
 ``--grid-nfe``, the very images that cell scored).
 
-    PYTHONPATH=$PWD nohup nice -n 10 python bench/quality.py --threads 1 --parallel \
+    PYTHONPATH=$PWD nohup nice -n 10 python bench/quality/quality.py --threads 1 --parallel \
         > /work/logs/quality.log 2>&1 &                 # 5 epochs each, n = 2000
-    PYTHONPATH=$PWD python bench/quality.py --tiny      # smoke test, about a minute
-    PYTHONPATH=$PWD python bench/quality.py --replot bench/results/quality.json   # redraw the plot only
+    PYTHONPATH=$PWD python bench/quality/quality.py --tiny      # smoke test, about a minute
+    PYTHONPATH=$PWD python bench/quality/quality.py --replot bench/results/quality.json   # redraw the plot only
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.table import Table
+
+from bench.harness.result import read_metrics
 from bench.quality._eval_common import Evaluator, add_eval_arguments, budget, console, write
 from bench.quality._quality_runs import (
     Job,
@@ -50,8 +53,6 @@ from bench.quality._quality_runs import (
     training_images,
     with_steps,
 )
-from rich.table import Table
-
 from softdiff.eval import parse_samplers, parse_steps, plot_fid_vs_nfe
 from softdiff.imageio import save_grid
 from softdiff.samplers import generate, nfe
@@ -104,7 +105,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.tiny:  # a smoke test never overwrites the real results
         args.out = args.out or args.runs / "quality.json"
         args.img_dir = args.img_dir or args.runs / "img"
-    args.img_dir = args.img_dir or BENCH.parent / "docs" / "img"
+    args.img_dir = args.img_dir or BENCH.parents[1] / "docs" / "img"
     args.plot = args.plot or args.img_dir / "quality-fid-vs-nfe.png"
     return args
 
@@ -225,9 +226,8 @@ def plot_quality(report: dict[str, Any], path: Path) -> Path:
 
 def replot(results: Path, path: Path) -> Path:
     """Redraw the plot of a finished results file (``--replot``), without training or sampling."""
-    import json
 
-    return plot_quality(json.loads(results.read_text()), path)
+    return plot_quality(read_metrics(results), path)
 
 
 def sample_grid(args: argparse.Namespace, evaluator: Evaluator, name: str, out: Path, cells: list) -> dict:
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
     if args.threads:
         torch.set_num_threads(args.threads)
-    command = shlex.join(["python", "bench/quality.py", *(sys.argv[1:] if argv is None else argv)])
+    command = shlex.join(["python", "bench/quality/quality.py", *(sys.argv[1:] if argv is None else argv)])
     jobs, record = build_jobs(args)
     parse_samplers(args.samplers), parse_steps(args.nfe)  # bad names fail before hours of training
     log(f"{len(jobs)} runs of {record['requested_steps']} steps x batch {record['batch_size']} in {args.runs}")

@@ -1,6 +1,6 @@
 """The recipe search of issue 10: many short runs, one table of FID by objective, weighting and sampler.
 
-What it measures: each line of the plan (``bench/recipes/search.tsv``: ``NAME<TAB>softdiff
+What it measures: each line of the plan (``bench/quality/recipes/search.tsv``: ``NAME<TAB>softdiff
 train flags``) is one training run on Fashion-MNIST (1200 steps of batch 64 unless its flags
 say otherwise, one thread), then ``softdiff eval`` of its EMA weights with each sampler at
 ``--steps`` (default 20 network calls), ``-n`` images (default 1000), seed 0, domain
@@ -12,8 +12,8 @@ continues from its checkpoint, and finished cells are reused from ``RUN/eval/eva
 ``--collect`` skips training and evaluation and only tabulates what exists (missing runs
 and cells are listed as such, never filled in).
 
-    PYTHONPATH=$PWD nohup python bench/recipe_search.py --runs /work/runs/exp > /work/logs/search.log 2>&1 &
-    PYTHONPATH=$PWD python bench/recipe_search.py --runs /work/runs/exp --collect   # the table only
+    PYTHONPATH=$PWD nohup python bench/quality/recipe_search.py --runs /work/runs/exp > /work/logs/search.log 2>&1 &
+    PYTHONPATH=$PWD python bench/quality/recipe_search.py --runs /work/runs/exp --collect   # the table only
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.quality._eval_common import RESULTS, console, write
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.quality._eval_common import RESULTS, console, write
+
+ROOT = Path(__file__).resolve().parents[2]
 PLAN = Path(__file__).parent / "recipes" / "search.tsv"
 LEVELS = ROOT / "docs" / "levels-blur-fashion-mnist.json"
 
@@ -178,7 +179,9 @@ def main() -> None:
     if args.markdown:
         print(markdown(rows, samplers))
     write("recipe_search", {
-        "benchmark": "recipe_search", "command": shlex.join(["python", "bench/recipe_search.py", *sys.argv[1:]]),
+        "benchmark": "recipe_search", "command": shlex.join(
+            ["python", "bench/quality/recipe_search.py", *sys.argv[1:]]
+        ),
         "plan": str(args.plan), "steps": args.steps, "n": args.n, "seed": 0, "features": "fashion",
         "wall_seconds": time.perf_counter() - start, "rows": rows,
     }, args.out, args=args)  # fmt: skip

@@ -10,7 +10,7 @@ the results JSON as soon as it is done (an interrupted run resumes), and the fir
 restorations for the strips. ``--table`` prints the comparison table (methods x operators) of
 a results file and ``--plot`` draws its perception-distortion plot (PSNR of the mean vs FID).
 
-    nice -n 10 python bench/restore.py --ckpt /work/runs/baseline --threads 1 -n 1000
+    nice -n 10 python bench/quality/restore.py --ckpt /work/runs/baseline --threads 1 -n 1000
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from bench.quality._eval_common import RESULTS, budget, console
 
+from bench.quality._eval_common import RESULTS, budget, console
 from softdiff.data import load_dataset
 from softdiff.distributed import resolve_device
 from softdiff.eval import get_extractor, reference_data
@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=RESULTS / "restore.json")
-    parser.add_argument("--strips", type=Path, default=Path(__file__).parent.parent / "docs" / "img")
+    parser.add_argument("--strips", type=Path, default=Path(__file__).parents[2] / "docs" / "img")
     parser.add_argument("--table", type=Path, nargs="+", help="print the comparison table of these results files")
     parser.add_argument("--plot", type=Path, help="with --table: draw PSNR vs FID of the means to this PNG")
     args = parser.parse_args()

@@ -6,18 +6,18 @@ common grid of source times ``u`` of the un-warped process: a run trained with a
 ``warp`` sees its own input time ``t = warp^{-1}(u)``. Reported per run: the x0 error
 ``mean |h - x0|^2`` and the soft loss ``mean |C_u (h - x0)|^2``, averaged over the grid.
 
-    python bench/schedule_compare.py runs/default runs/selected --images 512 --grid 32
+    python bench/quality/schedule_compare.py runs/default runs/selected --images 512 --grid 32
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from bench.harness import Result, write_result
 from softdiff.data import load_dataset
 from softdiff.train import load_run
 
@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--grid", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="bench/results/schedule_compare.json")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     images = load_dataset("fashion-mnist", "test").subset(args.images, args.seed).batch(slice(None))
     grid = torch.linspace(0, 1, args.grid).tolist()
@@ -66,8 +66,8 @@ def main() -> None:
     print(f"{'run':40s} {'step':>6s} {'levels':>7s} {'x0 MSE':>10s} {'soft loss':>10s}")
     for r in results:
         print(f"{r['run']:40s} {r['step']:6d} {r['levels']!s:>7s} {r['x0_mse']:10.5f} {r['soft']:10.5f}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"grid": grid, "images": args.images, "results": results}, indent=2))
+    metrics = {"grid": grid, "images": args.images, "results": results}
+    write_result(Result.now("quality", "schedule_compare", dict(vars(args)), metrics), args.out)
 
 
 if __name__ == "__main__":

@@ -10,30 +10,30 @@ gain in the band, ``E g_k(t)^2``. For pixel masks it splits the pixels into thos
 shows and those it hides. A band the loss does not see (gain ~ 0) but a sampler reveals at
 the next, smaller ``t'`` (gain at ``t'`` > 0) is where unsupervised output enters a sample.
 
-    PYTHONPATH=$PWD python bench/soft_diagnosis.py --ckpt runs/soft --ckpt runs/x0 \
+    PYTHONPATH=$PWD python bench/quality/soft_diagnosis.py --ckpt runs/soft --ckpt runs/x0 \
         [--times 0.1,0.3,0.5,0.7,0.9 -n 512 --plot docs/img/soft-diagnosis.png]
-    PYTHONPATH=$PWD python bench/soft_diagnosis.py --replot --plot docs/img/soft-diagnosis.png   # redraw only
+    PYTHONPATH=$PWD python bench/quality/soft_diagnosis.py --replot --plot docs/img/soft-diagnosis.png   # redraw only
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import torch
-from bench.quality._eval_common import console, write
 from rich.table import Table
 from torch import Tensor
 
+from bench.harness.result import read_metrics
+from bench.quality._eval_common import console, write
 from softdiff.corrupt.dct import dct2, dct_frequencies
 from softdiff.data import load_dataset
 from softdiff.train import TrainedRun, load_run
 
 BANDS = 6
-RESULTS = Path(__file__).parent / "results" / "soft_diagnosis.json"
+RESULTS = Path(__file__).parents[1] / "results" / "soft_diagnosis.json"  # the legacy result
 
 
 def band_index(height: int, width: int, bands: int = BANDS) -> Tensor:
@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument("--replot", action="store_true", help="only redraw --plot from the results in --out")
     args = parser.parse_args()
     if args.replot:
-        plot(json.loads((args.out or RESULTS).read_text()), args.plot)
+        plot(read_metrics(args.out or RESULTS), args.plot)
         return
     if not args.ckpt:
         parser.error("give at least one --ckpt (or --replot)")

@@ -10,8 +10,8 @@ counted. Cases (``--cases``):
 * ``1xT``: one process, T threads (``--threads``, default: all cores the cases share)
 * ``Nx1``: N processes of 1 thread each (torchrun's default OMP_NUM_THREADS=1), gloo
 
-    PYTHONPATH=$PWD python bench/distributed.py --cases 1x1,1x2,2x1 --steps 40
-    PYTHONPATH=$PWD python bench/distributed.py --device cuda --cases 1x1 --amp --compile
+    PYTHONPATH=$PWD python bench/speed/distributed.py --cases 1x1,1x2,2x1 --steps 40
+    PYTHONPATH=$PWD python bench/speed/distributed.py --device cuda --cases 1x1 --amp --compile
 
 Prints a table and writes ``bench/results/distributed.json`` (or ``--out``).
 """
@@ -31,7 +31,9 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.harness import Result, write_result
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_case(procs: int, threads: int, args: argparse.Namespace, folder: Path) -> dict:
@@ -83,7 +85,7 @@ def main() -> None:
     parser.add_argument("--amp", action="store_true")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "distributed.json")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
     cases = [tuple(int(v) for v in case.split("x")) for case in args.cases.split(",")]
@@ -114,8 +116,7 @@ def main() -> None:
         "config": {k: v for k, v in vars(args).items() if k != "out"},
         "cases": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(Result.now("speed", "distributed", dict(vars(args)), result), args.out)
     print(f"wrote {args.out}")
 
 

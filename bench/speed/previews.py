@@ -14,7 +14,7 @@ share is then ``6 x preview / (1200 x A's seconds per step)``. With ``--main-run
 share in a finished main job (``make run``) is read as well: its previews' seconds over its
 loop's.
 
-    PYTHONPATH=$PWD python bench/previews.py [--steps 300 --every 100] [--main-run runs/fashion-blur]
+    PYTHONPATH=$PWD python bench/speed/previews.py [--steps 300 --every 100] [--main-run runs/fashion-blur]
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from softdiff.schedule import read_levels
 from softdiff.train import RunConfig, train
 from softdiff.train.previews import PREVIEW_LOG, PREVIEWS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LEVELS = ROOT / "docs" / "levels-blur-fashion-mnist.json"
 MAIN_STEPS = RunConfig().train.steps
 DEFAULT_EVERY = RunConfig().train.preview_every
@@ -123,7 +123,7 @@ def main() -> None:
     }
     result: dict[str, Any] = {
         "benchmark": "previews",
-        "command": shlex.join(["python", "bench/previews.py", *sys.argv[1:]]),
+        "command": shlex.join(["python", "bench/speed/previews.py", *sys.argv[1:]]),
         "target_share": TARGET,
         "defaults": {"preview_every": DEFAULT_EVERY, "preview_steps": RunConfig().train.preview_steps},
         "main_job_steps": MAIN_STEPS,

@@ -1,6 +1,6 @@
 """Size and cost of the paper's recipes (recipes/*.toml): parameters, FLOPs, and softdiff's trainer on CPU.
 
-Usage: ``python bench/recipe_cost.py [--steps 3] [--batch 8] [--threads 1]``.
+Usage: ``python bench/speed/recipe_cost.py [--steps 3] [--batch 8] [--threads 1]``.
 
 For each recipe the network is built at the recipe's data shape; its parameters are counted
 and the FLOPs of one forward pass of one image are counted with
@@ -24,14 +24,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from schedule_scale import make_colour_folder
 from torch.utils.flop_counter import FlopCounterMode
 
+from bench.harness import Result, write_result
+from bench.speed.schedule_scale import make_colour_folder
 from softdiff.models import UNet
 from softdiff.train import build_config, train
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).parent / "results" / "recipe_cost.json"
+ROOT = Path(__file__).resolve().parents[2]
 RECIPES = {"cifar10": 32, "celeba64": 64}  # recipe -> image side it trains at
 TRAINING_IMAGES = 200e6  # EDM's CIFAR-10 budget (200 Mimg), the assumption of docs/recipes.md
 ASSUMED_TFLOPS = 200.0  # sustained dense bf16 on one large GPU: an assumption, not a measurement
@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     record: dict[str, object] = {
@@ -105,8 +105,7 @@ def main() -> None:
             }
             print(name, json.dumps(record["recipes"][name]), flush=True)  # type: ignore[index]
     record["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    write_result(Result.now("speed", "recipe_cost", dict(vars(args)), record), args.out)
 
 
 if __name__ == "__main__":

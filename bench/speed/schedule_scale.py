@@ -1,6 +1,6 @@
 """Time ``softdiff schedule -k 32`` on a synthetic folder of colour photos at the paper's size (64x64x3).
 
-Usage: ``python bench/schedule_scale.py [--images 2000] [--size 64] [--threads 1] [--candidates 256]``.
+Usage: ``python bench/speed/schedule_scale.py [--images 2000] [--size 64] [--threads 1] [--candidates 256]``.
 
 The folder holds smooth random colour fields (a 4x4 and a 16x16 random RGB field, resized
 bicubically and mixed), so its spectrum falls off like a photo's rather than white noise's.
@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-RESULTS = Path(__file__).parent / "results" / "schedule_scale.json"
-ROOT = Path(__file__).resolve().parent.parent
+from bench.harness import Result, write_result
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_colour_folder(folder: Path, n: int, size: int, seed: int = 0) -> Path:
@@ -92,7 +93,7 @@ def main() -> None:
     parser.add_argument("-k", type=int, default=32)
     parser.add_argument("--candidates", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON results")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the JSON results")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_colour_folder(Path(tmp) / "photos", args.images, args.size)
@@ -109,8 +110,7 @@ def main() -> None:
         "candidates": args.candidates,
         **result,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    write_result(Result.now("speed", "schedule_scale", dict(vars(args)), record), args.out)
     print(json.dumps({k: v for k, v in record.items() if k != "t"}, indent=2))
 
 

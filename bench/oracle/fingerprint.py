@@ -1,7 +1,7 @@
 """Fingerprint short runs (weights and samples) to check that a refactor keeps behaviour bit-identical.
 
-    PYTHONPATH=$PWD python3 bench/oracle/fingerprint.py --out bench/results/fingerprint.json
-    PYTHONPATH=$PWD python3 bench/oracle/fingerprint.py --check bench/results/fingerprint.json
+    PYTHONPATH=$PWD python3 -m bench.oracle.fingerprint          # writes bench/results/oracle/fingerprint-COMMIT.json
+    PYTHONPATH=$PWD python3 -m bench.oracle.fingerprint --check bench/results/fingerprint-9381748.json
 
 Each case trains 12 steps on synthetic 16×16 data with fixed seeds (one thread), then draws
 8 samples with two samplers; the record is a SHA-256 per weight file's tensors (names and
@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file
+
+from bench.harness.result import Result, read_metrics, write_result
 
 BASE = [
     "--dataset",
@@ -111,15 +113,16 @@ def run_case(name: str, flags: list[str], root: Path) -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path)
-    parser.add_argument("--check", type=Path)
+    parser.add_argument("--out", type=Path, help="result file (default: bench/results/oracle/fingerprint-COMMIT.json)")
+    parser.add_argument("--check", type=Path, help="compare with this record (harness or legacy file); writes nothing")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         result = {name: run_case(name, flags, Path(tmp)) for name, flags in CASES.items()}
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
-    if args.check:
-        want = json.loads(args.check.read_text())
+    if not args.check:
+        parameters = {"base": BASE, "cases": CASES}
+        write_result(Result.now("oracle", "fingerprint", parameters, result), args.out)
+    else:
+        want = read_metrics(args.check)
         diffs = [f"{c}/{k}" for c in want for k in want[c] if result.get(c, {}).get(k) != want[c][k]]
         print("identical" if not diffs else "differ: " + ", ".join(diffs))
         sys.exit(1 if diffs else 0)

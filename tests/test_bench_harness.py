@@ -10,6 +10,7 @@ import pytest
 from bench import check
 from bench.harness import Result, Runner, round_robin, write_result
 from bench.harness import result as result_module
+from bench.harness import runner as runner_module
 from bench.harness.result import read_metrics, read_result, result_path
 
 
@@ -27,20 +28,29 @@ def test_round_robin_runs_before_each_call() -> None:
     assert seen == ["x", "y", "x", "y"]
 
 
-def test_runner_skips_finished_cases_and_resumes_from_its_store(tmp_path: Path) -> None:
-    store, measured = tmp_path / "cases.json", []
+def test_runner_skips_finished_cases_and_resumes_from_its_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(result_module, "RESULTS", tmp_path)
+    monkeypatch.setattr(runner_module, "commit", lambda: ("abc1234", False))
+    monkeypatch.setattr(result_module, "commit", lambda: ("abc1234", False))
+    measured: list[int] = []
 
     def measure(n: int):  # noqa: ANN202
         return lambda: measured.append(n) or {"value": n * n}
 
-    runner = Runner(store, log=lambda _: None)
+    runner = Runner("oracle", "toy", {"size": 6}, log=lambda _: None)
     assert runner.run({"n": 2}, measure(2)) == {"value": 4}
-    again = Runner(store, log=lambda _: None)  # a rerun: a new process would read the same store
+    again = Runner("oracle", "toy", {"size": 6}, log=lambda _: None)  # a rerun reads the same result
+    assert again.out == tmp_path / "oracle" / "toy-abc1234.json"
     assert again.done({"n": 2}) and not again.done({"n": 3})
     assert again.run({"n": 2}, measure(2)) == {"value": 4}
     assert again.run({"n": 3}, measure(3)) == {"value": 9}
     assert measured == [2, 3]  # the finished case was not measured twice
-    assert sorted(r["n"] for r in Runner(store).rows()) == [2, 3]
+    again.save(floor=0.5)
+    stored = read_result(again.out)
+    assert stored.parameters == {"size": 6} and stored.metrics["floor"] == 0.5
+    assert sorted(r["n"] for r in Runner("oracle", "toy", {}, log=lambda _: None).rows()) == [2, 3]
 
 
 def test_write_result_names_the_file_by_benchmark_and_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

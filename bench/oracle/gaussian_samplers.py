@@ -21,17 +21,17 @@ NFE is the order of convergence.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from rich.console import Console
 from rich.table import Table
 
-from bench.harness import Result, write_result
+from bench.harness import Runner
+from bench.harness.result import read_metrics
 from softdiff.corrupt import CorruptionProcess, GaussianBlur, GeometricNoise
 from softdiff.samplers import get, level_grid, names, nfe, time_grid
 from softdiff.schedule import DataMoments, select_levels
@@ -120,12 +120,15 @@ def main() -> None:
     parser.add_argument("--blur-max", type=float, default=3.0, help="blur width at t=1 in pixels")
     parser.add_argument("--s-min", type=float, default=0.01)
     parser.add_argument("--s-max", type=float, default=0.1)
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--tag", default=None, help="label a second configuration at the same commit")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="default: bench/results/oracle/gaussian_samplers-COMMIT.json"
+    )
     parser.add_argument("--plot", type=Path, default=None, help="also write the log-log plot here (PNG)")
     parser.add_argument("--replot", action="store_true", help="only redraw --plot from the results in --out")
     args = parser.parse_args()
     if args.replot:
-        print(f"wrote {plot(json.loads(args.out.read_text()), args.plot)}")
+        print(f"wrote {plot(read_metrics(args.out), args.plot)}")
         return
     torch.set_num_threads(1)  # tiny matrices: threads only add contention
     started = time.perf_counter()
@@ -146,23 +149,24 @@ def main() -> None:
 
     budgets = [int(b) for b in args.nfe.split(",")]
     samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
+    sweep = {k: v for k, v in vars(args).items() if k not in ("out", "plot", "replot", "tag", "samplers", "nfe")}
+    runner = Runner("oracle", "gaussian_samplers", sweep, out=args.out, tag=args.tag)  # a rerun skips finished cells
+
+    def cell(name: str, grid: Callable[[int], torch.Tensor], steps: int) -> dict[str, float]:
+        out = get(name)(denoiser, process, x1, grid(steps), generator=torch.Generator().manual_seed(3))
+        mean, cov = moments(out)
+        return {
+            "frechet": frechet_distance(mean, cov, data.mean, data.cov),
+            "trace_ratio": float(cov.trace()) / truth_trace,
+        }
+
     cells = []
     for name in samplers:
         for label, grid in grids.items():
             for budget in budgets:
                 steps = steps_for(name, budget)
-                out = get(name)(denoiser, process, x1, grid(steps), generator=torch.Generator().manual_seed(3))
-                mean, cov = moments(out)
-                cells.append(
-                    {
-                        "sampler": name,
-                        "grid": label,
-                        "steps": steps,
-                        "nfe": nfe(name, steps),
-                        "frechet": frechet_distance(mean, cov, data.mean, data.cov),
-                        "trace_ratio": float(cov.trace()) / truth_trace,
-                    }
-                )
+                case = {"sampler": name, "grid": label, "steps": steps, "nfe": nfe(name, steps)}
+                cells.append(case | runner.run(case, lambda name=name, grid=grid, steps=steps: cell(name, grid, steps)))
     paths = []
     for name in [s for s in samplers if s in DETERMINISTIC]:
         for budget in budgets:
@@ -197,25 +201,23 @@ def main() -> None:
             f"{' '.join(f'{v:.2f}' for v in slopes)}",
             highlight=False,
         )
-    result = {
-        "benchmark": "gaussian_samplers",
-        "command": " ".join(sys.argv),
-        "n": args.n,
-        "shape": list(shape),
-        "process": {"blur": [0.01, args.blur_max], "noise": [args.s_min, args.s_max]},
-        "levels": levels,
-        "floor": floor,
-        "truth_trace": truth_trace,
-        "seconds": time.perf_counter() - started,
-        "budgets": budgets,
-        "done_when": verdict["checks"],
-        "cells": cells,
-        "paths": paths,
-    }
-    write_result(Result.now("oracle", "gaussian_samplers", dict(vars(args)), result), args.out)
-    print(f"wrote {args.out}")
+    path = runner.save(
+        **{
+            "n": args.n,
+            "shape": list(shape),
+            "process": {"blur": [0.01, args.blur_max], "noise": [args.s_min, args.s_max]},
+            "levels": levels,
+            "floor": floor,
+            "truth_trace": truth_trace,
+            "seconds": time.perf_counter() - started,
+            "budgets": budgets,
+            "done_when": verdict["checks"],
+            "cells": cells,
+            "paths": paths,
+        }
+    )
     if args.plot:
-        print(f"wrote {plot(result, args.plot)}")
+        print(f"wrote {plot(read_metrics(path), args.plot)}")
 
 
 def done_when(cells: list[dict]) -> dict:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.harness.result import Result, commit, read_metrics, result_path, write_result
 from bench.quality._eval_common import RESULTS, budget, console
 from softdiff.data import load_dataset
 from softdiff.distributed import resolve_device
@@ -109,7 +110,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", type=Path, default=RESULTS / "restore.json")
+    parser.add_argument("--tag", default=None, help="label a second configuration at the same commit")
+    parser.add_argument("--out", type=Path, default=None, help="default: bench/results/quality/restore-COMMIT.json")
     parser.add_argument("--strips", type=Path, default=Path(__file__).parents[2] / "docs" / "img")
     parser.add_argument("--table", type=Path, nargs="+", help="print the comparison table of these results files")
     parser.add_argument("--plot", type=Path, help="with --table: draw PSNR vs FID of the means to this PNG")
@@ -126,14 +128,14 @@ def main() -> None:
     train_data = load_dataset("fashion-mnist", "train")
     train = train_data.subset(args.wiener_images, seed=args.seed + 1).batch(slice(None))
     extractor, real = get_extractor("fashion").to(device), reference_data(run)
-    stored = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    cells: dict[str, Any] = stored.get("cells", {})
-    pictures_dir = args.out.parent / "restore-strips"
+    out = args.out or result_path("quality", "restore", *commit(), args.tag)
+    cells: dict[str, Any] = read_metrics(out).get("cells", {}) if out.is_file() else {}  # resume
+    pictures_dir = RESULTS / "restore-strips"
 
     def save() -> None:
-        document = {"settings": vars(args) | {"out": str(args.out), "strips": str(args.strips), "ckpt": str(args.ckpt)}}
-        document |= {"budget": budget(run), "threads": torch.get_num_threads(), "cells": cells}
-        atomic_write_bytes(args.out, (json.dumps(document, indent=2, default=str) + "\n").encode())
+        settings = vars(args) | {"out": str(out), "strips": str(args.strips), "ckpt": str(args.ckpt)}
+        metrics = {"budget": budget(run), "cells": cells}
+        write_result(Result.now("quality", "restore", settings, metrics, tag=args.tag), out)
 
     for text in args.operators.split(","):
         spec, sigma_y = parse_operator_noise(text)
@@ -212,7 +214,8 @@ def comparison(paths: list[Path], plot: Path | None) -> None:
     columns: list[str] = []
     budgets: list[str] = []
     for path in paths:
-        document = json.loads(path.read_text())
+        data = json.loads(path.read_text())  # a harness result, or a legacy document (settings at the top)
+        document = {"settings": data["parameters"], **data["metrics"]} if "schema" in data else data
         prior = Path(document["settings"]["ckpt"]).name
         settings, trained = document["settings"], document.get("budget", {})
         budgets.append(

@@ -26,7 +26,7 @@
 # DATA_DIR (Fashion-MNIST .gz files), RUNS (/tmp/softdiff-quality-runs), PYTHON (python3).
 set -uo pipefail
 START=$(date +%s)
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CARRY="$REPO/.devcarry-quality"
 PYTHON=${PYTHON:-python3}
 cd "$REPO" || exit 3
@@ -69,6 +69,7 @@ pack() {  # what comes back from $OUT besides quality.json and the images: the r
 import json, sys
 try:
     report = json.load(open(sys.argv[1]))
+    report = report.get("metrics", report)  # a harness Result (the report is its metrics)
 except OSError:
     sys.exit("gpu_quality: no quality.json (training did not finish)")
 b = report["budget"]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,3 +94,15 @@ def test_check_reads_the_newest_harness_result_before_the_legacy_file(
 def test_check_finds_a_result_for_every_documented_target() -> None:
     statuses = {t.name: check.evaluate(t)[0] for t in check.TARGETS}
     assert "MISSING" not in statuses.values(), statuses
+
+
+def test_python_m_bench_check_prints_one_line_per_target() -> None:
+    root = Path(__file__).parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-m", "bench", "check"], cwd=root, env=env, capture_output=True, text=True)
+    lines = done.stdout.splitlines()
+    assert len(lines) == len(check.TARGETS)
+    assert all(line.split()[0] in {"PASS", "FAIL", "MISSING"} for line in lines)
+    assert done.returncode == (0 if all(line.startswith("PASS") for line in lines) else 1)
+    wrong = subprocess.run([sys.executable, "-m", "bench"], cwd=root, env=env, capture_output=True, text=True)
+    assert wrong.returncode == 2 and "usage" in wrong.stderr

@@ -21,7 +21,11 @@ LEGACY_COUNT = 51  # bench/results/*.json written before the harness; add none
 
 
 def test_result_files_outside_the_kind_folders_are_only_the_legacy_ones() -> None:
-    assert len(list(RESULTS.glob("*.json"))) == LEGACY_COUNT
+    legacy = sorted(p.name for p in RESULTS.glob("*.json"))
+    assert len(legacy) == LEGACY_COUNT, (
+        f"{len(legacy)} files directly in bench/results/, expected the {LEGACY_COUNT} legacy ones: "
+        "new results go to bench/results/<kind>/ through bench.harness.write_result"
+    )
     assert not [p for p in RESULTS.rglob("*.json") if p.parent not in {RESULTS, *(RESULTS / k for k in KINDS)}]
 
 

@@ -13,7 +13,8 @@ counted. Cases (``--cases``):
     PYTHONPATH=$PWD python bench/speed/distributed.py --cases 1x1,1x2,2x1 --steps 40
     PYTHONPATH=$PWD python bench/speed/distributed.py --device cuda --cases 1x1 --amp --compile
 
-Prints a table and writes ``bench/results/distributed.json`` (or ``--out``).
+Prints a table and writes ``bench/results/speed/distributed-COMMIT.json`` (or ``--out``); a rerun at the
+same commit skips the cases it has already measured.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -29,9 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
-from bench.harness import Result, write_result
+from bench.harness import Runner
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,14 +83,20 @@ def main() -> None:
     parser.add_argument("--amp", action="store_true")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--tag", default=None, help="label a second configuration at the same commit")
+    parser.add_argument("--out", type=Path, default=None, help="default: bench/results/speed/distributed-COMMIT.json")
     args = parser.parse_args()
+    sweep = {k: v for k, v in vars(args).items() if k not in ("cases", "out", "tag")}
+    runner = Runner("speed", "distributed", sweep, out=args.out, tag=args.tag)  # a rerun skips finished cases
 
     cases = [tuple(int(v) for v in case.split("x")) for case in args.cases.split(",")]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for procs, threads in cases:
-            rows.append(run_case(procs, threads, args, Path(tmp)))
+            case = {"processes": procs, "threads_per_process": threads}
+            rows.append(
+                runner.run(case, lambda procs=procs, threads=threads: run_case(procs, threads, args, Path(tmp)))
+            )
             r = rows[-1]
             print(f"{procs} proc x {threads} thread(s), batch {r['batch_per_process']}/proc: "
                   f"{r['images_per_s']:8.1f} images/s (loss {r['final_loss']:.4f})", flush=True)  # fmt: skip
@@ -103,21 +107,8 @@ def main() -> None:
     for r in rows:
         case = f"{r['processes']}x{r['threads_per_process']}"
         print(f"{case:>8} {r['images_per_s']:10.1f} {r['speedup_vs_first']:10.2f}")
-    result = {
-        "what": "training images/s, same global batch, 1 process vs N under torchrun (median of log windows)",
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load_avg_at_end": os.getloadavg(),
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        },
-        "config": {k: v for k, v in vars(args).items() if k != "out"},
-        "cases": rows,
-    }
-    write_result(Result.now("speed", "distributed", dict(vars(args)), result), args.out)
-    print(f"wrote {args.out}")
+    what = "training images/s, same global batch, 1 process vs N under torchrun (median of log windows)"
+    runner.save(what=what, order=args.cases, rows=rows)
 
 
 if __name__ == "__main__":

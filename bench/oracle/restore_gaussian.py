@@ -7,10 +7,10 @@ Fréchet distance of as many exact posterior draws (the Monte Carlo floor). ``--
 swaps the DCT-blur process for ``C = I`` (``s_t`` 0.01 -> 20); ``--cells field`` runs only the
 methods the field compares against (DDRM, DiffPIR, PiGDM) next to the floor.
 
-    nice -n 10 python bench/oracle/restore_gaussian.py --threads 1
-    nice -n 10 python bench/oracle/restore_gaussian.py --threads 1 --cells field \
+    PYTHONPATH=$PWD nice -n 10 python bench/oracle/restore_gaussian.py --threads 1
+    PYTHONPATH=$PWD nice -n 10 python bench/oracle/restore_gaussian.py --threads 1 --cells field \
         --out bench/results/restore_gaussian_field.json
-    nice -n 10 python bench/oracle/restore_gaussian.py --threads 1 --cells field --prior vanilla \
+    PYTHONPATH=$PWD nice -n 10 python bench/oracle/restore_gaussian.py --threads 1 --cells field --prior vanilla \
         --out bench/results/restore_gaussian_field_vanilla.json
 """
 

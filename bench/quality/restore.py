@@ -10,7 +10,7 @@ the results JSON as soon as it is done (an interrupted run resumes), and the fir
 restorations for the strips. ``--table`` prints the comparison table (methods x operators) of
 a results file and ``--plot`` draws its perception-distortion plot (PSNR of the mean vs FID).
 
-    nice -n 10 python bench/quality/restore.py --ckpt /work/runs/baseline --threads 1 -n 1000
+    PYTHONPATH=$PWD nice -n 10 python bench/quality/restore.py --ckpt /work/runs/baseline --threads 1 -n 1000
 """
 
 from __future__ import annotations

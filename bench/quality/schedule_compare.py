@@ -6,7 +6,7 @@ common grid of source times ``u`` of the un-warped process: a run trained with a
 ``warp`` sees its own input time ``t = warp^{-1}(u)``. Reported per run: the x0 error
 ``mean |h - x0|^2`` and the soft loss ``mean |C_u (h - x0)|^2``, averaged over the grid.
 
-    python bench/quality/schedule_compare.py runs/default runs/selected --images 512 --grid 32
+    PYTHONPATH=$PWD python bench/quality/schedule_compare.py runs/default runs/selected --images 512 --grid 32
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Size and cost of the paper's recipes (recipes/*.toml): parameters, FLOPs, and softdiff's trainer on CPU.
 
-Usage: ``python bench/speed/recipe_cost.py [--steps 3] [--batch 8] [--threads 1]``.
+Usage: ``PYTHONPATH=$PWD python bench/speed/recipe_cost.py [--steps 3] [--batch 8] [--threads 1]``.
 
 For each recipe the network is built at the recipe's data shape; its parameters are counted
 and the FLOPs of one forward pass of one image are counted with

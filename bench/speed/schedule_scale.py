@@ -1,6 +1,7 @@
 """Time ``softdiff schedule -k 32`` on a synthetic folder of colour photos at the paper's size (64x64x3).
 
-Usage: ``python bench/speed/schedule_scale.py [--images 2000] [--size 64] [--threads 1] [--candidates 256]``.
+Usage: ``PYTHONPATH=$PWD python bench/speed/schedule_scale.py [--images 2000] [--size 64] [--threads 1]
+[--candidates 256]``.
 
 The folder holds smooth random colour fields (a 4x4 and a 16x16 random RGB field, resized
 bicubically and mixed), so its spectrum falls off like a photo's rather than white noise's.

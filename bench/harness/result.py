@@ -8,6 +8,7 @@ configuration of the same benchmark at the same commit, a tag. What was measured
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -34,12 +35,20 @@ def _git(*args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+@functools.lru_cache(maxsize=1)
 def commit() -> tuple[str, bool]:
-    """(short commit hash, whether tracked files differ from it); ``("unknown", True)`` outside git."""
+    """(short commit hash, whether tracked files differ from it); ``("unknown", True)`` outside git.
+
+    Read once per process, when the harness is imported (below), so a commit made while a long
+    benchmark runs does not relabel what it measured.
+    """
     head = _git("rev-parse", "--short=7", "HEAD")
     if head is None:
         return "unknown", True
     return head, bool(_git("status", "--porcelain", "--untracked-files=no", "--", "softdiff", "bench"))
+
+
+commit()
 
 
 def cpu_model() -> str:

@@ -37,5 +37,9 @@ run: install data
 test: install data browser
 	$(PYTHON) -m pytest -p no:cacheprovider
 
+# The docs' speed targets against the newest results in bench/results/ (measures nothing).
+bench:
+	PYTHONPATH=$(CURDIR) $(PYTHON) -m bench check
+
 lint:
 	ruff check softdiff tests bench

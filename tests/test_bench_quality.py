@@ -1,4 +1,4 @@
-"""``bench/quality.py`` at tiny size: equal budgets, NFE by sampler, outputs, resume, refusals."""
+"""``bench/quality/quality.py`` at tiny size: equal budgets, NFE by sampler, outputs, resume, refusals."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from torch import Tensor
 import softdiff.eval.grid as grid_module
 from softdiff.eval import FeatureExtractor
 
-BENCH = Path(__file__).parents[1] / "bench"
+BENCH = Path(__file__).parents[1] / "bench" / "quality"
 
 
 class PooledPixels(FeatureExtractor):
@@ -33,15 +33,13 @@ class PooledPixels(FeatureExtractor):
 
 @pytest.fixture
 def quality(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.syspath_prepend(str(BENCH))
-    import _eval_common
-    import quality
+    from bench.quality import _eval_common, quality
 
     monkeypatch.setattr(_eval_common, "get_extractor", lambda features, inception_weights=None: PooledPixels())
     threads = torch.get_num_threads()
     yield quality
     torch.set_num_threads(threads)
-    sys.modules.pop("quality", None)
+    sys.modules.pop("bench.quality.quality", None)
 
 
 @pytest.fixture
@@ -84,7 +82,7 @@ def test_equal_budgets_cells_outputs_and_resume(quality: ModuleType, sweeps: lis
         assert [(c["steps"], c["nfe"]) for c in cells["heun"]] == [(1, 1), (2, 3)], name
         assert all(c["n"] == 8 and c["checkpoint_step"] == 4 and c["fid"] >= 0 for cs in cells.values() for c in cs)
     assert report["floor"]["n"] == 8
-    assert json.loads((tmp_path / "runs" / "quality.json").read_text())["cells"] == report["cells"]
+    assert json.loads((tmp_path / "runs" / "quality.json").read_text())["metrics"]["cells"] == report["cells"]
     assert Image.open(report["plot"]).size[0] > 100
     for name, grid in report["grids"].items():
         assert grid["nfe"] == 4 and Path(grid["path"]).name == f"quality-samples-{name}.png"

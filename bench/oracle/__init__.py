@@ -1,0 +1,1 @@
+"""Oracle checks: results compared with a known answer (exact Gaussians, recorded fingerprints, CLI promises)."""

@@ -1,0 +1,1 @@
+"""Quality benchmarks: FID and restoration quality of trained models."""

@@ -1,0 +1,1 @@
+"""Speed benchmarks: wall time and throughput, timed with the harness's round-robin timer."""

@@ -383,7 +383,7 @@ def test_mask_process_samples_stay_finite(data: GaussianData) -> None:
 
 
 def test_default_sampler_follows_the_operators_declarations() -> None:
-    """Chosen by kind (measured in bench/defaults.py), so a user's operator gets the choice of its kind."""
+    """Chosen by kind (measured in bench/quality/defaults.py), so a user's operator gets the choice of its kind."""
     from softdiff.corrupt import GaussianBlur, Identity, LinearCorruption, Mask, MotionBlur
     from softdiff.samplers import default_sampler
 

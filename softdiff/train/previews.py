@@ -5,7 +5,7 @@ A user judges a run by looking at it. Every preview draws the same 64 samples (s
 of one run differ only by the weights, and a resumed run draws exactly what an
 uninterrupted one would have. The sampler is the one ``softdiff sample`` picks for the
 run's operator, at ``train.preview_steps`` network calls: cheap enough to cost a few per
-cent of the main job (``bench/previews.py``). Only rank 0 samples; a grid with a
+cent of the main job (``bench/speed/previews.py``). Only rank 0 samples; a grid with a
 non-finite pixel is not written (the line in ``previews.jsonl`` says so).
 """
 

@@ -18,6 +18,7 @@ from .config import (
     register_corruption,
 )
 from .desaturate import Desaturate
+from .diagonal import DiagonalForm, dct_form, pixel_form, scalar_form
 from .fade import FadeToMean
 from .identity import Identity
 from .mask import Mask
@@ -47,6 +48,10 @@ __all__ = [
     "OperatorReport",
     "Law",
     "Pixelate",
+    "DiagonalForm",
+    "dct_form",
+    "pixel_form",
+    "scalar_form",
     "Spectrum",
     "spectrum",
     "register_spectrum",

@@ -20,8 +20,13 @@ House rules for operators (they are plain objects, not ``nn.Module``s):
   operator gets noise on the data's scale at t = 1 (:func:`default_s_max`). ``is_identity``
   marks ``C_t = I`` (vanilla diffusion, EDM's noise range). ``Compose`` combines both.
 * **Strength.** An operator may define ``strength(t)`` (a tensor of the same shape as
-  ``t``, e.g. a blur width) and a class attribute ``strength_name``; level selection
-  reports it per level (``softdiff schedule``).
+  ``t``, e.g. a blur width; None by default) and a class attribute ``strength_name``;
+  level selection reports it per level (``softdiff schedule``).
+* **Structure.** ``diagonal_form()`` (None by default) declares ``C_t = U^T diag(g(t)) U`` in
+  a known basis (:mod:`softdiff.corrupt.diagonal`); ``dct_gains`` derives from it and
+  ``Compose`` composes it. ``is_projection(t)`` declares that ``C_t`` is an orthogonal
+  projection (DDRM's SVD of it is a frame). Code outside ``corrupt/`` asks these methods
+  and never tests an operator's type.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 from torch.func import vjp
+
+from .diagonal import ANY, DCT, DiagonalForm, compose_forms, dct_form, registered_form
 
 __all__ = ["LinearCorruption", "Compose", "compose", "as_time", "check_time_range", "default_s_max"]
 
@@ -73,6 +80,7 @@ class LinearCorruption:
 
     hides_pixels: bool = False  # True: C_t replaces pixels outright (a mask, strokes, block averages, inpainting)
     is_identity: bool = False  # True: C_t = I at every t (vanilla diffusion)
+    strength_name: str | None = None  # the name of strength(t) in reports; None: the class name in lower case
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         # A subclass's closed-form adjoint sees the same validated (B,) time as forward.
@@ -98,13 +106,40 @@ class LinearCorruption:
         _, pullback = vjp(lambda x: self.forward(x, t), torch.zeros_like(y))
         return pullback(y)[0]
 
-    def dct_gains(self, t: Tensor, height: int, width: int) -> Tensor | None:
-        """Per-frequency gains ``(B, 1 or C, H, W)`` if ``C_t`` is diagonal in the 2-D DCT-II basis, else None.
-
-        ``t`` is already validated, shape ``(B,)``. Operators diagonal in that basis (the DCT
-        heat blur, the identity) return their gains; the spectral preconditioning needs them.
-        """
+    def strength(self, t: Tensor) -> Tensor | None:
+        """A named strength per time (a blur width, a hidden fraction) for reports; None when there is none."""
         return None
+
+    def parts(self) -> list[LinearCorruption]:
+        """The operators of a chain in the order they are applied (``[self]`` unless a composition)."""
+        return [self]
+
+    def diagonal_form(self) -> DiagonalForm | None:
+        """``C_t = U^T diag(g(t)) U`` in a known orthonormal basis, or None (the default: none known).
+
+        Override it to declare the form (:mod:`softdiff.corrupt.diagonal` has the bases).
+        The default also honours the API before issue 20: an overridden ``dct_gains`` or a
+        :func:`~softdiff.corrupt.register_spectrum` entry.
+        """
+        if type(self).dct_gains is not LinearCorruption.dct_gains:
+            probe = self.dct_gains(torch.zeros(1, dtype=torch.float64), 1, 1)
+            return None if probe is None else _form_from_dct_gains(self)
+        return registered_form(self)
+
+    def dct_gains(self, t: Tensor, height: int, width: int) -> Tensor | None:
+        """Per-frequency gains ``(B, 1, H, W)`` if ``C_t`` is diagonal in the 2-D DCT-II basis, else None.
+
+        ``t`` is already validated, shape ``(B,)``. Derived from :meth:`diagonal_form`; the
+        spectral preconditioning needs it.
+        """
+        form = self.diagonal_form()
+        if form is None or form.basis not in (DCT, ANY):
+            return None
+        return form.gains(t, (t.shape[0], 1, height, width))
+
+    def is_projection(self, t: float) -> bool:
+        """True when ``C_t`` is an orthogonal projection (``C = C^T = C^2``); False when unknown."""
+        return False
 
     def __matmul__(self, other: LinearCorruption) -> Compose:
         return Compose(self, other)
@@ -149,12 +184,26 @@ class Compose(LinearCorruption):
     def adjoint(self, y: Tensor, t: Tensor) -> Tensor:
         return self.inner.adjoint(self.outer.adjoint(y, t), t)
 
-    def dct_gains(self, t: Tensor, height: int, width: int) -> Tensor | None:
-        outer, inner = self.outer.dct_gains(t, height, width), self.inner.dct_gains(t, height, width)
-        return None if outer is None or inner is None else outer * inner
+    def parts(self) -> list[LinearCorruption]:
+        return self.inner.parts() + self.outer.parts()
+
+    def diagonal_form(self) -> DiagonalForm | None:
+        return compose_forms(self.outer.diagonal_form(), self.inner.diagonal_form())
 
     def __repr__(self) -> str:
         return f"{self.outer!r} @ {self.inner!r}"
+
+
+def _form_from_dct_gains(op: LinearCorruption) -> DiagonalForm:
+    """The DCT form of an operator that overrides ``dct_gains`` (the API before ``diagonal_form``)."""
+
+    def gains(t: Tensor, shape: tuple[int, ...]) -> Tensor:
+        g = op.dct_gains(t, shape[-2], shape[-1])
+        if g is None:
+            raise ValueError(f"{type(op).__name__}.dct_gains returned None: define diagonal_form() instead")
+        return g.expand(shape)
+
+    return dct_form(gains)
 
 
 def compose(*ops: LinearCorruption) -> LinearCorruption:

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from .base import LinearCorruption
 from .dct import _dct_basis, dct_frequencies, dct_matrix
+from .diagonal import DiagonalForm, dct_form
 from .schedules import Geometric, Schedule
 
 __all__ = ["GaussianBlur", "dct_matrix"]  # dct_matrix re-exported from .dct
@@ -88,12 +89,14 @@ class GaussianBlur(LinearCorruption):
             return self._dct(x, sigma)
         return self._kornia(x, sigma)
 
-    def dct_gains(self, t: Tensor, height: int, width: int) -> Tensor | None:
-        """``exp(-sigma^2 (w_h^2 + w_w^2) / 2)`` per DCT coefficient, ``(B, 1, H, W)``; None for kornia."""
-        if self.backend != "dct":
-            return None
-        freq2 = dct_frequencies(height, width, t.device, t.dtype)
-        return torch.exp(-0.5 * self.sigma(t)[:, None, None, None] ** 2 * freq2)
+    def diagonal_form(self) -> DiagonalForm | None:
+        """The DCT backend is diagonal in the DCT-II basis; the sampled-kernel (kornia) blur in none known."""
+        return dct_form(self._gains) if self.backend == "dct" else None
+
+    def _gains(self, t: Tensor, shape: tuple[int, ...]) -> Tensor:
+        """``exp(-sigma^2 (w_h^2 + w_w^2) / 2)`` per DCT coefficient."""
+        freq2 = dct_frequencies(shape[-2], shape[-1], t.device, t.dtype)
+        return torch.exp(-0.5 * self.sigma(t)[:, None, None, None] ** 2 * freq2).expand(shape)
 
     def adjoint(self, y: Tensor, t: Tensor) -> Tensor:
         if self.backend == "dct" or self.border in ("constant", "circular"):

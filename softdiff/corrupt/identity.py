@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from .base import LinearCorruption
+from .diagonal import DiagonalForm, scalar_form
 
 __all__ = ["Identity"]
 
@@ -21,5 +22,6 @@ class Identity(LinearCorruption):
     def adjoint(self, y: Tensor, t: Tensor) -> Tensor:
         return y
 
-    def dct_gains(self, t: Tensor, height: int, width: int) -> Tensor:
-        return torch.ones(t.shape[0], 1, height, width, dtype=t.dtype, device=t.device)
+    def diagonal_form(self) -> DiagonalForm:
+        """Diagonal in every basis: composed with a blur it is the blur's form (``noise+blur``)."""
+        return scalar_form(lambda t, shape: torch.ones(shape, dtype=t.dtype, device=t.device))

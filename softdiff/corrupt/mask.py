@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from .base import LinearCorruption
+from .diagonal import DiagonalForm, pixel_form
 from .schedules import Linear, Schedule
 
 __all__ = ["Mask"]
@@ -78,6 +79,10 @@ class Mask(LinearCorruption):
         r = f.sqrt() / 2
         inside = (ys[:, None].abs() < r) & (xs[None, :].abs() < r)
         return (~inside).to(t.dtype)
+
+    def diagonal_form(self) -> DiagonalForm:
+        """Diagonal in the pixel basis, with the mask as gains."""
+        return pixel_form(lambda t, shape: self.weights(t, shape[-2], shape[-1]).expand(shape))
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         return x * self.weights(t.to(x.dtype), x.shape[-2], x.shape[-1])

@@ -15,6 +15,7 @@ factor ``k`` it is exactly ``P_k`` (super-resolution by ``k``).
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 from torch import Tensor
@@ -68,6 +69,11 @@ class Pixelate(LinearCorruption):
     def factor(self, t: Tensor) -> Tensor:
         """Block size in pixels at each time (real-valued; >= 1)."""
         return self.schedule(t).clamp_min(1.0)
+
+    def is_projection(self, t: float) -> bool:
+        """At a whole factor ``C_t`` is one block average ``P_k``, an orthogonal projection."""
+        factor = float(self.factor(torch.tensor([t], dtype=torch.float64)))
+        return factor == math.floor(factor)
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         f = self.factor(t.to(torch.float64))

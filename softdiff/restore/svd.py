@@ -5,7 +5,7 @@ DDRM (Kawar et al. 2022) works one singular coordinate at a time, so it needs ``
 
 * a **diagonal form** the operator already declares (:func:`softdiff.corrupt.spectrum`): the
   DCT heat blur (DCT-II basis, its gains), masks and box inpainting (pixel basis, 0/1 weights);
-* an **orthogonal projection** ``P`` (``pixelate`` at a whole factor: ``P = P^T = P^2``), written
+* an **orthogonal projection** ``P`` (``is_projection``: ``pixelate`` at a whole factor, ``P = P^T = P^2``), written
   as the tight frame ``x -> (P x, x - P x)`` with singular values ``(1, 0)``. A frame is not a
   basis, but every DDRM operation is a per-coordinate function of the singular value, and
   ``from_coeffs(f(s) * to_coeffs(x)) = f(1) P x + f(0) (I - P) x`` is exactly ``V f(S) V^T x``;
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..corrupt import Pixelate, spectrum
+from ..corrupt import spectrum
 from .operators import Degradation
 
 __all__ = ["SingularForm", "singular_form", "DENSE_LIMIT"]
@@ -65,11 +65,8 @@ def _diagonal(A: Degradation, shape: tuple[int, int, int]) -> SingularForm | Non
 
 
 def _projection(A: Degradation, shape: tuple[int, int, int]) -> SingularForm | None:
-    if not isinstance(A.op, Pixelate):
-        return None
-    factor = float(A.op.factor(torch.tensor([A.t], dtype=torch.float64)))
-    if factor != math.floor(factor):
-        return None  # a mix of two block sizes is not a projection
+    if not A.op.is_projection(A.t):
+        return None  # e.g. a pixelation mixing two block sizes
 
     def to_coeffs(x: Tensor) -> Tensor:
         px = A(x)

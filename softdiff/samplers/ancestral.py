@@ -1,7 +1,7 @@
 """Ancestral sampler: the exact reverse transition of a diagonal process, with ``x_0`` estimated.
 
-For ``C_t = U^T diag(g(t)) U`` (:mod:`softdiff.corrupt.spectral`) each coefficient follows
-``u(t) = g(t) u_0 + s_t eta``. It is the marginal of a Markov chain: for ``t' < t``,
+For ``C_t = U^T diag(g(t)) U`` (the operator's ``diagonal_form()``, :mod:`softdiff.corrupt.diagonal`)
+each coefficient follows ``u(t) = g(t) u_0 + s_t eta``. It is the marginal of a Markov chain: for ``t' < t``,
 ``u(t) = m u(t') + xi`` with ``m = g(t) / g(t')`` and ``xi ~ N(0, q)``, ``q = s_t^2 - m^2 s_t'^2``
 (``q >= 0`` whenever gains fall and noise grows with t). The step draws ``u(t')`` from the
 Gaussian ``p(u(t') | u(t), u_0)`` with ``u_0`` replaced by the denoiser's estimate:
@@ -20,7 +20,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..corrupt.spectral import spectrum
 from .core import Step, register_sampler, sampler_from_update
 
 __all__ = ["ancestral", "ancestral_update"]
@@ -29,11 +28,11 @@ __all__ = ["ancestral", "ancestral_update"]
 def ancestral_update(step: Step) -> Tensor:
     """One exact-bridge step per coefficient of the operator's diagonal basis."""
     process = step.process
-    form = spectrum(process.operator)
+    form = process.operator.diagonal_form()
     if form is None:
         raise ValueError(
-            f"the ancestral sampler needs an operator that is diagonal in a known basis (identity, mask, DCT blur), "
-            f"not {type(process.operator).__name__}; use momentum"
+            f"the ancestral sampler needs an operator that is diagonal in a known basis (identity, mask, DCT blur, "
+            f"their compositions in one basis), not {type(process.operator).__name__}; use momentum"
         )
     x = step.x
     shape = tuple(x.shape)

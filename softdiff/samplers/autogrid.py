@@ -35,7 +35,7 @@ from torch import Tensor
 
 from ..corrupt import CorruptionProcess
 from ..corrupt.dct import dct2, dct_matrix, idct2
-from ..corrupt.spectral import spectrum
+from ..corrupt.diagonal import PIXELS
 from .core import Sampler, get
 from .grids import check_grid, time_grid
 
@@ -108,11 +108,8 @@ def _basis(process: CorruptionProcess, shape: tuple[int, int, int]) -> _Basis | 
     probe = torch.zeros(1, *shape, dtype=torch.float64)
     if process.dct_gains(torch.zeros(1, dtype=torch.float64), probe) is not None:
         return _Basis(dct2, idct2, lambda t, x: process.dct_gains(t, x).to(x).expand_as(x), pixels=False)
-    form = spectrum(process.operator)
-    if form is None:
-        return None
-    image = torch.randn(1, *shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    if not torch.equal(form.to_basis(image), image):
+    form = process.operator.diagonal_form()
+    if form is None or form.basis != PIXELS:
         return None  # a basis other than pixels or the DCT: the fit's covariance there is not at hand
 
     def gains(t: Tensor, x: Tensor) -> Tensor:

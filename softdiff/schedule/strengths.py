@@ -9,21 +9,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..corrupt import Compose, CorruptionProcess, LinearCorruption
+from ..corrupt import CorruptionProcess
 
 __all__ = ["level_strengths"]
-
-
-def _leaves(op: LinearCorruption) -> list[LinearCorruption]:
-    if isinstance(op, Compose):
-        return _leaves(op.inner) + _leaves(op.outer)  # application order
-    return [op]
 
 
 def level_strengths(process: CorruptionProcess, times: Tensor | list[float]) -> dict[str, list[float]]:
     """Named strengths of the un-warped process at source times: blur sigma, mask fraction, noise s.
 
-    Every operator of the chain with a ``strength(t)`` method contributes one, named by its
+    Every operator of the chain whose ``strength(t)`` is not None contributes one, named by its
     ``strength_name`` (default: its class name in lower case); repeated names get ``_2``, ...
     """
     u = torch.as_tensor(times, dtype=torch.float64)
@@ -35,8 +29,9 @@ def level_strengths(process: CorruptionProcess, times: Tensor | list[float]) -> 
             key, i = f"{name}_{i}", i + 1
         out[key] = [float(v) for v in values]
 
-    for leaf in _leaves(process.operator):
-        if callable(getattr(leaf, "strength", None)):
-            put(getattr(leaf, "strength_name", None) or type(leaf).__name__.lower(), leaf.strength(u))
+    for part in process.operator.parts():  # in the order they are applied
+        values = part.strength(u)
+        if values is not None:
+            put(part.strength_name or type(part).__name__.lower(), values)
     put("noise_s", process.noise(u))
     return out

@@ -44,8 +44,7 @@ from torch import Tensor
 
 from ..corrupt import CorruptionProcess, LevelTable
 from ..corrupt.dct import dct2, idct2
-from ..corrupt.spectral import Spectrum
-from ..corrupt.spectral import spectrum as diagonal_form  # `spectrum` names the DCT variances below
+from ..corrupt.diagonal import DiagonalForm
 
 __all__ = [
     "DataStatistics",
@@ -94,7 +93,7 @@ class DataStatistics:
         pixels = centred[0].numel() * centred.shape[0]
         variance = float(centred.square().sum()) / pixels
         times = torch.linspace(0, 1, grid, dtype=torch.float64)
-        form = diagonal_form(process.operator)
+        form = process.operator.diagonal_form()
         if form is not None:
             cross, power = _moments_in_basis(process, form, centred, times)
         else:
@@ -152,7 +151,7 @@ def _moments_by_applying(
 
 
 def _moments_in_basis(
-    process: CorruptionProcess, form: Spectrum, centred: Tensor, times: Tensor
+    process: CorruptionProcess, form: DiagonalForm, centred: Tensor, times: Tensor
 ) -> tuple[Tensor, Tensor]:
     """The same sums for an operator diagonal in a known basis: ``sum_k g_k(t) m_k`` and ``sum_k g_k(t)^2 m_k``.
 

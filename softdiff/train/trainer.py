@@ -187,6 +187,7 @@ def _train_locked(
     corruption: Corruption | None,
 ) -> TrainSummary:
     config, ckpt, fresh_start = _open_run(ctx, config, run_dir, resume, console)
+    config = config.load_plugins()  # the modules the run names register its components before any is built
     if config.train.threads is not None:
         torch.set_num_threads(config.train.threads)
     config, data, process = _load_data(

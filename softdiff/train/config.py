@@ -112,8 +112,17 @@ class ObjectiveConfig(_Section):
 
     @property
     def anchor(self) -> float:
-        """The soft loss's anchor weight (0 for objectives without one)."""
+        """The soft loss's anchor weight (0 for objectives without one); kept from the older flat field."""
         return float(self.params.get("anchor", 0.0))
+
+    @anchor.setter
+    def anchor(self, value: float) -> None:
+        self.params = settings_of(OBJECTIVES, self.name, {**self.params, "anchor": value}, "objective.params")
+
+    @property
+    def anchor_at(self) -> str:
+        """The soft loss's anchor operator (``zero`` for objectives without one); kept from the older flat field."""
+        return str(self.params.get("anchor_at", "zero"))
 
 
 class OptimConfig(_Section):

@@ -1,5 +1,10 @@
 """One registry design for everything chosen by name: operators, objectives, samplers, data sets.
 
+An entry may own a pydantic ``Params`` model (an attribute named ``Params``): the settings a
+config section holds for it. :meth:`Registry.params` validates a section's settings against
+it, so a plugin's entry is configured and checked exactly like a built-in one. An entry
+without ``Params`` takes no settings.
+
 A :class:`Registry` maps identifier names to entries. Registering a name that is already
 taken is an error unless ``replace=True`` is passed: a plugin that registers ``"blur"``
 must not silently replace the built-in blur (``blur+blur`` would then be two of its own).
@@ -8,12 +13,26 @@ An unknown name gets one ``ValueError`` line that lists the known ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Generic, TypeVar
+from collections.abc import Iterator, Mapping
+from typing import Any, Generic, TypeVar
 
-__all__ = ["Registry"]
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["Registry", "NoParams", "params_model"]
 
 T = TypeVar("T")
+
+
+class NoParams(BaseModel):
+    """The settings of an entry that takes none: any key given is a mistake."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def params_model(entry: object) -> type[BaseModel]:
+    """The pydantic model of an entry's settings: its ``Params``, else :class:`NoParams`."""
+    model = getattr(entry, "Params", None)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else NoParams
 
 
 class Registry(Generic[T]):
@@ -43,6 +62,13 @@ class Registry(Generic[T]):
         if name not in self._entries:
             raise ValueError(f"unknown {self.kind} {name!r}; choose one of {', '.join(self.names())}")
         return self._entries[name]
+
+    def params(self, name: str, given: Mapping[str, Any] | BaseModel | None = None) -> BaseModel:
+        """``given`` validated against the ``Params`` of ``name``'s entry (its defaults fill the rest)."""
+        model = params_model(self.get(name))
+        if isinstance(given, BaseModel):
+            given = given.model_dump()
+        return model.model_validate(dict(given or {}))
 
     def names(self) -> list[str]:
         """The registered names, sorted."""

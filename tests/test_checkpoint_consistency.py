@@ -124,7 +124,7 @@ def test_another_runs_config_json_copied_in_is_refused(run_dir: Path, other_run:
 @pytest.mark.parametrize(
     "change",
     [
-        edit_config(lambda c: c["objective"].update(name="dsm", anchor=0.0)),
+        edit_config(lambda c: c["objective"].update(name="dsm", params={})),
         edit_config(lambda c: c["objective"].update(parameterisation="precond_dct")),
         edit_config(lambda c: c["corruption"]["noise"].update(s_max=0.5)),
     ],

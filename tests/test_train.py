@@ -193,9 +193,9 @@ def test_runs_store_the_configured_prior(tmp_path: Path, mixtures: int, kind: ty
 
 
 def test_a_partial_section_changes_only_its_keys(tmp_path: Path) -> None:
-    """One model key set (flag or file) keeps the run's other defaults, not the U-Net class's 32 channels."""
+    """One model key set (flag or file) keeps the run's other defaults (now the U-Net class's own: one home)."""
     default = RunConfig().model
-    assert default.base_channels != UNetConfig().base_channels  # the case this guards: run and class differ
+    assert default == UNetConfig()  # the run's network default is the class's (it was 16 vs 32 channels)
     flagged = build_config(None, {"model.channel_mults": [1, 2, 2, 2]}).model
     assert (flagged.base_channels, flagged.channel_mults) == (default.base_channels, (1, 2, 2, 2))
     (tmp_path / "run.toml").write_text("[model]\nnum_res_blocks = 2\n")

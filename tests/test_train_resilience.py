@@ -318,9 +318,19 @@ def test_non_finite_weights_are_never_written(tmp_path: Path) -> None:
     net = {"w": torch.tensor([1.0, math.inf])}
     prior = {"noise": torch.tensor([math.nan])}
     with pytest.raises(ValueError, match="net holds NaN or infinite"):
-        save_checkpoint(tmp_path, 1, cfg, net, {"w": torch.ones(2)}, {"noise": torch.ones(1)}, {"step": 1})
+        save_checkpoint(
+            tmp_path,
+            1,
+            cfg,
+            {"net": net, "ema": {"w": torch.ones(2)}, "prior": {"noise": torch.ones(1)}, "state": {"step": 1}},
+        )
     with pytest.raises(ValueError, match="prior holds NaN or infinite"):
-        save_checkpoint(tmp_path, 1, cfg, {"w": torch.ones(2)}, {"w": torch.ones(2)}, prior, {"step": 1})
+        save_checkpoint(
+            tmp_path,
+            1,
+            cfg,
+            {"net": {"w": torch.ones(2)}, "ema": {"w": torch.ones(2)}, "prior": prior, "state": {"step": 1}},
+        )
     assert not (tmp_path / "latest").exists() and not list(tmp_path.rglob("*.safetensors"))
 
 

@@ -96,11 +96,6 @@ def user_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def ensure_parent(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def parse_set(items: list[str]) -> dict[str, Any]:
     """``--set optim.ema_decay=0.99`` -> ``{"optim.ema_decay": 0.99}`` (values parsed as JSON when possible)."""
     out: dict[str, Any] = {}

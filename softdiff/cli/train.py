@@ -10,7 +10,9 @@ import typer
 
 from ..board import check_tensorboard
 from ..distributed import is_main_process, relaunch
+from ..registry import params_model
 from ..schedule import read_levels
+from ..score import OBJECTIVES
 from ..seeding import MAX_SEED
 from ..train import RunConfig, load_config_file, read_checkpoint, train
 from ..train.checkpoint import find_checkpoint
@@ -23,12 +25,21 @@ _DEFAULTS = RunConfig()
 
 
 def _field_help(section: str, name: str) -> str:
-    """A flag's help from the config field it sets: its description and the run's default, so it cannot drift."""
+    """A flag's help from the config field it sets: its description and the run's default, so it cannot drift.
+
+    A field that names a registry entry has the registry's names in its description.
+    """
     model = getattr(_DEFAULTS, section)
     field = type(model).model_fields[name]
     choices = getattr(field.annotation, "__args__", None)
     names = f"{' | '.join(map(str, choices))}: " if choices and all(isinstance(c, str) for c in choices) else ""
     return f"{names}{field.description} (default: {getattr(model, name)})"
+
+
+def _setting_help(section: str, key: str, name: str) -> str:
+    """A flag that sets one entry's setting: the ``Params`` field's description and default."""
+    field = params_model(OBJECTIVES[name]).model_fields[key]
+    return f"{name} only: {field.description} (default: {field.default})"
 
 
 @user_errors
@@ -60,13 +71,19 @@ def train_command(
     ),
     lr: float | None = typer.Option(None, "--lr", help=f"AdamW peak learning rate (default: {_DEFAULTS.optim.lr})"),
     objective: str | None = typer.Option(None, "--objective", help=_field_help("objective", "name")),
-    anchor: float | None = typer.Option(None, "--anchor", help=_field_help("objective", "anchor")),
+    anchor: float | None = typer.Option(None, "--anchor", help=_setting_help("objective", "anchor", "soft")),
     weighting: str | None = typer.Option(None, "--weighting", help=_field_help("objective", "weighting")),
     parameterisation: str | None = typer.Option(
         None, "--parameterisation", help=_field_help("objective", "parameterisation")
     ),
     channels: int | None = typer.Option(
         None, "--channels", help=f"U-Net base channels (width) (default: {_DEFAULTS.model.base_channels})"
+    ),
+    plugins: list[str] = typer.Option(
+        [],
+        "--plugin",
+        help="Module (dotted, on PYTHONPATH) or file.py that registers objectives, weightings, t-samplers, "
+        "parameterisations or networks; imported before the config is checked (repeatable).",
     ),
     device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda (default: auto)"),
     seed: int | None = typer.Option(
@@ -128,7 +145,8 @@ def train_command(
         "train.batch_size": batch_size,
         "optim.lr": lr,
         "objective.name": objective,
-        "objective.anchor": anchor,
+        "objective.params.anchor": anchor,
+        "plugins": plugins or None,
         "objective.weighting": weighting,
         "objective.parameterisation": parameterisation,
         "model.base_channels": channels,
@@ -156,6 +174,7 @@ def train_command(
     run_config = RunConfig.model_validate(apply_overrides(apply_overrides(base, overrides), settings, keep_none=True))
     if level_file is not None:
         level_file.check(run_config.corruption, dataset=run_config.data.dataset)
+    run_config = run_config.load_plugins()  # import component plugins and check what they register
     run_config.corruption.plugins()  # import plugins and check their params before data loads or torchrun starts
     if nproc is not None:  # the workers import the plugins from where this process found them
         raise typer.Exit(relaunch("train", nproc, pythonpath=plugin_pythonpath(run_config.corruption)))

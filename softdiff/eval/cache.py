@@ -22,7 +22,7 @@ from ..resources import cache_root
 from .extractors import FeatureExtractor
 from .features import data_digest
 
-__all__ = ["default_cache_dir", "extract_features", "real_features", "cache_path"]
+__all__ = ["default_cache_dir", "extract_features", "real_features"]
 
 
 def default_cache_dir() -> Path:
@@ -74,11 +74,6 @@ def _identity(data: ImageData | Tensor, extractor: FeatureExtractor) -> dict[str
 def _path(identity: dict[str, str], cache_dir: str | Path | None) -> Path:
     key = f"{identity['data']}-{identity['n']}-{identity['data_sha256'][:16]}-{identity['extractor_sha256'][:16]}"
     return Path(cache_dir if cache_dir is not None else default_cache_dir()) / f"{key}.safetensors"
-
-
-def cache_path(data: ImageData | Tensor, extractor: FeatureExtractor, cache_dir: str | Path | None = None) -> Path:
-    """Where the real features of ``data`` under ``extractor`` are (or will be) cached."""
-    return _path(_identity(data, extractor), cache_dir)
 
 
 def _load_cached(path: Path, identity: dict[str, str], num_features: int) -> Tensor | None:

@@ -31,7 +31,10 @@ MAX_LEVELS = 12  # a level halves H and W: 12 levels take a 2048-pixel image to 
 
 
 class UNetConfig(BaseModel):
-    """Size and shape of a :class:`UNet`. The defaults give 585,409 parameters for 28x28 grey.
+    """Size and shape of a :class:`UNet`. The defaults give 147,553 parameters for 28x28 grey.
+
+    They are also a run's defaults (one home): 16 channels show garment shapes after a few
+    hundred CPU steps and train ~3x faster than 32 (``base_channels=32``: 585,409).
 
     Attention layers are fixed at construction, so ``attention_resolutions`` are mapped to level
     indices through the nominal ``image_size``; the built network still accepts any input size.
@@ -43,7 +46,7 @@ class UNetConfig(BaseModel):
 
     in_channels: int = Field(1, ge=1, description="image channels (1 grey, 3 RGB)")
     out_channels: int | None = Field(None, ge=1, description="output channels; default = in_channels")
-    base_channels: int = Field(32, ge=1, description="channels at full resolution")
+    base_channels: int = Field(16, ge=1, description="channels at full resolution")
     channel_mults: tuple[int, ...] = Field(
         (1, 2, 2),
         min_length=1,

@@ -1,4 +1,4 @@
-"""The samplers of Soft Diffusion (DESIGN.md §1.3) as plain functions over one driver loop.
+"""The samplers of Soft Diffusion (paper's Algorithms 1 and 2, and Euler/Heun) as plain functions over one driver loop.
 
 Every sampler has the signature ``sampler(denoiser, process, x, ts, *, generator=None,
 callback=None) -> Tensor``: ``x`` is a batch at time ``ts[0]``, ``ts`` a strictly

@@ -1,4 +1,4 @@
-"""Multistep solvers for any linear corruption: DPM-Solver++(2M), (3M) and (2M) SDE (DESIGN.md §1.6).
+"""Multistep solvers for any linear corruption: DPM-Solver++(2M), (3M) and (2M) SDE.
 
 With ``x0_hat`` held at ``D`` over a step, the probability-flow ODE of
 ``x_t = C_t x0 + s_t eta`` has the exact solution ``x' = r x + (C' - r C) D``

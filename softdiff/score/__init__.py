@@ -1,4 +1,4 @@
-"""Objectives, parameterisations and scores from denoisers."""
+"""Objectives, weightings, training-time laws, parameterisations and scores from denoisers (each a registry)."""
 
 from .gaussian import GaussianData
 from .objectives import (
@@ -15,17 +15,23 @@ from .objectives import (
     X0Regression,
     build_objective,
     loss_scale,
+    register_objective,
     uniform_t,
 )
 from .parameterisation import PARAMETERISATIONS, Denoiser, score_from_denoiser
 from .precondition import (
+    DEFAULT_PARAMETERISATION,
     DataStatistics,
+    ParameterisationRule,
     Preconditioning,
     ScalarPreconditioning,
     SpectralPreconditioning,
     build_preconditioning,
     needs_statistics,
+    register_parameterisation,
 )
+from .times import T_SAMPLERS, TimeContext, TimeLaw, register_t_sampler
+from .weightings import WeightingRule, register_weighting
 
 __all__ = [
     "GaussianData",
@@ -52,4 +58,14 @@ __all__ = [
     "Denoiser",
     "score_from_denoiser",
     "PARAMETERISATIONS",
+    "DEFAULT_PARAMETERISATION",
+    "ParameterisationRule",
+    "register_parameterisation",
+    "register_objective",
+    "WeightingRule",
+    "register_weighting",
+    "T_SAMPLERS",
+    "TimeLaw",
+    "TimeContext",
+    "register_t_sampler",
 ]

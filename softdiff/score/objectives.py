@@ -30,26 +30,27 @@ the error by ``g^2 + beta``: from the paper's ``g^2`` (``beta = 0``) towards x0 
 (``beta -> inf``). The default ``beta = 4`` was measured, with the alternatives, in
 docs/benchmarks.md; ``anchor=0`` is the paper's loss.
 
-Weightings: ``"uniform"`` (``w = 1``), ``"inverse_noise"`` (``w = 1 / s_t^2``), a
-:class:`LossScale` (``w = 1 / L_0(t)``, EDM's ``lambda(sigma)`` for any process and objective)
-or any callable ``w(t, s_t) -> (B,)``.
-
-Time samplers: ``uniform_t``, :class:`LevelTimes` (the K selected levels), :class:`LogNormalNoise`
-(EDM's ``ln s ~ N(P_mean, P_std^2)`` through the process's ``s_t``) and :class:`LogitNormalTimes`.
+Weightings are the names of :data:`~softdiff.score.weightings.WEIGHTINGS`, a
+:class:`LossScale` (``w = 1 / L_0(t)``) or any callable ``w(t, s_t) -> (B,)``; time samplers
+live in :mod:`softdiff.score.times`. Objectives are entries of :data:`OBJECTIVES`; an
+objective's settings are its ``Params`` (the soft loss's anchor), so a plugin's objective
+(:func:`register_objective`) is configured like a built-in.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from ..corrupt import CorruptionProcess, LevelTable
-from ..registry import Registry
+from ..corrupt import CorruptionProcess
+from ..registry import NoParams, Registry
 from .parameterisation import DenoiserFn
+from .times import LevelTimes, LogitNormalTimes, LogNormalNoise, TSampler, uniform_t
+from .weightings import WEIGHTINGS, LossScale, WeightFn, weight_fn
 
 __all__ = [
     "LossScale",
@@ -62,131 +63,18 @@ __all__ = [
     "Objective",
     "OBJECTIVES",
     "WEIGHTINGS",
+    "register_objective",
     "uniform_t",
     "LevelTimes",
     "build_objective",
     "DEFAULT_ANCHOR",
 ]
 
-WeightFn = Callable[[Tensor, Tensor], Tensor]
-Weighting = Literal["uniform", "inverse_noise"] | WeightFn
-TSampler = Callable[[int, "torch.Generator | None", torch.device], Tensor]
+Weighting = str | WeightFn
 AnchorAt = Literal["zero", "below"]
 ANCHOR_LEVELS: tuple[AnchorAt, ...] = ("zero", "below")
 # The default anchor weight of the soft loss: |C_t r|^2 + 4 |r|^2 (docs/benchmarks.md#the-default-objective).
 DEFAULT_ANCHOR = 4.0
-
-WEIGHTINGS: dict[str, WeightFn] = {
-    "uniform": lambda t, s: torch.ones_like(t),
-    "inverse_noise": lambda t, s: s.pow(-2),
-}
-
-
-class LossScale:
-    """``w(t) = 1 / L_0(t)``: each time's loss divided by that of the network-free denoiser.
-
-    ``L_0(t)`` is the expected unweighted loss when the network outputs 0, so that the
-    denoiser is only its skip (for ``precond``: the best linear estimate). For ``x0`` with
-    ``C = I`` and the scalar preconditioning this is ``c_out(t)^2``, i.e. EDM's
-    ``lambda(sigma) = 1 / c_out^2``; it is defined the same way for any operator and
-    objective. ``values`` are ``L_0`` on an even grid of times (see :func:`loss_scale`).
-    """
-
-    def __init__(self, values: Tensor, floor: float = 1e-12) -> None:
-        values = torch.as_tensor(values, dtype=torch.float64)
-        if values.ndim != 1 or values.numel() < 2 or not bool(torch.isfinite(values).all()) or bool((values < 0).any()):
-            raise ValueError("a loss scale needs >= 2 finite, non-negative values on an even grid of times")
-        self.values, self.floor = values, float(floor)
-        self._table = LevelTable(values.clamp_min(floor))
-
-    def __call__(self, t: Tensor, s: Tensor) -> Tensor:
-        return 1.0 / self._table(t)
-
-    def __repr__(self) -> str:
-        lo, hi = self.values.min().item(), self.values.max().item()
-        return f"LossScale({self.values.numel()} times, {lo:.3g} .. {hi:.3g})"
-
-
-def uniform_t(n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
-    """``t ~ U[0, 1]``, ``n`` of them."""
-    where = generator.device if generator is not None else device
-    return torch.rand(n, generator=generator, device=where).to(device)
-
-
-class LevelTimes:
-    """``t`` uniform over the ``K`` levels ``k / (K - 1)`` of a level table (matched to a schedule)."""
-
-    def __init__(self, levels: int) -> None:
-        if levels < 2:
-            raise ValueError(f"a level t-sampler needs at least 2 levels, got {levels}")
-        self.levels = int(levels)
-
-    def __call__(self, n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
-        where = generator.device if generator is not None else device
-        k = torch.randint(self.levels, (n,), generator=generator, device=where)
-        return (k.float() / (self.levels - 1)).to(device)
-
-    def __repr__(self) -> str:
-        return f"LevelTimes({self.levels})"
-
-
-class LogitNormalTimes:
-    """``t = sigmoid(mean + std * z)``: more training where ``t`` is mid-way (a logit-normal law)."""
-
-    def __init__(self, mean: float = 0.0, std: float = 1.0) -> None:
-        if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
-            raise ValueError(f"a logit-normal t-sampler needs a finite mean and std > 0, got {mean}, {std}")
-        self.mean, self.std = float(mean), float(std)
-
-    def __call__(self, n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
-        where = generator.device if generator is not None else device
-        z = torch.randn(n, generator=generator, device=where)
-        return torch.sigmoid(self.mean + self.std * z).to(device)
-
-    def __repr__(self) -> str:
-        return f"LogitNormalTimes({self.mean}, {self.std})"
-
-
-class LogNormalNoise:
-    """EDM's training noise law ``ln s ~ N(p_mean, p_std^2)``, mapped to ``t`` through ``s_t``.
-
-    ``s_t`` must grow strictly with ``t`` (as vanilla diffusion's does); draws outside
-    ``[s_0, s_1]`` land on the nearest end. For processes whose noise barely changes
-    (blur with ``s`` from 0.01 to 0.1) this law says little: use ``LogitNormalTimes``.
-    """
-
-    def __init__(self, process: CorruptionProcess, p_mean: float = -1.2, p_std: float = 1.2, grid: int = 4097) -> None:
-        if not (math.isfinite(p_mean) and math.isfinite(p_std) and p_std > 0):
-            raise ValueError(f"a log-normal noise sampler needs a finite p_mean and p_std > 0, got {p_mean}, {p_std}")
-        ts = torch.linspace(0, 1, grid, dtype=torch.float64)
-        log_s = torch.as_tensor(process.s(ts), dtype=torch.float64).log()
-        if not bool(torch.isfinite(log_s).all()) or bool((log_s.diff() <= 0).any()):
-            raise ValueError("t_sampler 'lognormal' needs a noise schedule s_t > 0 that grows strictly with t")
-        self.p_mean, self.p_std = float(p_mean), float(p_std)
-        self._ts, self._log_s = ts, log_s
-
-    def __call__(self, n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
-        where = generator.device if generator is not None else device
-        log_s = (self.p_mean + self.p_std * torch.randn(n, generator=generator, device=where)).cpu().double()
-        log_s = log_s.clamp(float(self._log_s[0]), float(self._log_s[-1]))
-        hi = torch.searchsorted(self._log_s, log_s).clamp(1, len(self._ts) - 1)
-        lo = hi - 1
-        frac = (log_s - self._log_s[lo]) / (self._log_s[hi] - self._log_s[lo])
-        t = self._ts[lo] + frac * (self._ts[hi] - self._ts[lo])
-        return t.clamp(0, 1).to(device=device, dtype=torch.get_default_dtype())
-
-    def __repr__(self) -> str:
-        return f"LogNormalNoise({self.p_mean}, {self.p_std})"
-
-
-def _weight_fn(weighting: Weighting) -> WeightFn:
-    if callable(weighting):
-        return weighting
-    if weighting not in WEIGHTINGS:
-        raise ValueError(
-            f"unknown weighting {weighting!r}; choose one of {', '.join(WEIGHTINGS)} or pass a callable w(t, s_t)"
-        )
-    return WEIGHTINGS[weighting]
 
 
 def _pixel_mean(x: Tensor) -> Tensor:
@@ -197,13 +85,15 @@ class Objective:
     """Shared machinery: sample ``t`` and noise, corrupt, denoise, then a per-example term."""
 
     name = "objective"
+    description: ClassVar[str] = ""
+    Params: ClassVar[type[BaseModel]] = NoParams  # the settings a config gives the constructor (as keywords)
 
     def __init__(
         self, process: CorruptionProcess, weighting: Weighting = "uniform", t_sampler: TSampler | None = None
     ) -> None:
         self.process = process
         self.weighting = weighting
-        self.weight = _weight_fn(weighting)
+        self.weight = weight_fn(weighting)
         self.t_sampler: TSampler = t_sampler or uniform_t
 
     def __call__(
@@ -239,6 +129,23 @@ class Objective:
         return f"{type(self).__name__}(weighting={weighting!r}, t_sampler={self.t_sampler!r})"
 
 
+class SoftParams(BaseModel):
+    """The soft loss's settings: the anchor term's weight and operator."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    anchor: float = Field(
+        DEFAULT_ANCHOR,
+        ge=0,
+        description="+ anchor * |C_u (h - x0)|^2 fixes what C_t cannot see; 0 is the paper's loss, which samples "
+        "speckle",
+    )
+    anchor_at: AnchorAt = Field(
+        "zero",
+        description="the anchor's operator C_u: u = 0 (|h - x0|^2) or u ~ U[0, t] (a level the sampler moves to)",
+    )
+
+
 class SoftScoreMatching(Objective):
     """``w(t) * [mean(|C_t (h - x_0)|^2) + anchor * mean(|h - x_0|^2)]``: the corrupted prediction is supervised.
 
@@ -247,6 +154,8 @@ class SoftScoreMatching(Objective):
     """
 
     name = "soft"
+    description = "soft score matching (+ anchor)"
+    Params = SoftParams
 
     def __init__(
         self,
@@ -284,6 +193,7 @@ class DenoisingScoreMatching(Objective):
     """``w(t) * s_t^2 * mean(|s_theta - grad log q(x_t | x_0)|^2)`` with ``s_theta = (C_t h - x_t) / s_t^2``."""
 
     name = "dsm"
+    description = "DSM on the score"
 
     def term(
         self, h: Tensor, x0: Tensor, x_t: Tensor, t: Tensor, s: Tensor, generator: torch.Generator | None = None
@@ -298,6 +208,7 @@ class X0Regression(Objective):
     """``w(t) * mean(|h(x_t, t) - x_0|^2)``: regression on the clean image, no operator in the loss."""
 
     name = "x0"
+    description = "x0 regression (no operator)"
 
     def term(
         self, h: Tensor, x0: Tensor, x_t: Tensor, t: Tensor, s: Tensor, generator: torch.Generator | None = None
@@ -306,8 +217,17 @@ class X0Regression(Objective):
 
 
 OBJECTIVES: Registry[type[Objective]] = Registry("objective")
+
+
+def register_objective(name: str, cls: type[Objective], *, replace: bool = False) -> None:
+    """Register an :class:`Objective` subclass; its ``Params`` (optional) are its constructor's extra keywords."""
+    if not (isinstance(cls, type) and issubclass(cls, Objective)):
+        raise ValueError(f"objective {name!r} must be an Objective subclass, got {cls!r}")
+    OBJECTIVES.register(name, cls, replace=replace)
+
+
 for _cls in (SoftScoreMatching, DenoisingScoreMatching, X0Regression):
-    OBJECTIVES.register(_cls.name, _cls)
+    register_objective(_cls.name, _cls)
 
 
 def build_objective(
@@ -315,16 +235,12 @@ def build_objective(
     process: CorruptionProcess,
     weighting: Weighting = "uniform",
     t_sampler: TSampler | None = None,
-    anchor: float | None = None,
-    anchor_at: AnchorAt = "zero",
+    **params: Any,
 ) -> Objective:
-    """An objective by its short name (``soft``, ``dsm``, ``x0``); ``anchor`` (default 4) applies to ``soft`` only."""
+    """An objective by its registered name; ``params`` are checked against its ``Params`` (soft: ``anchor``, ...)."""
     cls = OBJECTIVES.get(name)  # an unknown name fails here, listing the known ones
-    if name == "soft":
-        return SoftScoreMatching(process, weighting, t_sampler, DEFAULT_ANCHOR if anchor is None else anchor, anchor_at)
-    if anchor:
-        raise ValueError(f"the anchor weight applies to the soft objective only, not {name!r}")
-    return cls(process, weighting, t_sampler)
+    settings = OBJECTIVES.params(name, params)
+    return cls(process, weighting, t_sampler, **settings.model_dump())
 
 
 @torch.no_grad()

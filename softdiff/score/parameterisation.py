@@ -15,7 +15,13 @@ import torch
 from torch import Tensor, nn
 
 from ..corrupt import CorruptionProcess
-from .precondition import PARAMETERISATIONS, DataStatistics, Parameterisation, build_preconditioning
+from .precondition import (
+    DEFAULT_PARAMETERISATION,
+    PARAMETERISATIONS,
+    DataStatistics,
+    Parameterisation,
+    build_preconditioning,
+)
 
 __all__ = ["Denoiser", "score_from_denoiser", "Parameterisation", "PARAMETERISATIONS"]
 
@@ -25,7 +31,9 @@ DenoiserFn = Callable[[Tensor, Tensor], Tensor]
 class Denoiser(nn.Module):
     """``forward(x_t, t) -> x0_hat = mean + skip(x~) + out(net(c_in x~, t))``, ``x~ = x_t - C_t mean``.
 
-    ``stats`` (data statistics under the process) is needed by the ``precond`` forms.
+    ``stats`` (data statistics under the process) is needed by the ``precond`` forms. Left
+    unset, ``parameterisation`` is the run's default (``precond``) given ``stats`` and the
+    paper's ``residual`` without them (nothing to precondition with).
     ``autocast`` (e.g. ``torch.bfloat16``) runs only the network in reduced precision;
     the preconditioning, the operator and the loss stay in the input's precision, which
     matters because the noise at small t (``s_t ~ 0.01``) is below bf16's resolution.
@@ -35,11 +43,13 @@ class Denoiser(nn.Module):
         self,
         net: nn.Module,
         process: CorruptionProcess,
-        parameterisation: Parameterisation = "residual",
+        parameterisation: Parameterisation | None = None,
         autocast: torch.dtype | None = None,
         stats: DataStatistics | None = None,
     ) -> None:
         super().__init__()
+        if parameterisation is None:
+            parameterisation = DEFAULT_PARAMETERISATION if stats is not None else "residual"
         self.net = net
         self.process = process
         self.parameterisation = parameterisation

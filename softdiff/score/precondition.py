@@ -1,4 +1,4 @@
-"""Preconditioning of the denoiser for any linear corruption (EDM's, generalised; DESIGN.md §1.5).
+"""Preconditioning of the denoiser for any linear corruption (EDM's, generalised to any ``C_t``).
 
 EDM (Karras et al. 2022, §5 and App. B.6) keeps the network's input and target at unit
 variance for ``x = x0 + sigma n``. Here ``x_t = C_t x0 + s_t eta``, and the denoiser is
@@ -36,8 +36,8 @@ geometric ``s_t`` that is an affine map of EDM's ``log(sigma) / 4``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import Tensor
@@ -45,6 +45,7 @@ from torch import Tensor
 from ..corrupt import CorruptionProcess, LevelTable
 from ..corrupt.dct import dct2, idct2
 from ..corrupt.diagonal import DiagonalForm
+from ..registry import Registry
 
 __all__ = [
     "DataStatistics",
@@ -53,12 +54,15 @@ __all__ = [
     "SpectralPreconditioning",
     "Parameterisation",
     "PARAMETERISATIONS",
+    "DEFAULT_PARAMETERISATION",
+    "ParameterisationRule",
+    "register_parameterisation",
     "build_preconditioning",
     "needs_statistics",
 ]
 
-Parameterisation = Literal["residual", "x0", "precond", "precond_dct"]
-PARAMETERISATIONS: tuple[str, ...] = ("residual", "x0", "precond", "precond_dct")
+Parameterisation = str  # a name registered in PARAMETERISATIONS
+DEFAULT_PARAMETERISATION = "precond"  # the one default: a run's, and a Denoiser's given data statistics
 
 
 @dataclass(frozen=True)
@@ -262,21 +266,61 @@ class SpectralPreconditioning(Preconditioning):
         return f"SpectralPreconditioning(variance={self.stats.variance:.4g})"
 
 
+@dataclass(frozen=True)
+class ParameterisationRule:
+    """A registered parameterisation: ``build(process, stats)`` gives its :class:`Preconditioning`.
+
+    ``needs_statistics``: ``build`` needs :class:`DataStatistics` (the trainer estimates them
+    once and stores them with the checkpoints).
+    """
+
+    description: str
+    build: Callable[[CorruptionProcess, DataStatistics | None], Preconditioning]
+    needs_statistics: bool = False
+
+
+PARAMETERISATIONS: Registry[ParameterisationRule] = Registry("parameterisation")
+
+
+def register_parameterisation(name: str, rule: ParameterisationRule, *, replace: bool = False) -> None:
+    """Register a parameterisation by name (then ``objective.parameterisation = name`` selects it)."""
+    if not isinstance(rule, ParameterisationRule):
+        raise ValueError(f"a parameterisation entry is a ParameterisationRule, got {type(rule).__name__}")
+    PARAMETERISATIONS.register(name, rule, replace=replace)
+
+
+def _with_stats(
+    cls: type[ScalarPreconditioning] | type[SpectralPreconditioning],
+) -> Callable[[CorruptionProcess, DataStatistics | None], Preconditioning]:
+    def build(process: CorruptionProcess, stats: DataStatistics | None) -> Preconditioning:
+        assert stats is not None  # build_preconditioning checks this
+        return cls(process, stats)
+
+    return build
+
+
+register_parameterisation("residual", ParameterisationRule("h = x_t + net", lambda p, s: Preconditioning(p, 1.0)))
+register_parameterisation("x0", ParameterisationRule("h = net", lambda p, s: Preconditioning(p, 0.0)))
+register_parameterisation(
+    "precond",
+    ParameterisationRule("EDM preconditioning from data statistics", _with_stats(ScalarPreconditioning), True),
+)
+register_parameterisation(
+    "precond_dct",
+    ParameterisationRule("the same per DCT frequency", _with_stats(SpectralPreconditioning), True),
+)
+
+
 def needs_statistics(parameterisation: str) -> bool:
     """Whether a parameterisation needs :class:`DataStatistics` (estimated from data, stored with the model)."""
-    return parameterisation in ("precond", "precond_dct")
+    return PARAMETERISATIONS.get(parameterisation).needs_statistics
 
 
 def build_preconditioning(
     parameterisation: str, process: CorruptionProcess, stats: DataStatistics | None = None
 ) -> Preconditioning:
-    """The preconditioning of a parameterisation name (``residual``, ``x0``, ``precond``, ``precond_dct``)."""
-    if parameterisation not in PARAMETERISATIONS:
-        raise ValueError(f"unknown parameterisation {parameterisation!r}; choose one of {', '.join(PARAMETERISATIONS)}")
-    if parameterisation in ("residual", "x0"):
-        return Preconditioning(process, 1.0 if parameterisation == "residual" else 0.0)
-    if stats is None:
+    """The preconditioning of a registered parameterisation name (``residual``, ``x0``, ``precond``, ...)."""
+    rule = PARAMETERISATIONS.get(parameterisation)  # an unknown name fails here, listing the known ones
+    if rule.needs_statistics and stats is None:
         raise ValueError(f"parameterisation {parameterisation!r} needs data statistics (DataStatistics.estimate)")
-    if parameterisation == "precond":
-        return ScalarPreconditioning(process, stats)
-    return SpectralPreconditioning(process, stats)
+    return rule.build(process, stats)

@@ -12,7 +12,12 @@ Layout of a run folder::
         precond.safetensors        data statistics of the preconditioning and the loss scale (when used)
         state.pt                   optimizer state, RNG states, step (torch.load(weights_only=True))
         config.json                the full resolved RunConfig
-        manifest.json              format, step and the SHA-256 of every file above
+        manifest.json              format, step, the components present and the SHA-256 of every file above
+
+A checkpoint is a set of named components (:data:`COMPONENTS`, the one list of its files):
+the network, its EMA, the prior, the preconditioning statistics (optional) and the training
+state (optimiser, RNG states, step). Manifests written before the component list existed
+have no ``components`` key and still load.
 
 A checkpoint is assembled in a hidden temporary folder and renamed into place, so a crash
 (even ``kill -9``) leaves either the previous checkpoint or the complete new one. Older
@@ -56,7 +61,10 @@ from .consistency import (
 
 __all__ = [
     "Checkpoint",
+    "Component",
+    "COMPONENTS",
     "save_checkpoint",
+    "step_folder",
     "read_checkpoint",
     "resolve_checkpoint",
     "run_folder",
@@ -70,8 +78,38 @@ FORMAT = 1
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
 MANIFEST = "manifest.json"
-REQUIRED = ("net.safetensors", "ema.safetensors", "prior.safetensors", "state.pt", "config.json")
-OPTIONAL = ("precond.safetensors",)  # absent from checkpoints of runs that need no data statistics
+CONFIG = "config.json"
+
+
+@dataclass(frozen=True)
+class Component:
+    """One named part of a checkpoint: its file, and whether every checkpoint holds it."""
+
+    name: str
+    file: str
+    required: bool = True
+
+    @property
+    def tensors(self) -> bool:
+        """A safetensors file of plain tensors (else a weights-only torch file)."""
+        return self.file.endswith(".safetensors")
+
+
+COMPONENTS: tuple[Component, ...] = (
+    Component("net", "net.safetensors"),
+    Component("ema", "ema.safetensors"),
+    Component("prior", "prior.safetensors"),
+    Component("precond", "precond.safetensors", required=False),  # runs that need no data statistics lack it
+    Component("state", "state.pt"),  # optimiser, RNG states, step, logging window
+)
+_BY_NAME = {c.name: c for c in COMPONENTS}
+REQUIRED = tuple(c.file for c in COMPONENTS if c.required) + (CONFIG,)
+OPTIONAL = tuple(c.file for c in COMPONENTS if not c.required)
+
+
+def step_folder(run_dir: str | Path, step: int) -> Path:
+    """The folder of the checkpoint of ``step`` in a run folder (the one place its name is made)."""
+    return Path(run_dir) / CHECKPOINTS / f"step-{step:08d}"
 
 
 @dataclass
@@ -105,6 +143,14 @@ def _tensors(state: dict[str, Tensor], identity: str) -> bytes:
     return save_safetensors(tensors, metadata={IDENTITY_KEY: identity})
 
 
+def _encode(component: Component, state: dict, identity: str) -> bytes:
+    if component.tensors:
+        return _tensors(state, identity)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
 def nonfinite_tensors(state: dict[str, Tensor]) -> list[str]:
     """Names of the floating-point tensors holding a NaN or an infinity."""
     return [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
@@ -119,51 +165,47 @@ def _refuse_nonfinite(parts: dict[str, dict[str, Tensor]], what: str) -> None:
 
 
 def save_checkpoint(
-    run_dir: str | Path,
-    step: int,
-    config: RunConfig,
-    net: dict[str, Tensor],
-    ema: dict[str, Tensor],
-    prior: dict[str, Tensor],
-    state: dict,
-    keep: int = 2,
-    precond: dict[str, Tensor] | None = None,
+    run_dir: str | Path, step: int, config: RunConfig, parts: dict[str, dict], *, keep: int = 2
 ) -> Path:
     """Write ``checkpoints/step-NNNNNNNN`` atomically, point ``latest`` at it, then prune to ``keep``.
 
-    Refuses (``ValueError``) weights or a prior holding NaN/inf. On any failure (a full disk:
-    ``OSError``) the temporary folder is removed and ``latest`` still names the previous
+    ``parts`` maps component names (:data:`COMPONENTS`) to their state: tensors for the
+    safetensors ones, a plain dict for ``state``. Refuses (``ValueError``) a missing required
+    component, an unknown one, and weights or a prior holding NaN/inf. On any failure (a full
+    disk: ``OSError``) the temporary folder is removed and ``latest`` still names the previous
     checkpoint.
     """
-    parts = {"net": net, "ema": ema, "prior": prior, **({"precond": precond} if precond is not None else {})}
-    _refuse_nonfinite(parts, f"refusing to write the checkpoint of step {step}")
+    unknown = sorted(set(parts) - set(_BY_NAME))
+    missing = [c.name for c in COMPONENTS if c.required and c.name not in parts]
+    if unknown or missing:
+        raise ValueError(f"a checkpoint's components are {', '.join(_BY_NAME)}; unknown {unknown}, missing {missing}")
+    present = [c for c in COMPONENTS if c.name in parts and parts[c.name] is not None]
+    _refuse_nonfinite(
+        {c.name: parts[c.name] for c in present if c.tensors}, f"refusing to write the checkpoint of step {step}"
+    )
     run_dir = Path(run_dir)
-    root = run_dir / CHECKPOINTS
+    final = step_folder(run_dir, step)
+    root, name = final.parent, final.name
     root.mkdir(parents=True, exist_ok=True)
-    name = f"step-{step:08d}"
     tmp = root / f".tmp-{name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir()
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
         config_json = config.model_dump_json(indent=2).encode()
         identity = config_identity(config_json)
-        files = {
-            "net.safetensors": _tensors(net, identity),
-            "ema.safetensors": _tensors(ema, identity),
-            "prior.safetensors": _tensors(prior, identity),
-            "state.pt": buffer.getvalue(),
-            "config.json": config_json,
-        }
-        if precond is not None:
-            files["precond.safetensors"] = _tensors(precond, identity)
+        files = {c.file: _encode(c, parts[c.name], identity) for c in present}
+        files[CONFIG] = config_json
         for filename, data in files.items():
             _write(tmp / filename, data)
-        manifest = {"format": FORMAT, "step": step, "sha256": {k: _sha256(v) for k, v in files.items()}}
+        components = [c.name for c in present]
+        manifest = {
+            "format": FORMAT,
+            "step": step,
+            "components": components,
+            "sha256": {k: _sha256(v) for k, v in files.items()},
+        }
         _write(tmp / MANIFEST, json.dumps(manifest, indent=2).encode())
         fsync_dir(tmp)
-        final = root / name
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -303,7 +345,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ValueError(f"{what}: state.pt is not a weights-only torch file ({first})") from None
     try:
-        names = ("net", "ema", "prior") + (("precond",) if "precond.safetensors" in files else ())
+        names = tuple(c.name for c in COMPONENTS if c.tensors and c.file in files)
         tensors = {k: load_safetensors(files[f"{k}.safetensors"]) for k in names}
     except SafetensorError as err:
         raise ValueError(f"{what}: {str(err).splitlines()[0]}") from None

@@ -3,6 +3,12 @@
 The resolved config (image size and channels filled in from the data) is stored as JSON
 beside every checkpoint, so a checkpoint alone is enough to rebuild the process and the
 network.
+
+Components chosen by name (objective, weighting, t-sampler, parameterisation, network) are
+entries of their registries, and their settings are validated against the entry's own
+``Params`` (:mod:`.components`): a plugin's entry, registered by a module named in
+``plugins``, is configured like a built-in one. Older configs, with the soft loss's anchor
+and the t-samplers' settings as flat ``objective`` keys, still load.
 """
 
 from __future__ import annotations
@@ -19,11 +25,13 @@ except ModuleNotFoundError:  # Python 3.10: the same parser, as the tomli packag
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..corrupt import CorruptionConfig
-from ..models import UNetConfig
+from ..models import DEFAULT_NETWORK, NETWORKS, UNetConfig
 from ..resources import read_regular_file
-from ..score import DEFAULT_ANCHOR
+from ..score import DEFAULT_PARAMETERISATION, OBJECTIVES, PARAMETERISATIONS, T_SAMPLERS, WEIGHTINGS
 from ..seeding import MAX_SEED
 from ..validation import refuse_bool_numbers
+from .components import choices, legacy_settings, settings_of
+from .plugins import import_plugins, plugin_target
 
 __all__ = [
     "DataConfig",
@@ -68,52 +76,53 @@ class DataConfig(_Section):
         return os.path.abspath(os.path.expanduser(data_dir)) if data_dir else data_dir
 
 
+# keys of older configs: the soft loss's anchor (off: other objectives stored these values) and the laws' settings
+_LEGACY_OBJECTIVE = {"anchor": 0.0, "anchor_at": "zero"}
+_LEGACY_TIMES = {"p_mean": None, "p_std": None, "logit_mean": None, "logit_std": None}
+
+
 class ObjectiveConfig(_Section):
-    name: Literal["soft", "dsm", "x0"] = Field(
-        "soft", description="soft score matching (+ anchor), DSM on the score, or x0 regression (no operator)"
+    name: str = Field("soft", description=f"registered objective: {choices(OBJECTIVES)}")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="the objective's own settings (its Params; soft: anchor, anchor_at)"
     )
-    weighting: Literal["uniform", "inverse_noise", "normalised", "balanced"] = Field(
-        "uniform",
-        description="w(t): 1, 1/s_t^2, 1/L_0(t) (EDM's lambda for any process), or the x0 loss's per-t scale "
-        "(docs/training.md)",
+    weighting: str = Field("uniform", description=f"w(t): {choices(WEIGHTINGS)} (docs/training.md)")
+    parameterisation: str = Field(
+        DEFAULT_PARAMETERISATION, description=f"how the network's output becomes h: {choices(PARAMETERISATIONS)}"
     )
-    parameterisation: Literal["residual", "x0", "precond", "precond_dct"] = Field(
-        "precond",
-        description="h = x_t + net, h = net, or EDM preconditioning from data statistics (scalar / per DCT frequency)",
+    t_sampler: str = Field("uniform", description=f"law of the training times: {choices(T_SAMPLERS)}")
+    t_sampler_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the t-sampler's own settings (lognormal: p_mean, p_std; logitnormal: logit_mean, logit_std)",
     )
-    anchor: float = Field(
-        DEFAULT_ANCHOR,
-        ge=0,
-        description="soft only (0 for the other objectives): + anchor * |C_u (h - x0)|^2 fixes what C_t cannot "
-        "see; 0 is the paper's loss, which samples speckle",
-    )
-    anchor_at: Literal["zero", "below"] = Field(
-        "zero",
-        description="the anchor's operator C_u: u = 0 (|h - x0|^2) or u ~ U[0, t] (a level the sampler moves to)",
-    )
-    t_sampler: Literal["uniform", "levels", "lognormal", "logitnormal"] = Field(
-        "uniform",
-        description="t ~ U[0,1]; uniform over the K levels of corruption.levels; EDM's ln s ~ N(p_mean, p_std^2); "
-        "or t = sigmoid(N(logit_mean, logit_std^2))",
-    )
-    p_mean: float = Field(-1.2, description="lognormal t-sampler: mean of ln s_t")
-    p_std: float = Field(1.2, gt=0, description="lognormal t-sampler: std of ln s_t")
-    logit_mean: float = Field(0.0, description="logitnormal t-sampler: mean of logit(t)")
-    logit_std: float = Field(1.0, gt=0, description="logitnormal t-sampler: std of logit(t)")
 
     @model_validator(mode="before")
     @classmethod
-    def _default_anchor(cls, data: Any) -> Any:
-        """An unset anchor is the soft loss's default and 0 for the others (which have no anchor term)."""
-        if isinstance(data, dict) and "anchor" not in data and data.get("name", "soft") != "soft":
-            return {**data, "anchor": 0.0}
+    def _settings(cls, data: Any) -> Any:
+        """Older configs' flat keys (``anchor``, ``p_mean``, ...) move into the settings, which are then checked."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        name, law = data.get("name", "soft"), data.get("t_sampler", "uniform")
+        params = legacy_settings(data, OBJECTIVES, name, "params", _LEGACY_OBJECTIVE)
+        times = legacy_settings(data, T_SAMPLERS, law, "t_sampler_params", _LEGACY_TIMES)
+        data["params"] = settings_of(OBJECTIVES, name, params, "objective.params")
+        data["t_sampler_params"] = settings_of(T_SAMPLERS, law, times, "objective.t_sampler_params")
         return data
 
-    @model_validator(mode="after")
-    def _anchor_for_soft(self) -> ObjectiveConfig:
-        if self.anchor and self.name != "soft":
-            raise ValueError(f"objective.anchor applies to the soft objective only, not {self.name!r}")
-        return self
+    @property
+    def anchor(self) -> float:
+        """The soft loss's anchor weight (0 for objectives without one); kept from the older flat field."""
+        return float(self.params.get("anchor", 0.0))
+
+    @anchor.setter
+    def anchor(self, value: float) -> None:
+        self.params = settings_of(OBJECTIVES, self.name, {**self.params, "anchor": value}, "objective.params")
+
+    @property
+    def anchor_at(self) -> str:
+        """The soft loss's anchor operator (``zero`` for objectives without one); kept from the older flat field."""
+        return str(self.params.get("anchor_at", "zero"))
 
 
 class OptimConfig(_Section):
@@ -193,11 +202,16 @@ class RunConfig(_Section):
     # Blur with noise 0.01 -> 0.1 is the paper's setting; a 16-channel U-Net (148K parameters)
     # runs ~3x faster than the 32-channel one and shows garment shapes after a few hundred steps.
     corruption: CorruptionConfig = CorruptionConfig(spec="blur")
-    model: UNetConfig = UNetConfig(base_channels=16)
+    network: str = Field(DEFAULT_NETWORK, description=f"registered network `model` configures: {choices(NETWORKS)}")
+    model: Any = Field(UNetConfig(), description="the network's settings (its Params; the U-Net's: UNetConfig)")
     data: DataConfig = DataConfig()
     objective: ObjectiveConfig = ObjectiveConfig()
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="modules (dotted, or file.py) that register components; imported only when the run is built",
+    )
     operator: str | None = Field(
         None,
         description="repr of the operator the run trained with (written by the trainer; loading the run checks the "
@@ -217,25 +231,69 @@ class RunConfig(_Section):
         merged = dict(data)
         for name, field in cls.model_fields.items():
             default, given = field.default, data.get(name)
-            if isinstance(default, BaseModel) and isinstance(given, dict):
+            own = isinstance(default, BaseModel) and default != type(default).model_validate({})
+            if own and isinstance(given, dict):  # a run default that differs from its class's
                 merged[name] = {**default.model_dump(exclude_unset=True), **given}
+        network = merged.get("network", DEFAULT_NETWORK)
+        model = merged.get("model", {})
+        if network in NETWORKS:  # a plugin's network is checked once its module is imported (load_plugins)
+            merged["model"] = NETWORKS.params(network, settings_of(NETWORKS, network, model, "model"))
         return merged
+
+    @field_validator("plugins")
+    @classmethod
+    def _plugin_targets(cls, plugins: list[str]) -> list[str]:
+        return [plugin_target(target) for target in plugins]
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
-        if self.objective.t_sampler == "levels" and self.corruption.levels is None:
-            raise ValueError("objective.t_sampler='levels' needs corruption.levels (pass --levels levels.json)")
-        if self.data.channels is not None and self.model.in_channels != self.data.channels:
-            raise ValueError(
-                f"model.in_channels ({self.model.in_channels}) must equal data.channels ({self.data.channels})"
-            )
+        for where, registry, name in self._components():
+            if name not in registry and not self.plugins:
+                raise ValueError(
+                    f"{where}: unknown {registry.kind} {name!r}; choose one of {choices(registry)}, or name the "
+                    "module that registers it in plugins (--plugin)"
+                )
+        law = self.objective.t_sampler
+        if law in T_SAMPLERS and T_SAMPLERS[law].needs_levels and self.corruption.levels is None:
+            raise ValueError(f"objective.t_sampler={law!r} needs corruption.levels (pass --levels levels.json)")
+        in_channels = getattr(self.model, "in_channels", None)
+        if self.data.channels is not None and in_channels is not None and in_channels != self.data.channels:
+            raise ValueError(f"model.in_channels ({in_channels}) must equal data.channels ({self.data.channels})")
         return self
+
+    def _components(self) -> list[tuple[str, Any, str]]:
+        oc = self.objective
+        return [
+            ("objective.name", OBJECTIVES, oc.name),
+            ("objective.weighting", WEIGHTINGS, oc.weighting),
+            ("objective.parameterisation", PARAMETERISATIONS, oc.parameterisation),
+            ("objective.t_sampler", T_SAMPLERS, oc.t_sampler),
+            ("network", NETWORKS, self.network),
+        ]
+
+    def load_plugins(self) -> RunConfig:
+        """Import the modules in ``plugins`` and return this config checked against what they registered.
+
+        A config naming a plugin's component is read without running any code; this is where
+        the code runs (the trainer, ``load_run`` and the CLI call it before building anything).
+        """
+        if not self.plugins:
+            return self
+        import_plugins(self.plugins)
+        checked = RunConfig.model_validate(self.model_dump(mode="json"))
+        for where, registry, name in checked._components():
+            if name not in registry:
+                raise ValueError(
+                    f"{where}: unknown {registry.kind} {name!r}; the plugins {', '.join(self.plugins)} did not "
+                    f"register it (known: {choices(registry)})"
+                )
+        return checked
 
     def resolved(self, channels: int, image_size: int) -> RunConfig:
         """Copy with the data's image shape filled in and the network sized to it."""
-        model = self.model.model_copy(update={"in_channels": channels, "image_size": image_size})
+        model = _with_shape(self.model, channels, image_size)
         data = self.data.model_copy(update={"channels": channels, "image_size": image_size})
-        return RunConfig.model_validate({**self.model_dump(), "model": model.model_dump(), "data": data.model_dump()})
+        return RunConfig.model_validate({**self.model_dump(), "model": model, "data": data.model_dump()})
 
     def as_stored_by(self, stored: RunConfig) -> RunConfig:
         """This (requested) config filled in as ``stored`` resolved it, so the two compare field by field.
@@ -262,6 +320,14 @@ class RunConfig(_Section):
         if self.data.channels is None or self.data.image_size is None:
             raise ValueError("the image shape is known only once the data set is loaded (RunConfig.resolved)")
         return self.data.channels, self.data.image_size, self.data.image_size
+
+
+def _with_shape(model: Any, channels: int, image_size: int) -> dict[str, Any]:
+    """A network's settings with the data's shape filled in, where its ``Params`` declare those fields."""
+    settings = model.model_dump() if isinstance(model, BaseModel) else dict(model)
+    fields = type(model).model_fields if isinstance(model, BaseModel) else settings
+    shape = {"in_channels": channels, "image_size": image_size}
+    return {**settings, **{k: v for k, v in shape.items() if k in fields}}
 
 
 MAX_DEPTH = 32  # a run config is a few tables deep; deeper nesting is a mistake (or a parser's recursion limit)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..corrupt import CorruptionProcess
-from ..models import UNet
+from ..models import NETWORKS
 from ..samplers.prior import Prior, prior_from_state_dict
 from ..score import DataStatistics, Denoiser, needs_statistics
 from .checkpoint import read_checkpoint
@@ -35,8 +35,8 @@ class TrainedRun:
 
 
 def build_net(config: RunConfig) -> nn.Module:
-    """The network a config describes (the U-Net of ``config.model``)."""
-    return UNet(config.model)
+    """The network a config describes: its ``network`` entry built from the ``model`` settings."""
+    return NETWORKS[config.network].build(NETWORKS.params(config.network, config.model))
 
 
 def load_run(
@@ -57,7 +57,7 @@ def load_run(
     that could not be recorded). Either way it must be the operator the run trained with.
     """
     ckpt = read_checkpoint(path)
-    config = ckpt.config
+    config = ckpt.config.load_plugins()  # the modules the run names register its components
     shape = config.image_shape
     process = rebuild_process(config, shape[1:], corruption)  # a plugin that cannot be imported fails first
     net = net if net is not None else build_net(config)

@@ -13,18 +13,18 @@ from torch import Tensor
 
 from ..corrupt import CorruptionProcess
 from ..score import (
+    T_SAMPLERS,
+    WEIGHTINGS,
     DataStatistics,
     Denoiser,
-    LevelTimes,
-    LogitNormalTimes,
-    LogNormalNoise,
     LossScale,
     Objective,
+    TimeContext,
     build_objective,
     loss_scale,
     needs_statistics,
 )
-from ..score.objectives import TSampler
+from ..score.times import TSampler
 from .config import ObjectiveConfig, RunConfig
 
 __all__ = ["t_sampler_for", "objective_for", "statistics_for", "precond_state", "LOSS_SCALE_KEY"]
@@ -34,16 +34,11 @@ _SCALE_IMAGES = 1024  # images per time in the Monte Carlo estimate of L_0(t): ~
 
 
 def t_sampler_for(config: RunConfig, process: CorruptionProcess) -> TSampler | None:
-    """The configured time sampler (None: uniform)."""
+    """The configured time sampler, built by its registry entry from its settings."""
     oc = config.objective
-    if oc.t_sampler == "levels":
-        assert config.corruption.levels is not None  # RunConfig checks this
-        return LevelTimes(len(config.corruption.levels))
-    if oc.t_sampler == "lognormal":
-        return LogNormalNoise(process, oc.p_mean, oc.p_std)
-    if oc.t_sampler == "logitnormal":
-        return LogitNormalTimes(oc.logit_mean, oc.logit_std)
-    return None
+    levels = config.corruption.levels
+    context = TimeContext(process, len(levels) if levels is not None else None)
+    return T_SAMPLERS[oc.t_sampler].build(T_SAMPLERS.params(oc.t_sampler, oc.t_sampler_params), context)
 
 
 def statistics_for(
@@ -67,18 +62,19 @@ def objective_for(
     stored: dict[str, Tensor] | None,
 ) -> tuple[Objective, LossScale | None]:
     """The objective, with its loss scale (stored, or estimated on ``images`` with the network-free denoiser)."""
-    if oc.weighting not in ("normalised", "balanced"):
-        return build_objective(oc.name, process, oc.weighting, t_sampler, oc.anchor, oc.anchor_at), None
+    rule = WEIGHTINGS[oc.weighting]
+    if not rule.estimated:
+        return build_objective(oc.name, process, oc.weighting, t_sampler, **oc.params), None
     if stored is not None and LOSS_SCALE_KEY in stored:
         scale = LossScale(stored[LOSS_SCALE_KEY])
     else:
-        unweighted = build_objective(oc.name, process, "uniform", t_sampler, oc.anchor, oc.anchor_at)
-        reference = build_objective("x0", process) if oc.weighting == "balanced" else None
+        unweighted = build_objective(oc.name, process, "uniform", t_sampler, **oc.params)
+        reference = build_objective(rule.reference, process) if rule.reference is not None else None
         generator = torch.Generator().manual_seed(seed)
         scale = loss_scale(
             unweighted, denoiser.linear, images[:_SCALE_IMAGES], generator=generator, relative_to=reference
         )
-    return build_objective(oc.name, process, scale, t_sampler, oc.anchor, oc.anchor_at), scale
+    return build_objective(oc.name, process, scale, t_sampler, **oc.params), scale
 
 
 def precond_state(stats: DataStatistics | None, scale: LossScale | None) -> dict[str, Tensor] | None:

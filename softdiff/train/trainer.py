@@ -57,6 +57,7 @@ from .checkpoint import (
     read_checkpoint,
     resolve_checkpoint,
     save_checkpoint,
+    step_folder,
 )
 from .config import RunConfig
 from .consistency import check_optimizer_state, check_weights
@@ -188,6 +189,7 @@ def _train_locked(
     corruption: Corruption | None,
 ) -> TrainSummary:
     config, ckpt, fresh_start = _open_run(ctx, config, run_dir, resume, console)
+    config = config.load_plugins()  # the modules the run names register its components before any is built
     if config.train.threads is not None:
         torch.set_num_threads(config.train.threads)
     config, data, process = _load_data(
@@ -465,10 +467,9 @@ class _Checkpointer:
         ctx.barrier()
         if ctx.is_main:
             try:
-                path = save_checkpoint(
-                    self.run_dir, step, self.config, model.net.state_dict(), model.ema.net.state_dict(),
-                    model.prior.state_dict(), state, tc.keep, self.precond,
-                )  # fmt: skip
+                parts = {"net": model.net.state_dict(), "ema": model.ema.net.state_dict(), "state": state}
+                parts |= {"prior": model.prior.state_dict(), "precond": self.precond}
+                path = save_checkpoint(self.run_dir, step, self.config, parts, keep=tc.keep)
             except OSError as err:
                 kept = (
                     f"the last complete checkpoint is {self.last_good}" if self.last_good else "no checkpoint was kept"
@@ -476,7 +477,7 @@ class _Checkpointer:
                 message = describe_os_error(err, f"could not write the checkpoint of step {step}")
                 raise OSError(f"{message}; {kept}") from None
         ctx.barrier()
-        self.last_good = path if ctx.is_main else self.run_dir / "checkpoints" / f"step-{step:08d}"
+        self.last_good = path if ctx.is_main else step_folder(self.run_dir, step)
         return self.last_good
 
     def diverged(self, guard: NonFiniteGuard) -> ValueError:

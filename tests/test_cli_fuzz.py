@@ -119,7 +119,7 @@ TAMPERED: dict[str, Callable[[Path], None]] = {
         rehash(f),
     ),
     # issue 25: config.json edited or replaced after the fact, and content that only a check of it can catch
-    "CFG_OBJECTIVE": lambda f: (_edit_config(lambda c: c["objective"].update(name="dsm", anchor=0.0))(f), rehash(f)),
+    "CFG_OBJECTIVE": lambda f: (_edit_config(lambda c: c["objective"].update(name="dsm", params={}))(f), rehash(f)),
     "CFG_PARAMETERISATION": lambda f: (_edit_config(_residual)(f), rehash(f)),
     "OLD_BIGGER": lambda f: (_strip_identity(f), _edit_config(_bigger)(f), rehash(f)),
     "OLD_RESIDUAL": lambda f: (_strip_identity(f), _edit_config(_residual)(f), rehash(f)),

@@ -53,7 +53,7 @@ def _describe(err: BaseException) -> str:
     if isinstance(err, ValidationError):
         parts = []
         for e in err.errors():
-            message = e["msg"].removeprefix("Value error, ")
+            message = e["msg"].replace("Value error, ", "")  # nested sections repeat it
             where = ".".join(str(p) for p in e["loc"])
             parts.append(f"{where}: {message}" if where else message)
         return "invalid configuration: " + "; ".join(parts)

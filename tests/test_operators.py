@@ -299,7 +299,7 @@ BAD_CALLS: dict[str, tuple[Callable[[], object], str]] = {
     "config s_min = 0": (lambda: NoiseConfig(s_min=0.0), "s_min"),
     "config s_max < s_min": (lambda: NoiseConfig(s_min=0.5, s_max=0.1), r"s_max \(0.1\) must be >= s_min"),
     "unknown spec": (lambda: build_process("blur+blurr", (8, 8)), "unknown corruption 'blurr'"),
-    "empty spec part": (lambda: CorruptionConfig(spec="blur+"), "unknown corruption ''"),
+    "empty spec part": (lambda: CorruptionConfig(spec="blur+"), "empty part in the spec 'blur\\+'"),
     "bad mask kind": (lambda: Mask("dots"), "unknown mask kind 'dots'"),
     "bad mask fraction": (lambda: Mask(max_fraction=1.5), "max_fraction"),
     "bad config mask kind": (lambda: MaskConfig(kind="dots"), "kind"),

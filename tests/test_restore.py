@@ -468,7 +468,7 @@ def test_specs_build_the_existing_operators_at_a_fixed_strength() -> None:
         (build_operator("mask:fraction=0.5,seed=3", (1, 28, 28))(torch.ones(1, 1, 28, 28)) == 0).float().mean()
     )
     assert hidden == pytest.approx(0.5, abs=0.05)
-    assert parse_operator(" mask : fraction = 0.3 ").values == {"fraction": 0.3, "seed": 0.0}
+    assert parse_operator(" mask : fraction = 0.3 ").values == {"fraction": 0.3}
     process = CorruptionProcess(Identity(), GeometricNoise(0.01, 1.0))
     assert torch.equal(build_operator("level:t=0.6", (1, 28, 28), process)(x), x)
 
@@ -476,16 +476,18 @@ def test_specs_build_the_existing_operators_at_a_fixed_strength() -> None:
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("blurr:sigma=2", "unknown operator 'blurr'"),
-        ("blur", "needs sigma"),
+        ("blurr:sigma=2", "unknown corruption 'blurr'.*restoration-only name: level"),
+        ("motion:t=1.5", r"t is the operator's time, a number in \[0, 1\]"),
+        ("blur:t=0.5+mask:t=0.3", "frozen at different times"),
+        ("blur:sigma", "parameters of blur are key=value"),
         ("blur:sigma=two", "sigma='two' is not a number"),
-        ("blur:width=2", "'width=2' is not key=value with a key of blur"),
+        ("blur:width=2", "blur:width=2 has no parameter 'width'"),
         ("blur:sigma=-1", "sigma must be >= 0"),
-        ("mask:fraction=1.5", r"fraction must lie in \[0, 1\]"),
-        ("mask:fraction=0.5,seed=1.5", "seed must be a whole number"),
+        ("mask:fraction=1.5", "fraction: Input should be less than or equal to 1"),
+        ("mask:fraction=0.5,seed=1.5", "seed: Input should be a valid integer"),
         ("box:size=13", "same parity"),
         ("box:size=40", "between 1 and the image side 28"),
-        ("pixelate:factor=0.5", "factor must be >= 1"),
+        ("pixelate:factor=0.5", "factor: Input should be greater than or equal to 1"),
         ("level:t=0.6", "needs the model's process"),
         ("blur:sigma=nan", "must be finite"),
     ],

@@ -1,23 +1,27 @@
-"""Pydantic configuration of a corruption process and the ``"blur+mask"`` spec parser.
+"""Pydantic configuration of a corruption process, and the registry that spec names come from.
 
-A spec is a ``+``-separated chain of operators applied left to right: ``"blur+mask"``
-blurs first, then masks (``C_t = M_t B_t``). ``"noise"`` is the identity operator
-(vanilla diffusion). A part is a registered name (:func:`register_corruption` adds one) or
-a plugin class, ``module.path:ClassName`` or ``path/to/file.py:ClassName``, whose
-constructor arguments are ``params`` (see :mod:`softdiff.corrupt.plugins`).
-The zoo operators (``desaturate``, ``fademean``, ``strokes``, ``motion``) have no config
-section yet: their spec names build them with their defaults (lengths scaled to the image).
+A spec (:mod:`softdiff.corrupt.spec` has the grammar) is a ``+``-separated chain of
+operators applied left to right: ``"blur+mask"`` blurs first, then masks
+(``C_t = M_t B_t``). ``"noise"`` is the identity operator (vanilla diffusion). A part is a
+registered name (:func:`register_corruption` adds one) or a plugin class,
+``module.path:ClassName`` or ``path/to/file.py:ClassName``, and may carry parameters:
+``blur:sigma_max=5+mask:max_fraction=0.5``. Every registered name owns a ``Params`` model
+(``blur`` and ``mask`` the config sections :class:`BlurConfig` and :class:`MaskConfig`,
+whose values a part's parameters override); a plugin's are its constructor arguments
+(see :mod:`softdiff.corrupt.plugins`), from ``params`` or from the part.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..registry import Registry
+from ..registry import NoParams, Registry
 from ..validation import refuse_bool_numbers
 from .base import LinearCorruption, compose, default_s_max
 from .blur import GaussianBlur
@@ -27,9 +31,10 @@ from .identity import Identity
 from .mask import Mask
 from .motion import MotionBlur
 from .pixelate import Pixelate
-from .plugins import PluginRef, is_plugin, load_plugin, parse_plugin, split_params, validate_params
+from .plugins import PluginRef, load_plugin, parse_plugin, split_params, validate_params
 from .process import CorruptionProcess
 from .schedules import GeometricNoise, LevelTable, LinearNoise, Schedule
+from .spec import TIME_KEY, SpecPart, split_spec
 from .strokes import Strokes
 
 __all__ = [
@@ -42,6 +47,7 @@ __all__ = [
     "CORRUPTIONS",
     "CUSTOM",
     "parse_spec",
+    "spec_parts",
     "build_process",
 ]
 
@@ -55,10 +61,30 @@ class _Strict(BaseModel):
 
 
 class BlurConfig(_Strict):
+    """Gaussian blur from ``sigma_min`` to ``sigma_max``; ``sigma`` (in a spec) is one fixed width, both ends."""
+
     sigma_min: float = Field(0.01, ge=0, description="blur width at t=0 in pixels (C_0 ≈ I)")
-    sigma_max: float | None = Field(None, gt=0, description="blur width at t=1 in pixels; default 0.36 * min(H, W)")
+    sigma_max: float | None = Field(None, ge=0, description="blur width at t=1 in pixels; default 0.36 * min(H, W)")
     backend: Literal["dct", "kornia"] = "dct"
     border: Literal["reflect", "replicate", "constant", "circular"] = "reflect"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fixed_width(cls, data: Any) -> Any:
+        # `blur:sigma=2` (the restoration spec since the first milestone) is a blur of one width at every t
+        if not isinstance(data, dict) or "sigma" not in data:
+            return data
+        sigma = data["sigma"]
+        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)):
+            raise ValueError(f"sigma={sigma!r} is not a number")
+        if not math.isfinite(sigma):
+            raise ValueError(f"sigma must be finite, got {sigma}")
+        if sigma < 0:
+            raise ValueError(f"sigma must be >= 0 pixels, got {sigma:g}")
+        if "sigma_min" in data or "sigma_max" in data:
+            raise ValueError("sigma is one fixed width (sigma_min = sigma_max = sigma): give it alone")
+        rest = {k: v for k, v in data.items() if k != "sigma"}
+        return {**rest, "sigma_min": data["sigma"], "sigma_max": data["sigma"]}
 
     @model_validator(mode="after")
     def _valid(self) -> BlurConfig:
@@ -69,7 +95,13 @@ class BlurConfig(_Strict):
 
 class MaskConfig(_Strict):
     kind: Literal["pixels", "box", "fade"] = "pixels"
-    max_fraction: float = Field(1.0, ge=0, le=1, description="fraction hidden at t=1")
+    max_fraction: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        validation_alias=AliasChoices("max_fraction", "fraction"),
+        description="fraction hidden at t=1 (`fraction` in a spec such as mask:fraction=0.5)",
+    )
     seed: int = 0
 
 
@@ -90,23 +122,71 @@ class NoiseConfig(_Strict):
         return self
 
 
-Factory = Callable[["CorruptionConfig", ImageSize], LinearCorruption]
+Factory = Callable[["CorruptionConfig", ImageSize], LinearCorruption]  # a name without Params (the old form)
+ParamsFactory = Callable[[Any, ImageSize], LinearCorruption]  # (its validated Params, (H, W)) -> the operator
 
-CORRUPTIONS: Registry[Factory] = Registry("corruption")
-MAX_SPEC_PARTS = 16  # a chain of hundreds of operators is a typo, and nests Compose past Python's recursion limit
+
+@dataclass(frozen=True)
+class CorruptionEntry:
+    """A registered name: its ``Params`` model and how to build the operator from them for an image size.
+
+    ``section`` names the :class:`CorruptionConfig` section that holds the name's settings
+    (``blur``, ``mask``): a part's own parameters override that section's values.
+    """
+
+    build: Callable[[CorruptionConfig, Any, ImageSize], LinearCorruption]
+    Params: type[BaseModel] = NoParams
+    section: str | None = None
+
+    def resolve(self, config: CorruptionConfig | None, given: dict[str, Any], where: str) -> BaseModel:
+        """The part's settings: the config section's (if any), updated by ``given``, validated."""
+        base = getattr(config, self.section).model_dump(exclude_defaults=True) if config and self.section else {}
+        return _validated(self.Params, {**base, **given}, where)
+
+
+CORRUPTIONS: Registry[CorruptionEntry] = Registry("corruption")
 CUSTOM = "custom"  # the spec train() records for an operator object it cannot write down as a reference
 
 
-def register_corruption(name: str, factory: Factory, *, replace: bool = False) -> None:
-    """Make ``name`` usable in spec strings; ``factory(config, (H, W))`` builds the operator.
+def register_corruption(
+    name: str,
+    factory: Factory | ParamsFactory,
+    *,
+    params: type[BaseModel] | None = None,
+    replace: bool = False,
+) -> None:
+    """Make ``name`` usable in spec strings.
 
-    A taken name (built-ins included) is an error unless ``replace=True``.
+    Without ``params``, ``factory(config, (H, W))`` builds the operator and the name takes no
+    parameters. With a pydantic model ``params``, ``factory(settings, (H, W))`` gets the
+    part's validated settings (``name:key=value`` in a spec), in training and restoration
+    alike. A taken name (built-ins included) is an error unless ``replace=True``.
     """
-    CORRUPTIONS.register(name, factory, replace=replace)
+    if params is None:
+        entry = CorruptionEntry(lambda config, _, size: factory(config, size))  # type: ignore[call-arg,arg-type]
+    else:
+        entry = CorruptionEntry(lambda _, settings, size: factory(settings, size), params)  # type: ignore[arg-type]
+    CORRUPTIONS.register(name, entry, replace=replace)
 
 
 def corruption_names() -> list[str]:
     return CORRUPTIONS.names()
+
+
+def _validated(model: type[BaseModel], values: dict[str, Any], where: str) -> BaseModel:
+    """``model(**values)``, or one ``ValueError`` line naming the parameter of ``where`` that is wrong."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        known = ", ".join(model.model_fields) or "none"
+        if first["type"] == "extra_forbidden":
+            raise ValueError(f"{where} has no parameter {key!r} (its parameters: {known})") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ValueError(f"{where}: {key + ': ' if key else ''}{message}") from None
+    except ValueError as err:
+        raise ValueError(f"{where}: {str(err).splitlines()[0]}") from None
 
 
 def _custom(config: CorruptionConfig, size: ImageSize) -> LinearCorruption:
@@ -116,47 +196,137 @@ def _custom(config: CorruptionConfig, size: ImageSize) -> LinearCorruption:
     )
 
 
-def _blur(config: CorruptionConfig, size: ImageSize) -> LinearCorruption:
-    b = config.blur
+def _blur(config: CorruptionConfig, b: BlurConfig, size: ImageSize) -> LinearCorruption:
     sigma_max = b.sigma_max if b.sigma_max is not None else 0.36 * min(size)
     return GaussianBlur(b.sigma_min, sigma_max, backend=b.backend, border=b.border)
 
 
-register_corruption("noise", lambda config, size: Identity())
-register_corruption("blur", _blur)
-register_corruption(
-    "mask", lambda config, size: Mask(config.mask.kind, config.mask.max_fraction, seed=config.mask.seed)
-)
-register_corruption("desaturate", lambda config, size: Desaturate())
-register_corruption("fademean", lambda config, size: FadeToMean())  # "fade" would read as Mask(kind="fade")
-register_corruption("strokes", lambda config, size: Strokes())
-register_corruption("motion", lambda config, size: MotionBlur(max_length=0.5 * min(size)))
-# block size 1 at t = 0 up to the whole image at t = 1 (C_1 keeps only the mean, like the blur)
-register_corruption("pixelate", lambda config, size: Pixelate(max_factor=max(size)))
-register_corruption(CUSTOM, _custom)
+def _mask(config: CorruptionConfig, m: MaskConfig, size: ImageSize) -> LinearCorruption:
+    return Mask(m.kind, m.max_fraction, seed=m.seed)
 
 
-def parse_spec(spec: str) -> list[str]:
-    """Split ``"blur+mask"`` into its parts, or raise a ``ValueError`` naming the bad one.
+class _Zoo(_Strict):
+    """Settings of the zoo operators: the constructors' own arguments (their defaults apply when left out)."""
 
-    Registered names are checked; a plugin part (``mod:Class``, ``file.py:Class``) is checked
-    for its form only (nothing is imported) and comes back with a file path made absolute.
+    def kwargs(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
+class DesaturateParams(_Zoo):
+    max_fraction: float = Field(1.0, ge=0, le=1, description="fraction of the way to grey at t=1")
+    weights: list[float] | None = Field(None, description="luminance weights per channel (sum 1); default Rec. 601")
+
+
+class FadeParams(_Zoo):
+    max_fraction: float = Field(1.0, ge=0, le=1, description="fraction of the way to the image mean at t=1")
+    per_channel: bool = Field(False, description="fade each channel to its own mean")
+
+
+class StrokesParams(_Zoo):
+    strokes: int = Field(8, ge=1, description="brush strokes at t=1")
+    brush: float = Field(0.1, gt=0, description="brush width, a fraction of the image side")
+    length: float = Field(0.6, gt=0, description="stroke length, a fraction of the image side")
+    max_fraction: float = Field(1.0, ge=0, le=1, description="fraction of the strokes drawn at t=1")
+    seed: int = 0
+
+
+class MotionParams(_Zoo):
+    max_length: float | None = Field(None, ge=0, description="length at t=1 in pixels; default half the image side")
+    angle: float = Field(30.0, description="direction in degrees, counter-clockwise from +x")
+    centred: bool = True
+    border: Literal["circular", "constant"] = "circular"
+
+
+class PixelateParams(_Zoo):
+    max_factor: float | None = Field(
+        None,
+        ge=1,
+        validation_alias=AliasChoices("max_factor", "factor"),
+        description="block size at t=1 in pixels (`factor` in a spec); default the image side (C_1 keeps the mean)",
+    )
+
+
+class BoxParams(_Zoo):
+    size: int | None = Field(None, ge=1, description="side of the centred hidden box at t=1 in pixels; default all")
+
+
+def _zoo(cls: type[LinearCorruption]) -> Callable[[CorruptionConfig, _Zoo, ImageSize], LinearCorruption]:
+    return lambda config, settings, size: cls(**settings.kwargs())
+
+
+def _motion(config: CorruptionConfig, p: MotionParams, size: ImageSize) -> LinearCorruption:
+    length = p.max_length if p.max_length is not None else 0.5 * min(size)
+    return MotionBlur(**{**p.kwargs(), "max_length": length})
+
+
+def _pixelate(config: CorruptionConfig, p: PixelateParams, size: ImageSize) -> LinearCorruption:
+    # block size 1 at t = 0 up to the whole image at t = 1 (C_1 keeps only the mean, like the blur)
+    return Pixelate(max_factor=p.max_factor if p.max_factor is not None else max(size))
+
+
+def _box(config: CorruptionConfig, p: BoxParams, size: ImageSize) -> LinearCorruption:
+    side = min(size)
+    box = p.size if p.size is not None else side
+    if box > side:
+        raise ValueError(f"box:size must be between 1 and the image side {side}, got {box} (0 hides nothing)")
+    if box % 2 != side % 2:
+        raise ValueError(f"a centred box on a {side}-pixel side has a size of the same parity; got box:size={box}")
+    return Mask("box", (box / side) ** 2)  # half-extent size / (2 side) in unit coordinates: `size` pixels
+
+
+for _name, _entry in {
+    "noise": CorruptionEntry(lambda config, _, size: Identity()),
+    "blur": CorruptionEntry(_blur, BlurConfig, "blur"),  # type: ignore[arg-type]
+    "mask": CorruptionEntry(_mask, MaskConfig, "mask"),  # type: ignore[arg-type]
+    "box": CorruptionEntry(_box, BoxParams),  # type: ignore[arg-type]
+    "desaturate": CorruptionEntry(_zoo(Desaturate), DesaturateParams),  # type: ignore[arg-type]
+    "fademean": CorruptionEntry(_zoo(FadeToMean), FadeParams),  # type: ignore[arg-type]  # "fade": Mask(kind="fade")
+    "strokes": CorruptionEntry(_zoo(Strokes), StrokesParams),  # type: ignore[arg-type]
+    "motion": CorruptionEntry(_motion, MotionParams),  # type: ignore[arg-type]
+    "pixelate": CorruptionEntry(_pixelate, PixelateParams),  # type: ignore[arg-type]
+    CUSTOM: CorruptionEntry(lambda config, _, size: _custom(config, size)),
+}.items():
+    CORRUPTIONS.register(_name, _entry)
+
+
+def spec_parts(spec: str, *, time: bool = False) -> list[SpecPart]:
+    """The parts of ``spec``, checked: names known, their parameters valid, plugin references well formed.
+
+    Nothing is imported: a plugin part is checked for its form only and comes back with a
+    file path made absolute. ``time=True`` (restoration) lets a part carry ``t=``; a
+    training spec refuses it, since a training corruption spans every time.
     """
-    split = spec.split("+")
-    if len(split) > MAX_SPEC_PARTS:
-        raise ValueError(f"a spec chains at most {MAX_SPEC_PARTS} operators, {spec[:40]!r}... has {len(split)}")
     parts = []
-    for part in (p.strip() for p in split):
-        if is_plugin(part):
-            parts.append(str(parse_plugin(part)))
-        elif part not in CORRUPTIONS:
+    for part in split_spec(spec):
+        given = dict(part.params)
+        if TIME_KEY in given and not time:
             raise ValueError(
-                f"unknown corruption {part!r} in {spec!r}; known: {', '.join(corruption_names())} "
+                f"{part}: t= freezes an operator at one time, which is for restoration "
+                "(softdiff restore --operator); a training corruption spans every t in [0, 1]"
+            )
+        given.pop(TIME_KEY, None)
+        if part.is_plugin:
+            ref = parse_plugin(part.ref)
+            if not ref.is_file and ref.target in CORRUPTIONS:
+                raise ValueError(
+                    f"{part.ref!r} in {spec!r} reads as the class {ref.name} of a plugin module {ref.target!r}; "
+                    f"parameters of {ref.target} are key=value ({ref.target}:{ref.name}=...)"
+                )
+            parts.append(SpecPart(str(ref), part.params))
+        elif part.ref not in CORRUPTIONS:
+            raise ValueError(
+                f"unknown corruption {part.ref!r} in {spec!r}; known: {', '.join(corruption_names())} "
                 "(join with '+'), or a plugin module.path:ClassName / file.py:ClassName"
             )
         else:
+            CORRUPTIONS[part.ref].resolve(None, given, str(part))
             parts.append(part)
     return parts
+
+
+def parse_spec(spec: str) -> list[str]:
+    """The texts of the parts of ``"blur+mask"``, or a ``ValueError`` naming the bad one (:func:`spec_parts`)."""
+    return [str(part) for part in spec_parts(spec)]
 
 
 class CorruptionConfig(_Strict):
@@ -203,19 +373,21 @@ class CorruptionConfig(_Strict):
 
     def plugin_refs(self) -> list[PluginRef]:
         """The plugin parts of the spec, in order (nothing imported)."""
-        return [parse_plugin(part) for part in parse_spec(self.spec) if is_plugin(part)]
+        return [parse_plugin(part.ref) for part in spec_parts(self.spec) if part.is_plugin]
 
     def plugins(self) -> list[tuple[PluginRef, type[LinearCorruption], dict[str, Any]]]:
-        """Import each plugin and check its ``params``: ``(reference, class, keyword arguments)``.
+        """Import each plugin and check its parameters: ``(reference, class, keyword arguments)``.
 
-        This is where a plugin's code runs, and where a missing module, a missing class or a
-        bad parameter is a one-line ``ValueError``; call it early to fail before slow work.
+        A plugin's arguments are its table in ``params`` updated by those written in its part
+        of the spec. This is where a plugin's code runs, and where a missing module, a missing
+        class or a bad parameter is a one-line ``ValueError``; call it early to fail before slow work.
         """
-        refs = self.plugin_refs()
+        parts = [part for part in spec_parts(self.spec) if part.is_plugin]
+        refs = [parse_plugin(part.ref) for part in parts]
         out = []
-        for ref, params in zip(refs, split_params(refs, self.params), strict=True):
+        for ref, part, table in zip(refs, parts, split_params(refs, self.params), strict=True):
             cls = load_plugin(ref)
-            kwargs = validate_params(cls, str(ref), params)
+            kwargs = validate_params(cls, str(ref), {**table, **part.params})
             _construct(ref, cls, kwargs)  # the constructor's own checks (plugins do not depend on the image size)
             out.append((ref, cls, kwargs))
         return out
@@ -223,7 +395,7 @@ class CorruptionConfig(_Strict):
     @property
     def label(self) -> str:
         """A short name for folders and titles: plugins by class name (``blur-Pixelate``)."""
-        return "-".join(parse_plugin(p).name if is_plugin(p) else p for p in parse_spec(self.spec))
+        return "-".join(parse_plugin(p.ref).name if p.is_plugin else p.ref for p in spec_parts(self.spec))
 
     def resolved_noise(self, op: LinearCorruption) -> NoiseConfig:
         """The noise with its defaults for ``op`` written in (``s_min`` 0.01, ``s_max`` :func:`default_s_max`).
@@ -242,11 +414,12 @@ class CorruptionConfig(_Strict):
     def operator(self, size: ImageSize) -> LinearCorruption:
         plugins = iter(self.plugins())
         ops = []
-        for part in parse_spec(self.spec):
-            if is_plugin(part):
+        for part in spec_parts(self.spec):
+            if part.is_plugin:
                 ops.append(_construct(*next(plugins)))
             else:
-                ops.append(CORRUPTIONS[part](self, size))
+                entry = CORRUPTIONS[part.ref]
+                ops.append(entry.build(self, entry.resolve(self, part.params, str(part)), size))
         return compose(*reversed(ops))  # first name is applied first
 
     def build(self, size: ImageSize) -> CorruptionProcess:

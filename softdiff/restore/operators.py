@@ -1,12 +1,15 @@
-"""The degradation ``A`` of a restoration problem, parsed from a spec such as ``blur:sigma=2``.
+"""The degradation ``A`` of a restoration problem, from the same spec grammar as a training corruption.
 
 A :class:`Degradation` is a time-dependent :class:`~softdiff.corrupt.LinearCorruption`
-frozen at one time: restoration operators and training corruptions share one home, so
-``pixelate:factor=4`` is ``Pixelate(4)`` at ``t = 1`` and ``level:t=0.6`` is the model's own
-``C_0.6``. ``level`` records the process time ``tau`` with ``C_tau = A`` when there is one
-(:func:`find_level`), which is what level entry needs.
-
-Specs are ``name:key=value,key=value``; :func:`register_degradation` adds a name.
+frozen at one time. Its spec is a training spec (:mod:`softdiff.corrupt.spec`) whose
+parts may carry ``t=`` (default 1): ``motion:t=0.5``, ``blur:sigma=2``,
+``mymod:MyOp:k=3,t=0.3``, ``blur:sigma=1+mask:fraction=0.3``, so every operator that
+``softdiff train --corruption`` accepts (zoo and plugins too) is a restoration operator.
+The specs of the first milestone read the same: ``blur:sigma=2`` is a fixed width,
+``mask:fraction=0.5,seed=3``, ``box:size=12`` and ``pixelate:factor=4`` their operators at
+``t = 1``. ``level:t=0.6`` is the model's own ``C_0.6``; ``level`` records the process time
+``tau`` with ``C_tau = A`` when there is one (:func:`find_level`), which is what level entry
+needs. :func:`register_degradation` adds a restoration-only name such as ``level``.
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import torch
+from pydantic import ValidationError
 from torch import Tensor
 
-from ..corrupt import CorruptionProcess, GaussianBlur, LinearCorruption, Mask, Pixelate
+from ..corrupt import CorruptionConfig, CorruptionProcess, LinearCorruption
+from ..corrupt.config import spec_parts
+from ..corrupt.spec import TIME_KEY, SpecPart
 from ..registry import Registry
 
 __all__ = [
@@ -93,26 +99,31 @@ def degradation_names() -> list[str]:
     return _REGISTRY.names()
 
 
-def _examples() -> str:
-    return ", ".join(f"{name}:{entry.help}" for name, entry in _REGISTRY.items())
+EXAMPLES = "blur:sigma=2, mask:fraction=0.5, box:size=12, pixelate:factor=4, motion:t=0.5, level:t=0.6"
 
 
 @dataclass(frozen=True)
 class OperatorSpec:
-    """A parsed spec: the registered name and its numeric parameters (defaults filled in)."""
+    """A parsed spec: a restoration-only name and its numeric parameters (defaults filled in), or
+    the ``parts`` of a corruption spec and the one time ``t`` they are frozen at."""
 
     name: str
     values: dict[str, float]
     text: str
+    parts: tuple[SpecPart, ...] = ()
+    t: float = 1.0
 
 
 def parse_operator(spec: str) -> OperatorSpec:
-    """``"mask:fraction=0.5,seed=3"`` -> ``OperatorSpec``; a one-line ``ValueError`` says what is wrong."""
+    """``"mask:fraction=0.5,seed=3"`` -> ``OperatorSpec``; a one-line ``ValueError`` says what is wrong.
+
+    Nothing is built or imported: names and parameters are checked against the registries.
+    """
     text = spec.strip()
     name, _, rest = text.partition(":")
     name = name.strip()
     if name not in _REGISTRY:
-        raise ValueError(f"unknown operator {name!r} in {spec!r}; known: {_examples()}")
+        return _corruption_spec(text)
     entry = _REGISTRY[name]
     values: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in rest.split(","))):
@@ -138,6 +149,30 @@ def parse_operator(spec: str) -> OperatorSpec:
     return OperatorSpec(name, {**defaults, **values}, text)
 
 
+def _corruption_spec(text: str) -> OperatorSpec:
+    """A training spec whose parts may carry ``t=``: every part frozen at the same time (default 1)."""
+    try:
+        parts = spec_parts(text, time=True)
+    except ValueError as err:
+        if str(err).startswith("unknown corruption"):
+            names = ", ".join(degradation_names())
+            raise ValueError(f"{err}, or a restoration-only name: {names} (e.g. {EXAMPLES})") from None
+        raise
+    times = {_time(part, text) for part in parts}
+    if len(times) > 1:
+        raise ValueError(f"the parts of {text!r} are frozen at different times {sorted(times)}: give them one t")
+    bare = tuple(SpecPart(p.ref, {k: v for k, v in p.params.items() if k != TIME_KEY}) for p in parts)
+    values = dict(parts[0].params) if len(parts) == 1 else {}
+    return OperatorSpec("+".join(p.ref for p in parts), values, text, bare, times.pop() if times else 1.0)
+
+
+def _time(part: SpecPart, text: str) -> float:
+    t = part.params.get(TIME_KEY, 1.0)
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 1:
+        raise ValueError(f"{part}: t is the operator's time, a number in [0, 1], got {t!r} (in {text!r})")
+    return float(t)
+
+
 def build_operator(spec: str | OperatorSpec, shape: Shape, process: CorruptionProcess | None = None) -> Degradation:
     """The degradation a spec names, for images of ``shape = (C, H, W)``.
 
@@ -145,7 +180,14 @@ def build_operator(spec: str | OperatorSpec, shape: Shape, process: CorruptionPr
     a level ``tau`` with ``C_tau = A`` (:func:`find_level`), recorded as ``level``.
     """
     parsed = parse_operator(spec) if isinstance(spec, str) else spec
-    op, t, level = _REGISTRY[parsed.name].factory(parsed.values, shape, process)
+    if parsed.parts:
+        try:
+            config = CorruptionConfig(spec="+".join(str(p) for p in parsed.parts))
+        except ValidationError as err:
+            raise ValueError(str(err.errors()[0]["msg"]).removeprefix("Value error, ")) from None
+        op, t, level = config.operator((shape[1], shape[2])), parsed.t, None
+    else:
+        op, t, level = _REGISTRY[parsed.name].factory(parsed.values, shape, process)
     degradation = Degradation(op, float(t), parsed.text, level)
     _check_finite(degradation, shape)
     if level is None and process is not None:
@@ -200,38 +242,7 @@ def find_level(
     return tau if float(mismatch(torch.tensor([tau], dtype=torch.float64))) <= tol else None
 
 
-# ---- the built-in specs ------------------------------------------------------------------
-
-
-def _blur(values: dict[str, float], shape: Shape, process: CorruptionProcess | None) -> Built:
-    sigma = values["sigma"]
-    if sigma < 0:
-        raise ValueError(f"blur:sigma must be >= 0 pixels, got {sigma:g}")
-    return GaussianBlur(sigma, sigma), 1.0, None
-
-
-def _mask(values: dict[str, float], shape: Shape, process: CorruptionProcess | None) -> Built:
-    fraction = values["fraction"]
-    if not 0 <= fraction <= 1:
-        raise ValueError(f"mask:fraction must lie in [0, 1], got {fraction:g}")
-    return Mask("pixels", fraction, seed=int(values["seed"])), 1.0, None
-
-
-def _box(values: dict[str, float], shape: Shape, process: CorruptionProcess | None) -> Built:
-    size, side = int(values["size"]), min(shape[1:])
-    if not 1 <= size <= side:
-        raise ValueError(f"box:size must be between 1 and the image side {side}, got {size} (0 hides nothing)")
-    if size % 2 != side % 2:
-        raise ValueError(f"a centred box on a {side}-pixel side has a size of the same parity; got box:size={size}")
-    op = Mask("box", (size / side) ** 2)  # half-extent size / (2 side) in unit coordinates: `size` pixels
-    return op, 1.0, None
-
-
-def _pixelate(values: dict[str, float], shape: Shape, process: CorruptionProcess | None) -> Built:
-    factor = values["factor"]
-    if factor < 1:
-        raise ValueError(f"pixelate:factor must be >= 1 pixel, got {factor:g}")
-    return Pixelate(factor), 1.0, None
+# ---- the restoration-only names ------------------------------------------------------------------
 
 
 def _level(values: dict[str, float], shape: Shape, process: CorruptionProcess | None) -> Built:
@@ -244,8 +255,4 @@ def _level(values: dict[str, float], shape: Shape, process: CorruptionProcess | 
     return process.operator, source, tau
 
 
-register_degradation("blur", _blur, {"sigma": REQUIRED}, help="sigma=2")
-register_degradation("mask", _mask, {"fraction": REQUIRED, "seed": 0}, integers=["seed"], help="fraction=0.5")
-register_degradation("box", _box, {"size": REQUIRED}, integers=["size"], help="size=12")
-register_degradation("pixelate", _pixelate, {"factor": REQUIRED}, help="factor=4")
 register_degradation("level", _level, {"t": REQUIRED}, help="t=0.6")

@@ -40,6 +40,7 @@ from torch import Tensor
 from torch.func import vjp
 
 from .diagonal import ANY, DCT, DiagonalForm, compose_forms, dct_form, registered_form
+from .record import capture_init_args
 
 __all__ = ["LinearCorruption", "Compose", "compose", "as_time", "check_time_range", "default_s_max"]
 
@@ -85,6 +86,8 @@ class LinearCorruption:
     def __init_subclass__(cls, **kwargs: object) -> None:
         # A subclass's closed-form adjoint sees the same validated (B,) time as forward.
         super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:  # the run's record of the operator is its constructor's arguments
+            cls.__init__ = capture_init_args(cls.__dict__["__init__"])  # type: ignore[method-assign]
         if "adjoint" in cls.__dict__:
             closed_form = cls.__dict__["adjoint"]
 

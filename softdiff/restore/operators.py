@@ -150,7 +150,7 @@ def parse_operator(spec: str) -> OperatorSpec:
 
 
 def _corruption_spec(text: str) -> OperatorSpec:
-    """A training spec whose parts may carry ``t=``: every part frozen at the same time (default 1)."""
+    """A training spec whose parts may carry ``t=``: every part frozen at the one time given (default 1)."""
     try:
         parts = spec_parts(text, time=True)
     except ValueError as err:
@@ -158,7 +158,7 @@ def _corruption_spec(text: str) -> OperatorSpec:
             names = ", ".join(degradation_names())
             raise ValueError(f"{err}, or a restoration-only name: {names} (e.g. {EXAMPLES})") from None
         raise
-    times = {_time(part, text) for part in parts}
+    times = {_time(part, text) for part in parts if TIME_KEY in part.params}
     if len(times) > 1:
         raise ValueError(f"the parts of {text!r} are frozen at different times {sorted(times)}: give them one t")
     bare = tuple(SpecPart(p.ref, {k: v for k, v in p.params.items() if k != TIME_KEY}) for p in parts)
@@ -167,7 +167,7 @@ def _corruption_spec(text: str) -> OperatorSpec:
 
 
 def _time(part: SpecPart, text: str) -> float:
-    t = part.params.get(TIME_KEY, 1.0)
+    t = part.params[TIME_KEY]
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 1:
         raise ValueError(f"{part}: t is the operator's time, a number in [0, 1], got {t!r} (in {text!r})")
     return float(t)

@@ -213,9 +213,12 @@ class RunConfig(_Section):
         description="modules (dotted, or file.py) that register components; imported only when the run is built",
     )
     operator: str | None = Field(
+        None, description="repr of the operator the run trained with, for people (written by the trainer)"
+    )
+    operator_record: dict[str, Any] | None = Field(
         None,
-        description="repr of the operator the run trained with (written by the trainer; loading the run checks the "
-        "operator it rebuilds against it)",
+        description="the operator's constructor arguments, tensors by digest (written by the trainer; loading the "
+        "run rebuilds the operator and refuses one whose record differs; runs without it compare the repr)",
     )
 
     @model_validator(mode="before")

@@ -7,9 +7,12 @@ written down as such a reference when it can be: its class importable, its const
 parameters kept as public attributes (the house rule). Otherwise the spec is ``custom``
 and only Python can load the run, given the same object again.
 
-Either way the trainer records ``repr(operator)`` in ``RunConfig.operator``; loading a run
-compares the operator it rebuilds with it, so a launcher that registers a name with other
-parameters, or plugin code that changed, cannot sample silently with the wrong ``C_t``.
+Either way the trainer records the operator's constructor arguments
+(:func:`~softdiff.corrupt.record.operator_record`, tensors by digest) in
+``RunConfig.operator_record``; loading a run compares the operator it rebuilds with it, so a
+launcher that registers a name with other parameters, plugin code that changed, or one
+changed value of a kernel cannot sample silently with the wrong ``C_t``. Runs from before
+the record compare ``repr(operator)``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 from ..corrupt import CorruptionConfig, CorruptionProcess, GeometricNoise, LevelTable, LinearCorruption, LinearNoise
 from ..corrupt.config import CUSTOM
 from ..corrupt.plugins import plugin_roots, reference_of
+from ..corrupt.record import operator_record, record_difference
 from .config import RunConfig
 
 __all__ = ["Corruption", "record_corruption", "run_process", "rebuild_process", "plugin_pythonpath"]
@@ -64,14 +68,14 @@ def record_corruption(config: RunConfig, corruption: Corruption) -> RunConfig:
 
 
 def run_process(
-    config: RunConfig, size: ImageSize, corruption: Corruption | None = None, trained: str | None = None
+    config: RunConfig, size: ImageSize, corruption: Corruption | None = None, trained: RunConfig | None = None
 ) -> tuple[RunConfig, CorruptionProcess]:
-    """The process to train with, and ``config`` with its ``operator`` recorded.
+    """The process to train with, and ``config`` with its operator recorded.
 
     ``corruption``: an operator (with the config's noise and levels) or a whole process, used
     as given; ``config`` already names it (:func:`record_corruption`). ``trained``: the
-    operator ``repr`` a resumed checkpoint recorded; a different operator is an error (its
-    code, registration or parameters changed since).
+    config of a resumed checkpoint; an operator other than the one it records is an error
+    (its code, registration or parameters changed since).
     """
     if corruption is None:
         process = config.corruption.build(size)
@@ -80,7 +84,7 @@ def run_process(
     else:
         process = _with_noise(config.corruption, corruption)
     _check_same(trained, process, "the checkpoint being resumed")
-    update: dict[str, Any] = {"operator": repr(process.operator)}
+    update: dict[str, Any] = {"operator": repr(process.operator), "operator_record": operator_record(process.operator)}
     if not isinstance(corruption, CorruptionProcess):  # the noise defaults it got, written down for good
         noise = config.corruption.resolved_noise(process.operator)
         update["corruption"] = config.corruption.model_copy(update={"noise": noise})
@@ -96,7 +100,7 @@ def _with_noise(config: CorruptionConfig, op: LinearCorruption) -> CorruptionPro
 def rebuild_process(config: RunConfig, size: ImageSize, corruption: Corruption | None = None) -> CorruptionProcess:
     """The process of a trained run: from its config, or from ``corruption`` (the same operator, given again).
 
-    The rebuilt operator must be the one the run trained with (its recorded ``repr``).
+    The rebuilt operator must be the one the run trained with (its recorded arguments).
     """
     if corruption is None:
         if config.corruption.spec == CUSTOM:
@@ -109,16 +113,27 @@ def rebuild_process(config: RunConfig, size: ImageSize, corruption: Corruption |
         process = corruption
     else:
         process = _with_noise(config.corruption, corruption)
-    _check_same(config.operator, process, "the run's config.json")
+    _check_same(config, process, "the run's config.json")
     return process
 
 
-def _check_same(trained: str | None, process: CorruptionProcess, where: str) -> None:
+def _check_same(trained: RunConfig | None, process: CorruptionProcess, where: str) -> None:
+    """Refuse ``process`` unless its operator is the one ``trained`` records (by arguments; old runs by ``repr``)."""
+    if trained is None:
+        return
+    if trained.operator_record is not None:
+        found = record_difference(operator_record(process.operator), trained.operator_record)
+        if found is not None:
+            raise ValueError(
+                f"the operator is not the one the run trained with, as {where} records it ({found}); the "
+                "operator's code, registration or parameters changed since training"
+            )
+        return
     built = repr(process.operator)
-    if trained is not None and built != trained:
+    if trained.operator is not None and built != trained.operator:
         raise ValueError(
-            f"the operator is {built}, but {where} records that the run trained with {trained}; the operator's "
-            "code, registration or parameters changed since training"
+            f"the operator is {built}, but {where} records that the run trained with {trained.operator}; the "
+            "operator's code, registration or parameters changed since training"
         )
 
 

@@ -295,7 +295,7 @@ def _load_data(
         if net_device is not None:
             _check_net_memory(config, net_device)  # seconds of selection before a refusal would be wasted
         config = _select_levels(config, data, console)
-    config, process = run_process(config, (height, width), corruption, ckpt.config.operator if ckpt else None)
+    config, process = run_process(config, (height, width), corruption, ckpt.config if ckpt else None)
     if config.train.check_operator:
         _check_laws(process.operator, (2, channels, height, width))
     return config, data, process

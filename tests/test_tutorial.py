@@ -74,6 +74,7 @@ TINY = {
     "train": ["--dataset", "synthetic", "--steps", "3", "--batch-size", "8", "--channels", "8", "--device", "cpu"],
     "sample": ["-n", "4", "--steps", "3", "--device", "cpu", "--no-progress"],
     "eval": ["-n", "6", "--steps", "2", "--sampler", "momentum", "--device", "cpu", "--no-progress"],
+    "restore": ["--from-dataset", "synthetic", "-n", "2", "--steps", "3", "--device", "cpu"],
 }
 
 
@@ -85,7 +86,14 @@ def test_the_command_line_path_of_the_page_runs_with_its_myops_file(
     (tmp_path / "myops.py").write_text(python_blocks("tutorial-new-corruption.md")[0])
     (tmp_path / "grey.toml").write_text(next(b.code for b in page if b.language == "toml"))
     commands = [line for line in next(b.code for b in page if b.language == "bash").splitlines() if line.strip()]
-    assert [shlex.split(line)[1] for line in commands] == ["check-operator", "schedule", "train", "sample", "eval"]
+    assert [shlex.split(line)[1] for line in commands] == [
+        "check-operator",
+        "schedule",
+        "train",
+        "sample",
+        "eval",
+        "restore",
+    ]
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(eval_cli, "get_extractor", lambda features, inception_weights=None: PooledPixels())
     for line in commands:
@@ -102,3 +110,5 @@ def test_the_command_line_path_of_the_page_runs_with_its_myops_file(
     assert levels["config"]["params"] == {"max_fraction": 0.8} and "grey_fraction" in json.dumps(levels)
     assert np.load(tmp_path / "samples-grey" / "samples.npz")["images"].shape == (4, 1, 16, 16)
     assert (tmp_path / "runs" / "grey" / "eval" / "eval.json").is_file()
+    metrics = json.loads((tmp_path / "restored" / "metrics.json").read_text())
+    assert metrics["meta"]["operator"] == "myops.py:FadeToGrey:max_fraction=0.8,t=0.5"

@@ -186,7 +186,12 @@ def restore_command(
     images: list[Path] = typer.Argument(None, help="Degraded image files to restore (PNG, JPEG, ...)."),
     ckpt: Path = typer.Option(..., "--ckpt", help="Run folder (latest checkpoint) or one checkpoint folder."),
     operator: str = typer.Option(
-        ..., "--operator", "-A", help=f"The degradation, e.g. blur:sigma=2 ({', '.join(degradation_names())})."
+        ...,
+        "--operator",
+        "-A",
+        help="The degradation: any `train --corruption` spec, its parts frozen at t= (default 1), e.g. "
+        f"blur:sigma=2, motion:t=0.5, mymod:MyOp:k=3,t=0.3; or {', '.join(degradation_names())}:t=0.6 (the model's "
+        "own C_t).",
     ),
     noise: float = typer.Option(
         ...,

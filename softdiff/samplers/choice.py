@@ -1,6 +1,6 @@
 """The sampler and step count ``softdiff sample`` uses when the user names none.
 
-Chosen per kind of operator from the defaults benchmark (``bench/defaults.py``, every
+Chosen per kind of operator from the defaults benchmark (``bench/quality/defaults.py``, every
 registered sampler at about 10 and 20 network calls on runs trained with every default;
 docs/benchmarks.md#the-defaults): the kind is read from the operator's own declarations
 (``is_identity``, ``hides_pixels``), so a plugin operator gets the choice of its kind.

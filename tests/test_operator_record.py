@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from softdiff.cli import app
 from softdiff.corrupt import GaussianBlur, LevelTable, LinearCorruption, Mask, MotionBlur, compose
-from softdiff.corrupt.plugins import reference_of
 from softdiff.corrupt.record import operator_identity, operator_record, record_difference
+from softdiff.corrupt.reference import reference_of
 from softdiff.train import load_run, read_checkpoint, train
 from softdiff.train.corruption import rebuild_process
 

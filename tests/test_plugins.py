@@ -33,7 +33,7 @@ from softdiff.corrupt import (
     LinearNoise,
     register_corruption,
 )
-from softdiff.corrupt.plugins import reference_of
+from softdiff.corrupt.reference import reference_of
 from softdiff.data import register_dataset
 from softdiff.registry import Registry
 from softdiff.samplers import register_sampler

@@ -32,17 +32,53 @@ House rules for operators (they are plain objects, not ``nn.Module``s):
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 from torch.func import vjp
 
 from .diagonal import ANY, DCT, DiagonalForm, compose_forms, dct_form, registered_form
-from .record import capture_init_args
+
+INIT_ARGS = "_init_args"  # where an operator keeps its constructor's arguments (softdiff.corrupt.record)
 
 __all__ = ["LinearCorruption", "Compose", "compose", "as_time", "check_time_range", "default_s_max"]
+
+
+def capture_init_args(init: Any) -> Any:
+    """Wrap ``__init__`` so that an instance keeps its constructor's bound arguments (defaults filled in).
+
+    The outermost constructor writes last, so a subclass that calls ``super().__init__``
+    records its own arguments, not its parent's.
+    """
+    signature = inspect.signature(init)
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        try:
+            bound = signature.bind(self, *args, **kwargs)
+        except TypeError:  # the call succeeded, so this cannot happen; record nothing rather than fail
+            return
+        bound.apply_defaults()
+        recorded: dict[str, Any] = {}
+        for name, value in list(bound.arguments.items())[1:]:
+            kind = signature.parameters[name].kind
+            if kind is inspect.Parameter.VAR_KEYWORD:
+                recorded.update(value)
+            elif kind is inspect.Parameter.VAR_POSITIONAL:
+                recorded[name] = list(value)
+            else:
+                recorded[name] = value
+        object.__setattr__(self, INIT_ARGS, recorded)
+
+    for attribute in ("__module__", "__name__", "__qualname__", "__doc__", "__annotations__"):
+        if hasattr(init, attribute):
+            setattr(__init__, attribute, getattr(init, attribute))
+    __init__.__wrapped__ = init  # type: ignore[attr-defined]  # inspect.signature and get_type_hints see the original
+    return __init__
 
 
 def as_time(t: Tensor | float, x: Tensor) -> Tensor:

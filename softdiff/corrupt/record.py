@@ -1,7 +1,8 @@
 """An operator's identity: the arguments it was constructed with, recorded (diffusers' ``register_to_config``).
 
 Every :class:`~softdiff.corrupt.LinearCorruption` keeps the arguments its constructor was
-called with (``_init_args``, captured by the base class, so a plugin does nothing).
+called with (``_init_args``, captured by the base class with :func:`~softdiff.corrupt.base.capture_init_args`,
+so a plugin does nothing).
 :func:`operator_record` writes them down as JSON: a composition as the list of its parts
 in the order they are applied, a tensor as its shape, dtype and SHA-256 digest (so a
 changed kernel or one changed interior level is a different record, where ``repr`` showed
@@ -21,49 +22,16 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-__all__ = ["operator_record", "operator_identity", "record_difference", "capture_init_args"]
+from .base import INIT_ARGS, LinearCorruption
 
-INIT_ARGS = "_init_args"
-
-
-def capture_init_args(init: Any) -> Any:
-    """Wrap ``__init__`` so that an instance keeps its constructor's bound arguments (defaults filled in).
-
-    The outermost constructor writes last, so a subclass that calls ``super().__init__``
-    records its own arguments, not its parent's.
-    """
-    signature = inspect.signature(init)
-
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        try:
-            bound = signature.bind(self, *args, **kwargs)
-        except TypeError:  # the call succeeded, so this cannot happen; record nothing rather than fail
-            return
-        bound.apply_defaults()
-        recorded: dict[str, Any] = {}
-        for name, value in list(bound.arguments.items())[1:]:
-            kind = signature.parameters[name].kind
-            if kind is inspect.Parameter.VAR_KEYWORD:
-                recorded.update(value)
-            elif kind is inspect.Parameter.VAR_POSITIONAL:
-                recorded[name] = list(value)
-            else:
-                recorded[name] = value
-        object.__setattr__(self, INIT_ARGS, recorded)
-
-    for attribute in ("__module__", "__name__", "__qualname__", "__doc__", "__annotations__"):
-        if hasattr(init, attribute):
-            setattr(__init__, attribute, getattr(init, attribute))
-    __init__.__wrapped__ = init  # type: ignore[attr-defined]  # inspect.signature and get_type_hints see the original
-    return __init__
+__all__ = ["operator_record", "operator_identity", "record_difference"]
 
 
 def class_name(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def operator_record(op: Any) -> dict[str, Any]:
+def operator_record(op: LinearCorruption) -> dict[str, Any]:
     """The JSON record of ``op``: ``{"class", "args"}``, or ``{"compose": [...]}`` for a chain (applied order)."""
     parts = op.parts()
     if len(parts) > 1 or parts[0] is not op:
@@ -74,15 +42,13 @@ def operator_record(op: Any) -> dict[str, Any]:
     return {"class": class_name(type(op)), "args": {str(k): _encode(v) for k, v in args.items()}}
 
 
-def operator_identity(op: Any) -> str:
+def operator_identity(op: LinearCorruption) -> str:
     """A SHA-256 of :func:`operator_record`: equal exactly when every recorded value (and tensor byte) is."""
     text = json.dumps(operator_record(op), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _encode(value: Any) -> Any:
-    from .base import LinearCorruption  # the base class wraps its subclasses' __init__ with this module
-
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):

@@ -162,7 +162,9 @@ class TrainConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = Field(False, description="bf16 autocast of the network (the loss stays float32)")
     compile: bool = Field(False, description="torch.compile the network")
-    channels_last: bool = Field(True, description="channels-last memory format (faster on CPU: bench/speed/train_step.py)")
+    channels_last: bool = Field(
+        True, description="channels-last memory format (faster on CPU: bench/speed/train_step.py)"
+    )
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
     log_every: int = Field(25, ge=1, description="steps between metrics.jsonl lines")
     ckpt_every: int = Field(500, ge=1, description="steps between checkpoints (one is always written at the end)")

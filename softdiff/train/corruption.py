@@ -22,8 +22,9 @@ from typing import Any
 
 from ..corrupt import CorruptionConfig, CorruptionProcess, GeometricNoise, LevelTable, LinearCorruption, LinearNoise
 from ..corrupt.config import CUSTOM
-from ..corrupt.plugins import plugin_roots, reference_of
+from ..corrupt.plugins import plugin_roots
 from ..corrupt.record import operator_record, record_difference
+from ..corrupt.reference import reference_of
 from .config import RunConfig
 
 __all__ = ["Corruption", "record_corruption", "run_process", "rebuild_process", "plugin_pythonpath"]

@@ -6,7 +6,8 @@
 # peak CUDA memory, trainer/bare ratio (target >= 0.9, PASS/FAIL):
 #   1. the configs as written (the recipe sets no train.amp, so fp32 with cuDNN's TF32 convolutions);
 #   2. bf16 autocast of the network (--amp on, tag "bf16"), how a GPU run would train.
-# Each run is cut by a hard `timeout` of RUN_S seconds; expect about 3 minutes for both on an H200.
+# Each run is cut by a hard `timeout` of RUN_S seconds; both should take 2-4 minutes on an H200 (an estimate
+# from the FLOPs: this script has not run on a GPU yet).
 #
 #   bash bench/gpu_scale.sh                      # on the GPU machine, repo root; results in $OUT or bench/results/speed/
 #   GPU_SCALE_TINY=1 bash bench/gpu_scale.sh     # CPU smoke test of this script (seconds; not a measurement;

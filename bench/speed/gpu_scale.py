@@ -13,7 +13,10 @@ memory format and optimizer:
   run's own operator, the network (bf16 autocast when the run uses it), the soft loss
   ``mean|C_t (h - x_0)|^2 + anchor mean|h - x_0|^2``, backward, the same fused AdamW step.
 
-``ratio = trainer / bare`` images per second; the target is >= 0.9 (PASS/FAIL). The
+``ratio = trainer / bare`` images per second; the target is >= 0.9 (PASS/FAIL). The ratio
+prices what the trainer adds to the bare step: per-step generators and the data order, the
+preconditioning and loss weighting, gradient clipping, the non-finite guard (on CUDA it
+waits for the previous step's flag), the EMA update and the loss window. The
 networks are (a) the CIFAR-10 recipe's (``recipes/cifar10.toml``, 50.3M parameters at
 3x32x32) and (b) the small main-job network (the default ``RunConfig``, 28x28 grey).
 ``--tiny`` shrinks the recipe network's widths and image (8 channels at 8x8) but keeps its

@@ -11,6 +11,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import Tensor
 
+from ..conditioning import Cond, cond_length, cond_rows
 from ..corrupt import CorruptionProcess
 from ..progress import LoggedProgress
 from ..resources import check_memory
@@ -72,6 +73,7 @@ def generate(
     progress: bool = False,
     trajectory: bool | int = False,
     offset: int = 0,
+    cond: Cond = None,
 ) -> Tensor | tuple[Tensor, Trajectory]:
     """Draw ``n`` images ``(n, C, H, W)`` (returned on the CPU) from ``prior`` at t = 1.
 
@@ -84,6 +86,9 @@ def generate(
     ``True`` keeps the path of every sample, an integer ``k`` that of the first ``k``;
     the result is then ``(images, Trajectory)``. ``offset`` shifts the sample indices: row
     ``j`` is sample ``offset + j`` of the seeded run (how ranks share one run between them).
+    ``cond`` conditions the sampler (:mod:`softdiff.conditioning`): one row per image (a label
+    tensor of length ``n``, or a dict of such tensors), split by batch and otherwise passed
+    untouched; the sampler is called without it when it is None.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive number of samples, got {n!r}")
@@ -91,6 +96,9 @@ def generate(
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise ValueError(f"offset must be a non-negative sample index, got {offset!r}")
+    rows = cond_length(cond)
+    if cond is not None and rows != n:
+        raise ValueError(f"cond must hold one row per image ({n}), got {rows}")
     run_sampler = get(sampler) if isinstance(sampler, str) else sampler
     ts = time_grid("uniform" if grid is None else grid, process, steps)
     if float(ts[0]) != 1.0:
@@ -114,7 +122,8 @@ def generate(
                     record(info)
                 bar.advance(task)
 
-            images[start:stop] = run_sampler(denoiser, process, x, ts, generator=noise, callback=on_step).cpu()
+            extra = {} if cond is None else {"cond": cond_rows(cond, slice(start, stop))}
+            images[start:stop] = run_sampler(denoiser, process, x, ts, generator=noise, callback=on_step, **extra).cpu()
     if not keep:
         return images
     return images, Trajectory(ts, path_x, path_x0)

@@ -33,6 +33,11 @@ class TrainedRun:
     image_shape: tuple[int, int, int]
     path: Path
 
+    @property
+    def classes(self) -> list[str] | None:
+        """The class names of a class-conditional run, in label order (None: unconditional)."""
+        return self.config.classes
+
 
 def build_net(config: RunConfig) -> nn.Module:
     """The network a config describes: its ``network`` entry built from the ``model`` settings."""

@@ -52,7 +52,8 @@ def test_resume_keeps_the_classes(cond_run: Path, tmp_path: Path) -> None:
     shutil.copytree(cond_run, copy)
     train(copy, "--steps", "4", "--cond", "class", "--cond-dropout", "0.25", "--resume")
     assert load_run(copy).step == 4
-    result = runner.invoke(app, ["train", *BASE, "--out", str(copy), "--steps", "5", "--resume", "--cond-dropout", "0.5"])
+    again = ["train", *BASE, "--out", str(copy), "--steps", "5", "--resume", "--cond-dropout", "0.5"]
+    result = runner.invoke(app, again)
     assert result.exit_code == 2 and "cannot change cond" in result.output
 
 
@@ -129,6 +130,9 @@ def flat_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+RESTORE = ["--operator", "blur:sigma=1", "--noise", "0.05"]
+
+
 @pytest.mark.parametrize(
     ("command", "message"),
     [
@@ -139,8 +143,8 @@ def flat_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (["sample", "--ckpt", "COND", "--class", "0", "--guidance", "nan"], "finite number >= 0"),
         (["sample", "--ckpt", "COND", "--class", "0", "--guidance", "inf"], "finite number >= 0"),
         (["sample", "--ckpt", "COND", "--guidance", "2"], "--guidance needs --class"),
-        (["restore", "--ckpt", "PLAIN", "--operator", "blur:sigma=1", "--noise", "0.05", "--class", "0", "IMG"], "unconditional"),
-        (["restore", "--ckpt", "COND", "--operator", "blur:sigma=1", "--noise", "0.05", "--class", "cat", "IMG"], "unknown class 'cat'"),
+        (["restore", "--ckpt", "PLAIN", *RESTORE, "--class", "0", "IMG"], "unconditional"),
+        (["restore", "--ckpt", "COND", *RESTORE, "--class", "cat", "IMG"], "unknown class 'cat'"),
         (["train", "--dataset", "folder", "--data-dir", "FLAT", "--image-size", "8", "--cond", "class"], "no"),
         (["train", "--cond", "word"], "cond.kind"),
         (["train", "--cond", "class", "--cond-dropout", "1.5"], "cond.dropout"),

@@ -9,11 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from typer.testing import CliRunner
 
+import softdiff.cli.eval as eval_cli
 from softdiff.cli import app
 from softdiff.data import load_dataset
+from softdiff.eval import FeatureExtractor
+from softdiff.eval.guidance import class_accuracy, per_class_labels
 from softdiff.train import RunConfig, load_run
 
 runner = CliRunner()
@@ -162,3 +166,53 @@ def test_bad_input_is_a_one_line_error(
     assert message in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
     assert result.output.startswith("error:")
+
+
+# ---- eval against guidance ---------------------------------------------------------------
+
+
+class PooledPixels(FeatureExtractor):
+    """A tiny stand-in feature net for 16x16 synthetic images: 4x4 average-pooled pixels."""
+
+    num_features = 16
+    description = "pooled-pixels (test)"
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_avg_pool2d(images.float() / 127.5 - 1, 4).flatten(1)
+
+
+def test_eval_sweeps_guidance_class_by_class(cond_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(eval_cli, "get_extractor", lambda features, inception_weights=None: PooledPixels())
+    args = ["eval", "--ckpt", str(cond_run), "-n", "4", "--out", str(tmp_path), "--no-progress", "--threads", "1"]
+    args += ["--cache-dir", str(tmp_path / "cache"), "--sampler", "euler", "--steps", "2", "--guidance", "0,1,3"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "guidance.json").read_text())
+    assert record["classes"] == ["square", "disc"]
+    assert [(r["guidance"], r["nfe"]) for r in record["results"]] == [(0.0, 2), (1.0, 2), (3.0, 4)]
+    assert all(r["fid"] >= 0 for r in record["results"])
+    assert (tmp_path / "guidance.png").stat().st_size > 1000
+    again = runner.invoke(app, args)  # resumable: the cells are reused
+    assert again.exit_code == 0 and again.output.count("reused") == 3, again.output
+    bad = runner.invoke(app, [*args[:4], "5", *args[5:]])
+    assert bad.exit_code == 2 and "multiple of the run's 2 classes" in bad.output
+
+
+def test_eval_guidance_needs_a_conditional_run(run_dir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["eval", "--ckpt", str(run_dir), "--guidance", "0,2", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "unconditional" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    with pytest.raises(ValueError, match="finite number >= 0"):
+        eval_cli.parse_guidance("0,-1")
+
+
+def test_class_accuracy_counts_each_class_on_its_own() -> None:
+    class Brightness(torch.nn.Module):  # "class 1" for bright images, "class 0" for dark ones
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            m = x.flatten(1).mean(1, keepdim=True)
+            return torch.cat([-m, m], 1)
+
+    images = torch.tensor([-1.0, -1.0, 1.0, 1.0, 1.0, -1.0]).reshape(6, 1, 1, 1).expand(6, 1, 2, 2)
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    assert class_accuracy(Brightness(), images, labels, 2) == pytest.approx([2 / 3, 2 / 3])
+    assert per_class_labels(["a", "b"], 4).tolist() == [0, 0, 1, 1]

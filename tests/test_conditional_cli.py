@@ -18,6 +18,7 @@ from softdiff.cli import app
 from softdiff.data import load_dataset
 from softdiff.eval import FeatureExtractor
 from softdiff.eval.guidance import class_accuracy, per_class_labels
+from softdiff.samplers import ClassPrior
 from softdiff.train import RunConfig, load_run
 
 runner = CliRunner()
@@ -45,6 +46,8 @@ def test_the_run_records_its_classes_and_round_trips(cond_run: Path) -> None:
     assert run.classes == ["square", "disc"] and run.net.class_embed is not None
     assert run.net.class_embed.weight.shape[0] == 3  # two classes and the null class
     assert run.net.class_embed.weight.abs().sum() > 0  # trained away from its zero start
+    assert isinstance(run.prior, ClassPrior) and len(run.prior.priors) == 2  # class_prior.safetensors
+    assert (next((cond_run / "checkpoints").iterdir()) / "class_prior.safetensors").is_file()
     x, t = torch.randn(2, 1, 16, 16), torch.full((2,), 0.5)
     assert not torch.equal(run.denoiser(x, t, cond=torch.tensor([0, 0])), run.denoiser(x, t, cond=torch.tensor([1, 1])))
 

@@ -348,3 +348,32 @@ def test_denoiser_and_objective_pass_cond_to_the_network() -> None:
             return torch.zeros_like(x)
 
     Denoiser(Plain(), process, "residual")(torch.zeros(2, 1, 4, 4), torch.zeros(2))
+
+
+# ---- a prior per class ------------------------------------------------------------------
+
+
+def test_class_prior_draws_each_row_from_its_class_and_round_trips() -> None:
+    from softdiff.samplers import ClassPrior, SeededNoise, draw_prior, fit_class_priors
+
+    process = blur_process()
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (40, *SHAPE), generator=g, dtype=torch.uint8)
+    labels = torch.arange(40) % 2
+    images[labels == 1] //= 4  # class 1 is darker: its prior's mean is too
+    priors = fit_class_priors(process, images, labels, 2, rank=4, mixtures=2, per_class=20, seed=0)
+    shared = gaussian_prior(process)
+    prior = ClassPrior(priors, shared)
+    rows = torch.tensor([1, 0, NULL_CLASS, 1])
+    x = draw_prior(prior, SeededNoise(7, range(4)), "cpu", torch.float32, rows)
+    for i, label in enumerate(rows.tolist()):  # row i, as if sample i were drawn alone from its class's prior
+        alone = draw_prior(prior.prior_of(label), SeededNoise(7, [i]), "cpu", torch.float32)
+        assert torch.equal(x[i : i + 1], alone)
+    assert torch.equal(
+        draw_prior(prior, SeededNoise(7, range(4)), "cpu", torch.float32),
+        draw_prior(shared, SeededNoise(7, range(4)), "cpu", torch.float32),
+    )  # no labels: the shared prior, as before
+    again = ClassPrior.from_state_dict(prior.state_dict(), shared)
+    for a, b in zip(again.priors, prior.priors, strict=True):
+        assert all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
+    assert float(priors[1].state_dict()["mean"].mean()) < float(priors[0].state_dict()["mean"].mean())

@@ -24,9 +24,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..conditioning import Cond, bind, cond_length, cond_rows
+from ..conditioning import Cond, bind, class_labels, cond_length, cond_rows
 from ..corrupt import CorruptionProcess
-from ..samplers import Denoiser, Prior, SeededNoise
+from ..samplers import ClassPrior, Denoiser, Prior, SeededNoise
 from .methods import DiffusionPrior, Method, Problem
 from .operators import Degradation
 
@@ -105,7 +105,11 @@ def _with_cond(model: DiffusionPrior | None, cond: Cond, start: int, stop: int, 
         rows = {
             key: v.repeat_interleave(k, dim=0) if isinstance(v, Tensor) and v.ndim else v for key, v in rows.items()
         }
-    return _Conditioned(bind(model.denoiser, rows), model.process, model.prior)
+    prior = model.prior
+    labels = class_labels(rows)
+    if isinstance(prior, ClassPrior) and labels is not None and len(labels.unique()) == 1:
+        prior = prior.prior_of(int(labels[0]))  # one class in the batch: methods drawing x_1 draw from its prior
+    return _Conditioned(bind(model.denoiser, rows), model.process, prior)
 
 
 def _check_finite(out: Tensor, method: Method, A: Degradation, sigma_y: float) -> None:

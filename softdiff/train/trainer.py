@@ -44,6 +44,7 @@ from ..distributed import DistContext, distributed, resolve_device
 from ..imageio import atomic_write_bytes
 from ..progress import LoggedProgress
 from ..resources import check_memory, describe_os_error, writable_dir
+from ..samplers.class_prior import ClassPrior, fit_class_priors
 from ..samplers.prior import Prior, fit_prior, prior_from_state_dict
 from ..schedule.defaults import DEFAULT_SAMPLES, selects_levels_by_default, training_levels
 from ..score import DataStatistics, Denoiser
@@ -361,6 +362,7 @@ class _Model:
     stats: DataStatistics | None
     x_prior: Tensor  # the images the prior (and the loss scale) are fitted on
     start: int
+    class_prior: ClassPrior | None = None  # class-conditional runs: a prior per class beside the shared one
 
     @classmethod
     def build(
@@ -393,9 +395,23 @@ class _Model:
         if ckpt is None:
             dc = config.data
             prior = fit_prior(process, x_prior, dc.prior_rank, dc.prior_mixtures, derive_seed(tc.seed, "prior-fit"))
-            return cls(net, ema, optimizer, prior, stats, x_prior, 0)
+            return cls(net, ema, optimizer, prior, stats, x_prior, 0, _class_prior(config, process, data, prior))
         _load_training_state(ckpt, net, ema, optimizer)
-        return cls(net, ema, optimizer, prior_from_state_dict(ckpt.prior), stats, x_prior, ckpt.step)
+        prior = prior_from_state_dict(ckpt.prior)
+        class_prior = ClassPrior.from_state_dict(ckpt.class_prior, prior) if ckpt.class_prior is not None else None
+        return cls(net, ema, optimizer, prior, stats, x_prior, ckpt.step, class_prior)
+
+
+def _class_prior(config: RunConfig, process: CorruptionProcess, data: ImageData, shared: Prior) -> ClassPrior | None:
+    """A class-conditional run's prior per class (its own images, the shared prior's settings); None otherwise."""
+    if config.classes is None or data.labels is None:
+        return None
+    dc = config.data
+    priors = fit_class_priors(
+        process, data.images, data.labels, len(config.classes), rank=dc.prior_rank, mixtures=dc.prior_mixtures,
+        per_class=dc.prior_images, seed=config.train.seed,
+    )  # fmt: skip
+    return ClassPrior(priors, shared)
 
 
 @dataclass
@@ -498,6 +514,8 @@ class _Checkpointer:
             try:
                 parts = {"net": model.net.state_dict(), "ema": model.ema.net.state_dict(), "state": state}
                 parts |= {"prior": model.prior.state_dict(), "precond": self.precond}
+                if model.class_prior is not None:
+                    parts["class_prior"] = model.class_prior.state_dict()
                 path = save_checkpoint(self.run_dir, step, self.config, parts, keep=tc.keep)
             except OSError as err:
                 kept = (

@@ -5,9 +5,11 @@ The public API in one place; each subpackage's ``__init__`` has the rest:
 and level files), ``softdiff.score``
 (objectives, denoisers, the Gaussian oracle), ``softdiff.samplers``, ``softdiff.models``,
 ``softdiff.train``, ``softdiff.eval``, ``softdiff.restore`` (posterior sampling for degraded
-images) and ``softdiff.data``.
+images), ``softdiff.data`` and ``softdiff.conditioning`` (labels through every layer and
+classifier-free guidance).
 """
 
+from .conditioning import NULL_CLASS, Guided
 from .corrupt import (
     CorruptionConfig,
     CorruptionProcess,
@@ -78,5 +80,7 @@ __all__ = [
     "RunConfig",
     "load_run",
     "Registry",
+    "Guided",
+    "NULL_CLASS",
     "__version__",
 ]

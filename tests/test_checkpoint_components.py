@@ -40,7 +40,8 @@ def test_the_manifest_lists_the_components_present(run: Path) -> None:
     folder = step_folder(run, 2)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["components"] == ["net", "ema", "prior", "precond", "state"]
-    assert {c.file for c in COMPONENTS} <= set(manifest["sha256"])
+    assert {c.file for c in COMPONENTS if c.name != "class_prior"} <= set(manifest["sha256"])  # unconditional run
+    assert "class_prior.safetensors" not in manifest["sha256"]
     assert read_checkpoint(run).path == folder
 
 

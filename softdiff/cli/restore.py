@@ -16,6 +16,7 @@ import typer
 from PIL import Image
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ..conditioning import resolve_classes
 from ..data import load_dataset
 from ..distributed import resolve_device
 from ..eval import get_extractor, reference_data
@@ -242,6 +243,12 @@ def restore_command(
     scale: int = typer.Option(3, "--scale", min=1, help="Enlarge the PNG strips by this factor."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress."),
     threads: int | None = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
+    klass: str | None = typer.Option(
+        None,
+        "--class",
+        help="Restore with the prior of one class of a class-conditional run (name or index): every image is "
+        "taken to be of that class.",
+    ),
 ) -> None:
     """Restore degraded images: writes DIR/restored.npz (posterior means), samples.npz, degraded.npz,
     restored/NAME.png, strips/NAME.png (degraded | samples | mean | clean) and, with --from-dataset,
@@ -266,6 +273,12 @@ def restore_command(
         _regular(path, "image")
     target = resolve_device(device)
     run = load_run(ckpt, device=target, ema=not raw)
+    label = None
+    if klass is not None:
+        found = resolve_classes([klass], run.classes)
+        if len(found) != 1:
+            raise ValueError(f"--class takes one class for restoration, got {klass!r} ({len(found)} classes)")
+        label = found[0]
     writable_dir(out, "--out folder")  # before minutes of restoration
     A: Degradation = build_operator(spec, run.image_shape, run.process)
 
@@ -325,14 +338,15 @@ def restore_command(
             f" ({sampler_used or 'its own'} sampler, {steps} steps, {chosen.nfe()} network calls per sample)"
             * bool(chosen.steps)
         )
-        + f", {samples} sample(s) each",
+        + f", {samples} sample(s) each"
+        + (f", class {run.classes[label]}" if label is not None and run.classes else ""),
         highlight=False,
         markup=False,
     )
     with _Reporter(len(y), "restoring", progress) as bar:
         result = restore(
             run, chosen, A, y, sigma_y, samples=samples, seed=seed, batch_size=batch_size, device=target, ids=ids,
-            on_progress=bar.advance,
+            on_progress=bar.advance, cond=None if label is None else torch.full((len(y),), label, dtype=torch.long),
         )  # fmt: skip
 
     out.mkdir(parents=True, exist_ok=True)
@@ -352,6 +366,8 @@ def restore_command(
         "weights": "raw" if raw else "ema",
         "level": A.level,
     }
+    if label is not None and run.classes is not None:
+        meta["class"] = run.classes[label]
     _npz(out / "restored.npz", images=to_uint8(result.mean).numpy(), meta=json.dumps(meta))
     _npz(out / "samples.npz", images=to_uint8(result.samples).numpy(), meta=json.dumps(meta))
     _npz(out / "degraded.npz", images=to_uint8(y).numpy(), y=y.float().numpy(), meta=json.dumps(meta))

@@ -11,6 +11,7 @@ import torch
 import typer
 from PIL import Image
 
+from ..conditioning import DEFAULT_GUIDANCE, Guided, check_guidance, guided_calls, resolve_classes
 from ..distributed import distributed, is_main_process, relaunch, resolve_device
 from ..imageio import atomic_write_bytes, make_grid, save_grid, to_uint8
 from ..resources import writable_dir
@@ -73,7 +74,21 @@ def sample(
         help=f"Time grid: {', '.join(GRIDS)}, NAME:STOP (e.g. edm:levels) or a level JSON file. auto is optimised "
         "for the sampler on the run's Gaussian data fit (operators diagonal in the DCT or pixel basis).",
     ),
-    n: int = typer.Option(64, "-n", min=1, help="Number of images."),
+    n: int | None = typer.Option(
+        None, "-n", min=1, help="Number of images (default 64); with --class, images per class (default 8)."
+    ),
+    classes: list[str] = typer.Option(
+        [],
+        "--class",
+        help="A class of a class-conditional run, by name or index (repeatable); all: every class. The grid has one "
+        "row per requested class.",
+    ),
+    guidance: float | None = typer.Option(
+        None,
+        "--guidance",
+        help=f"Classifier-free guidance weight w >= 0 on x0_hat: x0_u + w (x0_c - x0_u); 0 unconditional, 1 "
+        f"conditional, > 1 guided (2 network calls per step) (default: {DEFAULT_GUIDANCE:g}; needs --class).",
+    ),
     out: Path = typer.Option(Path("samples"), "--out", "-o", help="Output folder."),
     seed: int = typer.Option(
         0, "--seed", min=0, max=MAX_SEED, help="Sample i depends only on (seed, i), never on the batch size."
@@ -104,6 +119,13 @@ def sample(
     set_threads(threads)
     if sampler is not None:
         get(sampler)  # an unknown name fails before the checkpoint is read
+    if guidance is not None:
+        check_guidance(guidance)
+        if not classes:
+            raise ValueError(
+                "--guidance needs --class: it weighs the class-conditional model against the unconditional"
+            )
+    weight = DEFAULT_GUIDANCE if guidance is None else guidance
     if nproc is not None:  # the workers import the run's plugins from where this process finds them
         roots = plugin_pythonpath(read_checkpoint(ckpt).config.corruption)
         raise typer.Exit(relaunch("sample", nproc, pythonpath=roots))
@@ -112,19 +134,26 @@ def sample(
         writable_dir(out, "--out folder")  # before minutes of sampling
     with distributed(target) as ctx:
         run = load_run(ckpt, device=ctx.device, ema=not raw)
+        labels = resolve_classes(classes, run.classes) if classes else None
+        per_class = n if n is not None else (8 if labels else 64)
+        n = per_class * len(labels) if labels else per_class
+        cond = torch.tensor(labels).repeat_interleave(per_class) if labels else None
+        denoiser = Guided(run.denoiser, weight) if labels else run.denoiser
         sampler = sampler if sampler is not None else default_sampler(run.process.operator, steps)
         # a grid this run cannot use (or a level file made for another corruption) fails before sampling
         ts = run_grid(run, grid, sampler, steps)
         keep = min(n, TRAJECTORY_SAMPLES) if trajectory else 0
         kwargs = dict(sampler=sampler, steps=steps, grid=ts, seed=seed, batch_size=batch_size, device=ctx.device)
         kwargs.update(trajectory=keep, progress=progress)
-        result = generate_sharded(ctx, run.denoiser, run.process, run.prior, n, **kwargs)
+        if cond is not None:
+            kwargs["cond"] = cond
+        result = generate_sharded(ctx, denoiser, run.process, run.prior, n, **kwargs)
     if result is None:  # not rank 0: rank 0 writes the outputs
         return
     images, path = result if keep else (result, None)
 
     out.mkdir(parents=True, exist_ok=True)
-    save_grid(images, out / "grid.png", scale=scale)
+    save_grid(images, out / "grid.png", scale=scale, **({"nrow": per_class} if labels else {}))
     meta = {
         "sampler": sampler,
         "steps": steps,
@@ -137,6 +166,10 @@ def sample(
         "weights": "raw" if raw else "ema",
         "corruption": run.config.corruption.spec,
     }
+    if labels:  # only for conditional samples: an unconditional run's file stays what it was
+        assert cond is not None and run.classes is not None
+        meta["nfe"] = nfe(sampler, steps) * guided_calls(weight)
+        meta.update(guidance=weight, labels=cond.tolist(), classes=[run.classes[k] for k in labels])
     buffer = io.BytesIO()
     stored = images.float().clamp(-1, 1).numpy() if float_samples else to_uint8(images).numpy()  # the data range
     np.savez_compressed(buffer, images=stored, meta=json.dumps(meta), **{k: np.asarray(v) for k, v in meta.items()})
@@ -147,7 +180,8 @@ def sample(
     if path is not None:
         _trajectory_strip(path, images, out / "trajectory.png", scale)
     written = ["grid.png", "samples.npz"] + (["png/"] if png else []) + (["trajectory.png"] if path is not None else [])
+    guided = f", classes {', '.join(meta['classes'])} at guidance {weight:g}" if labels else ""
     console.print(
-        f"wrote {n} images ({sampler}, {steps} steps, {grid} grid, {meta['nfe']} network calls, {meta['weights']} "
-        f"weights of step {run.step}) to {out}/: {', '.join(written)}"
+        f"wrote {n} images{guided} ({sampler}, {steps} steps, {grid} grid, {meta['nfe']} network calls, "
+        f"{meta['weights']} weights of step {run.step}) to {out}/: {', '.join(written)}"
     )

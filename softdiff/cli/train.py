@@ -76,6 +76,8 @@ def train_command(
     parameterisation: str | None = typer.Option(
         None, "--parameterisation", help=_field_help("objective", "parameterisation")
     ),
+    cond: str | None = typer.Option(None, "--cond", help=_field_help("cond", "kind")),
+    cond_dropout: float | None = typer.Option(None, "--cond-dropout", help=_field_help("cond", "dropout")),
     channels: int | None = typer.Option(
         None, "--channels", help=f"U-Net base channels (width) (default: {_DEFAULTS.model.base_channels})"
     ),
@@ -150,6 +152,8 @@ def train_command(
         "objective.weighting": weighting,
         "objective.parameterisation": parameterisation,
         "model.base_channels": channels,
+        "cond.kind": cond,
+        "cond.dropout": cond_dropout,
         "train.device": device,
         "train.seed": seed,
         "train.amp": amp,

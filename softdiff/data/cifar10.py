@@ -25,6 +25,10 @@ _HOW_TO_GET = (
 )
 
 
+# the label byte's classes, in index order (batches.meta.txt)
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
 def _folder(data_dir: Path | None) -> Path:
     if data_dir is None:
         raise ValueError(f"CIFAR-10 needs --data-dir; {_HOW_TO_GET}")
@@ -54,7 +58,7 @@ def load_cifar10(split: str = "train", data_dir: Path | None = None) -> ImageDat
     labels = torch.from_numpy(table[:, 0].astype(np.int64))
     if bool((labels > 9).any()):
         raise ValueError(f"CIFAR-10 labels in {directory} are not in 0..9: not a CIFAR-10 binary batch; {_HOW_TO_GET}")
-    return ImageData(images, labels, "cifar10")
+    return ImageData(images, labels, "cifar10", CIFAR10_CLASSES)
 
 
 register_dataset("cifar10", load_cifar10)

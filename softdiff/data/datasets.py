@@ -16,17 +16,37 @@ __all__ = ["ImageData", "load_dataset", "register_dataset", "DATASETS"]
 
 @dataclass(frozen=True)
 class ImageData:
-    """Images kept as uint8 ``(N, C, H, W)`` (4x less memory), converted per batch."""
+    """Images kept as uint8 ``(N, C, H, W)`` (4x less memory), converted per batch.
+
+    ``labels`` (``(N,)`` int64 class indices) and ``classes`` (their names, index order)
+    are what class-conditional training reads; a data set without labels has neither.
+    """
 
     images: Tensor
     labels: Tensor | None = None
     name: str = "images"
+    classes: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
             raise ValueError(
                 f"ImageData needs a uint8 (N, C, H, W) tensor, got {self.images.dtype} {tuple(self.images.shape)}"
             )
+        if self.classes is not None and self.labels is None:
+            raise ValueError("ImageData has class names but no labels")
+        if self.labels is not None and self.classes is not None and len(self.labels):
+            low, high = int(self.labels.min()), int(self.labels.max())
+            if low < 0 or high >= len(self.classes):
+                raise ValueError(f"labels {low}..{high} do not index the {len(self.classes)} class names")
+
+    @property
+    def class_names(self) -> tuple[str, ...] | None:
+        """The class names; the indices as names when there are labels without names (None: unlabelled)."""
+        if self.labels is None:
+            return None
+        if self.classes is not None:
+            return self.classes
+        return tuple(str(i) for i in range(int(self.labels.max()) + 1 if len(self.labels) else 0))
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -50,7 +70,7 @@ class ImageData:
             return self
         index = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
         labels = self.labels[index] if self.labels is not None else None
-        return ImageData(self.images[index], labels, self.name)
+        return ImageData(self.images[index], labels, self.name, self.classes)
 
 
 def to_float(images: Tensor) -> Tensor:

@@ -11,9 +11,22 @@ import torch
 
 from .datasets import ImageData, register_dataset
 
-__all__ = ["load_fashion_mnist", "FASHION_MNIST_DIR"]
+__all__ = ["load_fashion_mnist", "FASHION_MNIST_DIR", "FASHION_MNIST_CLASSES"]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+# the label file's classes, in index order (Zalando's names)
+FASHION_MNIST_CLASSES = (
+    "t-shirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle-boot",
+)
 _FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -56,7 +69,10 @@ def load_fashion_mnist(split: str = "train", data_dir: Path | None = None) -> Im
     if images.shape[0] != labels.shape[0]:
         raise ValueError(f"Fashion-MNIST {split} images and labels disagree in count in {directory}")
     return ImageData(
-        torch.from_numpy(images.copy())[:, None], torch.from_numpy(labels.astype(np.int64)), "fashion-mnist"
+        torch.from_numpy(images.copy())[:, None],
+        torch.from_numpy(labels.astype(np.int64)),
+        "fashion-mnist",
+        FASHION_MNIST_CLASSES,
     )
 
 

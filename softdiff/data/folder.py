@@ -1,4 +1,10 @@
-"""Any folder of PNG/JPEG images, centre-cropped to a square and resized to one size; channels from the images."""
+"""Any folder of PNG/JPEG images, centre-cropped to a square and resized to one size; channels from the images.
+
+Classes come from sub-folders: when every image lies inside a sub-folder of the (split)
+folder, the sub-folders' names, sorted, are the classes and each image is labelled by the
+one it is in (``folder/cat/1.png`` is class ``cat``). A flat folder, or one with images at its
+top level, has no classes.
+"""
 
 from __future__ import annotations
 
@@ -50,6 +56,8 @@ def load_image_folder(
 ) -> ImageData:
     """Every image under ``directory`` (or its ``split`` sub-folder) as uint8 ``(N, channels, size, size)``.
 
+    Labelled by sub-folder when every image is in one (see the module docstring).
+
     ``channels=None`` derives them from the images: 1 when every image is grey (grey PNGs, or
     RGB files whose three channels are equal), else 3 (grey images then repeat their channel).
     """
@@ -77,7 +85,18 @@ def load_image_folder(
     images = np.empty((len(files), size, size, channels), dtype=np.uint8)
     for i, array in enumerate(arrays):
         images[i] = array[..., :1] if channels == 1 else np.broadcast_to(array, (size, size, 3))
-    return ImageData(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), None, "folder")
+    labels, classes = _subfolder_labels(directory, files)
+    return ImageData(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels, "folder", classes)
+
+
+def _subfolder_labels(directory: Path, files: list[Path]) -> tuple[torch.Tensor | None, tuple[str, ...] | None]:
+    """Labels and sorted class names from the first-level sub-folders, or ``(None, None)`` for a flat folder."""
+    tops = [path.relative_to(directory).parts for path in files]
+    if any(len(parts) < 2 for parts in tops):
+        return None, None
+    classes = tuple(sorted({parts[0] for parts in tops}))
+    index = {name: i for i, name in enumerate(classes)}
+    return torch.tensor([index[parts[0]] for parts in tops], dtype=torch.long), classes
 
 
 def _folder(split: str, data_dir: Path | None, size: int = 32, channels: int | None = None) -> ImageData:

@@ -10,7 +10,7 @@ __all__ = ["synthetic_shapes"]
 
 
 def synthetic_shapes(n: int = 512, size: int = 16, channels: int = 1, seed: int = 0) -> ImageData:
-    """Bright squares and discs of random size and position on a dark background."""
+    """Bright squares (label 0) and discs (label 1) of random size and position on a dark background."""
     g = torch.Generator().manual_seed(seed)
     ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
     centre = torch.randint(size // 4, 3 * size // 4, (n, 2), generator=g)
@@ -22,7 +22,7 @@ def synthetic_shapes(n: int = 512, size: int = 16, channels: int = 1, seed: int 
     inside = torch.where(disc[:, None, None], dy**2 + dx**2 <= r**2, (dy <= r) & (dx <= r))
     shade = torch.randint(160, 256, (n, channels, 1, 1), generator=g)
     images = (inside[:, None] * shade).to(torch.uint8).expand(n, channels, size, size).contiguous()
-    return ImageData(images, disc.long(), "synthetic")
+    return ImageData(images, disc.long(), "synthetic", ("square", "disc"))
 
 
 register_dataset(

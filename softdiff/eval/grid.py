@@ -8,6 +8,11 @@ an interrupted sweep loses at most the cell in progress, and a cell already in t
 the same checkpoint, step, ``n``, seed and features is not recomputed. A cell records its
 time grid (``softdiff.samplers.time_grid`` name); cells written before grids existed have
 none and were sampled on the uniform grid, which is how they are read.
+
+On a class-conditional run, ``guidance`` adds a dimension: every cell is sampled at each
+classifier-free guidance weight ``w`` (:class:`~softdiff.conditioning.Guided`), ``n / K``
+images per class of the ``K`` classes, and also scores the classifier's accuracy on each
+class's samples (:mod:`.guidance`). Cells without guidance record none.
 """
 
 from __future__ import annotations
@@ -20,12 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..conditioning import Guided, guided_calls
 from ..data import ImageData, load_dataset
 from ..imageio import atomic_write_bytes
 from ..samplers import GRIDS, generate, get, nfe
 from ..samplers.grids import MAX_STEPS
 from ..train.autogrids import run_grid
 from .extractors import FeatureExtractor
+from .features import FeatureNet
+from .guidance import class_accuracy, per_class_labels
 from .metrics import evaluate_samples
 from .prdc import PRDC_KEYS
 
@@ -45,7 +53,7 @@ __all__ = [
 
 RESULTS_VERSION = 1
 # what makes two results comparable: a finished cell is reused only when all of these match
-IDENTITY_KEYS = ("sampler", "grid", "steps", "checkpoint", "checkpoint_step", "n", "seed", "features")
+IDENTITY_KEYS = ("sampler", "grid", "steps", "checkpoint", "checkpoint_step", "n", "seed", "features", "guidance")
 # what a stored result must hold to be shown again (a cell of the table)
 REQUIRED_KEYS: dict[str, type | tuple[type, ...]] = {
     "sampler": str,
@@ -107,7 +115,7 @@ def reference_data(run: TrainedRun) -> ImageData:
 
 
 def cell_identity(result: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(result.get(key, DEFAULT_GRID if key == "grid" else None) for key in IDENTITY_KEYS)
+    return tuple(result.get(key, DEFAULT_GRID if key == "grid" else None) for key in IDENTITY_KEYS)  # no guidance: None
 
 
 def load_results(path: str | Path) -> list[dict[str, Any]]:
@@ -154,6 +162,8 @@ def sweep(
     progress: bool = False,
     on_result: Callable[[dict[str, Any], bool], None] | None = None,
     grids: Sequence[str] = (DEFAULT_GRID,),
+    guidance: Sequence[float] | None = None,
+    classifier: FeatureNet | None = None,
 ) -> list[dict[str, Any]]:
     """Evaluate every (sampler, time grid, steps) cell; return one result per cell, in that order.
 
@@ -161,6 +171,9 @@ def sweep(
     and each new one is added to the file as soon as it is done (``on_result(result, False)``).
     A result holds the cell (sampler, grid, steps), its NFE, FID, KID, the features, ``n``, the seed, the
     checkpoint and its step, and the seconds spent sampling and scoring.
+
+    ``guidance`` (a class-conditional run only): the weights to sample each cell at, class by
+    class; ``classifier`` then scores each class's samples (``class_accuracy``, ``accuracy``).
     """
     if n < 2:
         raise ValueError(f"n must be at least 2 images for FID/KID, got {n}")
@@ -175,9 +188,13 @@ def sweep(
         "seed": seed,
         "features": extractor.description,
     }
+    labels = per_class_labels(run.classes, n) if guidance is not None else None
+    weights: Sequence[float | None] = guidance if guidance is not None else (None,)
     results = []
-    for sampler, grid, k in ((s, g, k) for s in samplers for g in grids for k in steps):
+    for sampler, grid, k, w in ((s, g, k, w) for s in samplers for g in grids for k in steps for w in weights):
         cell = {"sampler": sampler, "grid": grid, "steps": k, "nfe": nfe(sampler, k), **common}
+        if w is not None:
+            cell.update(guidance=float(w), nfe=nfe(sampler, k) * guided_calls(w))
         previous = done.get(cell_identity(cell))
         if previous is not None:
             previous = {"grid": DEFAULT_GRID, **previous}  # cells from before grids: uniform
@@ -187,9 +204,12 @@ def sweep(
             continue
         start = time.perf_counter()
         times = run_grid(run, grid, sampler, k) if grid == "auto" else grid  # auto: optimised once, cached
+        denoiser, extra = run.denoiser, {}
+        if w is not None:
+            denoiser, extra = Guided(run.denoiser, w), {"cond": labels}
         images = generate(
-            run.denoiser, run.process, run.prior, n, sampler=sampler, steps=k, grid=times, seed=seed,
-            batch_size=batch_size, device=device, progress=progress,
+            denoiser, run.process, run.prior, n, sampler=sampler, steps=k, grid=times, seed=seed,
+            batch_size=batch_size, device=device, progress=progress, **extra,
         )  # fmt: skip
         sampled = time.perf_counter()
         scores = evaluate_samples(
@@ -210,6 +230,9 @@ def sweep(
             "sample_seconds": sampled - start,
             "seconds": finished - start,
         }
+        if w is not None and classifier is not None and labels is not None:
+            per_class = class_accuracy(classifier, images, labels, len(run.classes or ()), device=device)
+            result.update(class_accuracy=per_class, accuracy=sum(per_class) / len(per_class))
         results.append(result)
         if path is not None:
             stored = [r for r in stored if cell_identity(r) != cell_identity(result)] + [result]

@@ -9,7 +9,10 @@ multiple of ``2 ** (levels - 1)`` are padded (replicate) and the output cropped 
 image size works (28x28 grey, 32x32 or 64x64 RGB, odd non-square sizes).
 
 The module is a plain ``nn.Module`` with ``forward(x, t)``; users can swap in any network
-with the same signature.
+with the same signature. With ``num_classes > 0`` it is also class-conditional,
+``forward(x, t, cond=labels)``: a learned embedding of the label (one more row for "no
+class", :data:`~softdiff.conditioning.NULL_CLASS` or no ``cond`` at all) is added to the
+time embedding, as in ADM and EDM; classifier-free guidance needs that null class.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import Tensor, nn
 
+from ..conditioning import NULL_CLASS, Cond, class_labels
 from ..validation import refuse_bool_numbers
 
 __all__ = ["UNetConfig", "UNet"]
@@ -75,6 +79,9 @@ class UNetConfig(BaseModel):
     downsample: Literal["conv", "avgpool"] = Field("avgpool", description="strided 3x3 conv or 2x2 average pool")
     mid_block: bool = Field(False, description="an extra residual block (+ attention) at the lowest resolution")
     groups: int = Field(8, ge=1, description="GroupNorm groups; must divide every level's channel count")
+    num_classes: int = Field(
+        0, ge=0, le=100_000, description="classes of a class-conditional network (0: unconditional; train --cond class)"
+    )
 
     @field_validator("channel_mults")
     @classmethod
@@ -304,8 +311,14 @@ class UNet(nn.Module):
         self.conv_out = nn.Conv2d(cin, cfg.output_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
+        # built last, so the other weights of a conditional network are those of the unconditional one;
+        # zero-initialised, so training starts class-blind and the null row (index num_classes) stays neutral
+        self.class_embed: nn.Embedding | None = None
+        if cfg.num_classes:
+            self.class_embed = nn.Embedding(cfg.num_classes + 1, temb)
+            nn.init.zeros_(self.class_embed.weight)
 
-    def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor | float, cond: Cond = None) -> Tensor:
         if x.ndim != 4:
             raise ValueError(f"UNet expects images of shape (B, C, H, W), got a tensor of shape {tuple(x.shape)}")
         if x.shape[1] != self.config.in_channels:
@@ -314,6 +327,10 @@ class UNet(nn.Module):
                 f"(input shape {tuple(x.shape)}); set UNetConfig.in_channels"
             )
         emb = self.time_embed(self._times(t, x))
+        if self.class_embed is not None:
+            emb = emb + self.class_embed(self._classes(cond, x))
+        elif class_labels(cond) is not None:
+            raise ValueError("this U-Net is unconditional (num_classes = 0): it takes no class labels")
         h_in, w_in = x.shape[-2:]
         m = self.config.size_multiple
         pad_h, pad_w = -h_in % m, -w_in % m
@@ -329,6 +346,21 @@ class UNet(nn.Module):
             h = level(h, emb, pop=skips)
         out = self.conv_out(F.silu(self.norm_out(h)))
         return out[..., :h_in, :w_in] if pad_h or pad_w else out
+
+    def _classes(self, cond: Cond, x: Tensor) -> Tensor:
+        """Rows of the class embedding: the labels, with the null row for NULL_CLASS or no labels at all."""
+        k = self.config.num_classes
+        labels = class_labels(cond)
+        if labels is None:
+            return torch.full((x.shape[0],), k, dtype=torch.long, device=x.device)
+        if labels.shape != (x.shape[0],):
+            raise ValueError(
+                f"class labels must be of shape ({x.shape[0]},) to match the batch, got {tuple(labels.shape)}"
+            )
+        labels = labels.to(device=x.device, dtype=torch.long)
+        if bool(((labels < NULL_CLASS) | (labels >= k)).any()):
+            raise ValueError(f"class labels must lie in 0..{k - 1} (or {NULL_CLASS}: no class), got {labels.tolist()}")
+        return torch.where(labels == NULL_CLASS, torch.full_like(labels, k), labels)
 
     def _times(self, t: Tensor | float, x: Tensor) -> Tensor:
         """``t`` as a (B,) tensor in the parameters' dtype; a scalar (or one-element) ``t`` is broadcast."""

@@ -7,6 +7,10 @@ samples a run has. ``i`` is the image's id: its position plus ``offset``, or ``i
 (a data set index, so a subset restores each image exactly as the whole set does).
 
 A restoration with a non-finite value is an error, never a result.
+
+``cond`` (one row per observed image, :mod:`softdiff.conditioning`) conditions the prior:
+each batch's rows, repeated once per sample, are bound to the denoiser every method calls,
+so the methods pass it on untouched whatever their own loops look like.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..samplers import SeededNoise
+from ..conditioning import Cond, bind, class_labels, cond_length, cond_rows
+from ..corrupt import CorruptionProcess
+from ..samplers import ClassPrior, Denoiser, Prior, SeededNoise
 from .methods import DiffusionPrior, Method, Problem
 from .operators import Degradation
 
@@ -79,6 +85,33 @@ def _check_noise(sigma_y: float) -> None:
         raise ValueError(f"the noise level sigma_y must be a finite number >= 0, got {sigma_y}")
 
 
+@dataclass(frozen=True)
+class _Conditioned:
+    """A prior whose denoiser has one batch's ``cond`` bound to it."""
+
+    denoiser: Denoiser
+    process: CorruptionProcess
+    prior: Prior
+
+
+def _with_cond(model: DiffusionPrior | None, cond: Cond, start: int, stop: int, k: int) -> DiffusionPrior | None:
+    """``model`` for images ``start:stop`` (``k`` sample rows each) with their rows of ``cond`` bound."""
+    if model is None or cond is None:
+        return model
+    rows = cond_rows(cond, slice(start, stop))
+    if isinstance(rows, Tensor):
+        rows = rows.repeat_interleave(k, dim=0)
+    elif rows is not None:
+        rows = {
+            key: v.repeat_interleave(k, dim=0) if isinstance(v, Tensor) and v.ndim else v for key, v in rows.items()
+        }
+    prior = model.prior
+    labels = class_labels(rows)
+    if isinstance(prior, ClassPrior) and labels is not None and len(labels.unique()) == 1:
+        prior = prior.prior_of(int(labels[0]))  # one class in the batch: methods drawing x_1 draw from its prior
+    return _Conditioned(bind(model.denoiser, rows), model.process, prior)
+
+
 def _check_finite(out: Tensor, method: Method, A: Degradation, sigma_y: float) -> None:
     bad = ~torch.isfinite(out.flatten(2)).all(dim=2).all(dim=1)
     if bool(bad.any()):
@@ -115,6 +148,7 @@ def restore(
     offset: int = 0,
     ids: Sequence[int] | None = None,
     on_progress: Callable[[float], None] | None = None,
+    cond: Cond = None,
 ) -> Restoration:
     """Draw ``samples`` posterior samples for each observation in ``y`` ``(N, C, H, W)``.
 
@@ -141,6 +175,8 @@ def restore(
         )
     if model is not None:
         method.check(model, A, sigma_y)
+    if cond is not None and cond_length(cond) != len(y):
+        raise ValueError(f"cond must hold one row per observed image ({len(y)}), got {cond_length(cond)}")
 
     n, k = len(y), samples
     out = torch.empty(n, k, *y.shape[1:], dtype=y.dtype)
@@ -151,7 +187,8 @@ def restore(
         noise = SeededNoise(seed, rows)
         yb = y[start:stop].to(device).repeat_interleave(k, dim=0)
         ticks = _Ticks(stop - start, method.steps, on_progress)
-        result = method.sample(model, Problem(A, yb, float(sigma_y)), noise, callback=ticks)  # type: ignore[arg-type]
+        prior_b = _with_cond(model, cond, start, stop, k)
+        result = method.sample(prior_b, Problem(A, yb, float(sigma_y)), noise, callback=ticks)  # type: ignore[arg-type]
         out[start:stop] = result.detach().reshape(stop - start, k, *y.shape[1:]).cpu()
         ticks.finish()
     _check_finite(out, method, A, sigma_y)

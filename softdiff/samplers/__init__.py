@@ -3,6 +3,7 @@
 from .ancestral import ancestral, ancestral_update
 from .autogrid import GaussianFit, auto_grid, grid_error, resolve_grid
 from .choice import DEFAULT_STEPS, default_sampler
+from .class_prior import ClassPrior, fit_class_priors
 from .core import (
     Carry,
     Denoiser,
@@ -89,6 +90,8 @@ __all__ = [
     "sample_seed",
     "GaussianPrior",
     "MixturePrior",
+    "ClassPrior",
+    "fit_class_priors",
     "Prior",
     "fit_prior",
     "prior_from_state_dict",

@@ -1,7 +1,7 @@
 """The samplers of Soft Diffusion (paper's Algorithms 1 and 2, and Euler/Heun) as plain functions over one driver loop.
 
 Every sampler has the signature ``sampler(denoiser, process, x, ts, *, generator=None,
-callback=None) -> Tensor``: ``x`` is a batch at time ``ts[0]``, ``ts`` a strictly
+callback=None, cond=None) -> Tensor``: ``x`` is a batch at time ``ts[0]``, ``ts`` a strictly
 decreasing grid in [0, 1], and the result the image at ``ts[-1]``. A sampler is one
 *update rule* (how ``x_t`` becomes ``x_t'`` given ``x0_hat``) run by :func:`run`, which
 owns everything the samplers share: grid checks, noise levels, the denoiser call, the
@@ -11,6 +11,10 @@ A rule that needs memory (a multistep solver's earlier ``x0_hat``) returns
 ``Carry(x_next, state)``; the driver hands ``state`` back as ``Step.state`` at the next
 step (``None`` at the first). The state lives in the driver's loop only, so samplers stay
 pure functions with no hidden globals.
+
+``cond`` (a label tensor or a small dict, :mod:`softdiff.conditioning`) is passed untouched
+to every denoiser call, as k-diffusion's ``extra_args``: the driver's and a rule's own
+(:meth:`Step.denoise`). Without it the denoiser is called as ``denoiser(x, t)``.
 
 Notation per step ``t -> t'``: ``x0_hat = D(x_t, t)``, ``y = C_t x0_hat``,
 ``y' = C_t' x0_hat``, ``z ~ N(0, I)``, ``r = s_t' / s_t`` (taken as 1 when ``s_t = 0``, so
@@ -26,6 +30,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from ..conditioning import Cond, call_denoiser
 from ..corrupt import CorruptionProcess
 from ..registry import Registry
 from .grids import check_grid
@@ -52,7 +57,7 @@ __all__ = [
     "sampler_from_update",
 ]
 
-Denoiser = Callable[[Tensor, Tensor], Tensor]
+Denoiser = Callable[..., Tensor]  # (x_t, t) -> x0_hat; a conditional one also takes cond=
 Callback = Callable[[dict[str, Any]], None]
 
 
@@ -66,6 +71,7 @@ class Sampler(Protocol):
         *,
         generator: NoiseSource = None,
         callback: Callback | None = None,
+        cond: Cond = None,
     ) -> Tensor: ...
 
 
@@ -83,6 +89,11 @@ class Step:
     s_next: float
     generator: NoiseSource
     state: Any = None
+    cond: Cond = None
+
+    def denoise(self, x: Tensor, t: Tensor) -> Tensor:
+        """The denoiser at ``(x, t)`` with this run's ``cond``: how a rule makes a call of its own (Heun's)."""
+        return call_denoiser(self.denoiser, x, t, self.cond)
 
     @property
     def ratio(self) -> float:
@@ -128,12 +139,14 @@ def run(
     *,
     generator: NoiseSource = None,
     callback: Callback | None = None,
+    cond: Cond = None,
 ) -> Tensor:
     """Drive ``update`` over the grid ``ts``: the loop every sampler shares.
 
     Runs under ``torch.no_grad`` (memory stays O(batch) whatever the number of steps).
     ``callback`` receives ``{"i", "t", "x", "x0_hat"}`` once per step, before the update.
-    A rule returning :class:`Carry` gets its ``state`` back at the next step.
+    A rule returning :class:`Carry` gets its ``state`` back at the next step. ``cond`` goes,
+    untouched, to every denoiser call (rows aligned with ``x``).
     """
     ts = check_grid(ts)
     if x.ndim != 4:
@@ -145,12 +158,14 @@ def run(
     with torch.no_grad():
         for i in range(last + 1):
             t, t_next = times[i].repeat(batch), times[i + 1].repeat(batch)
-            x0_hat = denoiser(x, t)
+            x0_hat = call_denoiser(denoiser, x, t, cond)
             if callback is not None:
                 callback({"i": i, "t": float(ts[i]), "x": x, "x0_hat": x0_hat})
             if i == last:
                 return process.C(x0_hat, t_next)
-            out = update(Step(denoiser, process, x, x0_hat, t, t_next, levels[i], levels[i + 1], generator, state))
+            out = update(
+                Step(denoiser, process, x, x0_hat, t, t_next, levels[i], levels[i + 1], generator, state, cond)
+            )
             x, state = (out.x, out.state) if isinstance(out, Carry) else (out, None)
     raise AssertionError("unreachable: check_grid guarantees at least one step")
 
@@ -190,7 +205,7 @@ def heun_update(step: Step) -> Tensor:
     """
     process, x, x0_1 = step.process, step.x, step.x0_hat
     x_pred = euler_update(step)
-    x0_2 = step.denoiser(x_pred, step.t_next)
+    x0_2 = step.denoise(x_pred, step.t_next)
     # (s' - s) eps_1 = (r - 1)(x - C_t x0_1) and (s' - s) eps_2 = (1 - 1/r)(x_pred - C_t' x0_2),
     # written with ratios so that a noise-free process (s = 0) stays finite.
     delta_1 = (step.ratio - 1) * (x - process.C(x0_1, step.t))
@@ -203,7 +218,7 @@ def heun_update(step: Step) -> Tensor:
 
 
 def sampler_from_update(update: Update, name: str, doc: str) -> Sampler:
-    """A plain sampler function ``(denoiser, process, x, ts, *, generator, callback)`` running ``update``."""
+    """A plain sampler function ``(denoiser, process, x, ts, *, generator, callback, cond)`` running ``update``."""
 
     def sampler(
         denoiser: Denoiser,
@@ -213,8 +228,9 @@ def sampler_from_update(update: Update, name: str, doc: str) -> Sampler:
         *,
         generator: NoiseSource = None,
         callback: Callback | None = None,
+        cond: Cond = None,
     ) -> Tensor:
-        return run(update, denoiser, process, x, ts, generator=generator, callback=callback)
+        return run(update, denoiser, process, x, ts, generator=generator, callback=callback, cond=cond)
 
     sampler.__name__ = sampler.__qualname__ = name
     sampler.__doc__ = doc

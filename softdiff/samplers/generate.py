@@ -11,9 +11,11 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import Tensor
 
+from ..conditioning import Cond, class_labels, cond_length, cond_rows
 from ..corrupt import CorruptionProcess
 from ..progress import LoggedProgress
 from ..resources import check_memory
+from .class_prior import ClassPrior
 from .core import Denoiser, Sampler, get
 from .grids import time_grid
 from .noise import SeededNoise
@@ -31,11 +33,34 @@ class Trajectory:
     x0_hat: Tensor
 
 
-def draw_prior(prior: Prior, noise: SeededNoise, device: torch.device | str, dtype: torch.dtype) -> Tensor:
-    """``x_1`` for the samples of ``noise``: the first draws of each sample's own stream."""
+def draw_prior(
+    prior: Prior | ClassPrior,
+    noise: SeededNoise,
+    device: torch.device | str,
+    dtype: torch.dtype,
+    labels: Tensor | None = None,
+) -> Tensor:
+    """``x_1`` for the samples of ``noise``: the first draws of each sample's own stream.
+
+    With a :class:`ClassPrior` and ``labels``, each sample comes from its class's prior.
+    """
+    if isinstance(prior, ClassPrior) and labels is not None:
+        return _draw_by_class(prior, noise, device, dtype, labels)
     z = noise.randn((len(noise), prior.latent_dim), dtype=dtype).to(device)
     eta = noise.randn((len(noise), *prior.shape), dtype=dtype).to(device)
     return prior.sample_from(z, eta)
+
+
+def _draw_by_class(
+    prior: ClassPrior, noise: SeededNoise, device: torch.device | str, dtype: torch.dtype, labels: Tensor
+) -> Tensor:
+    """Rows of each class from that class's prior, each from its own stream (as if drawn alone)."""
+    labels = labels.cpu()
+    x = torch.empty(len(noise), *prior.shape, dtype=dtype, device=device)
+    for label in labels.unique().tolist():
+        rows = (labels == label).nonzero().flatten().tolist()
+        x[rows] = draw_prior(prior.prior_of(int(label)), noise.subset(rows), device, dtype)
+    return x
 
 
 def _progress(enabled: bool) -> LoggedProgress:
@@ -72,6 +97,7 @@ def generate(
     progress: bool = False,
     trajectory: bool | int = False,
     offset: int = 0,
+    cond: Cond = None,
 ) -> Tensor | tuple[Tensor, Trajectory]:
     """Draw ``n`` images ``(n, C, H, W)`` (returned on the CPU) from ``prior`` at t = 1.
 
@@ -84,6 +110,9 @@ def generate(
     ``True`` keeps the path of every sample, an integer ``k`` that of the first ``k``;
     the result is then ``(images, Trajectory)``. ``offset`` shifts the sample indices: row
     ``j`` is sample ``offset + j`` of the seeded run (how ranks share one run between them).
+    ``cond`` conditions the sampler (:mod:`softdiff.conditioning`): one row per image (a label
+    tensor of length ``n``, or a dict of such tensors), split by batch and otherwise passed
+    untouched; the sampler is called without it when it is None.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive number of samples, got {n!r}")
@@ -91,6 +120,9 @@ def generate(
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise ValueError(f"offset must be a non-negative sample index, got {offset!r}")
+    count = cond_length(cond)
+    if cond is not None and count != n:
+        raise ValueError(f"cond must hold one row per image ({n}), got {count}")
     run_sampler = get(sampler) if isinstance(sampler, str) else sampler
     ts = time_grid("uniform" if grid is None else grid, process, steps)
     if float(ts[0]) != 1.0:
@@ -106,7 +138,8 @@ def generate(
         for start in range(0, n, batch_size):
             stop = min(n, start + batch_size)
             noise = SeededNoise(seed, range(offset + start, offset + stop))
-            x = draw_prior(prior, noise, device, dtype)
+            rows = cond_rows(cond, slice(start, stop))
+            x = draw_prior(prior, noise, device, dtype, class_labels(rows))
             record = _recorder(path_x, path_x0, start, stop, keep)
 
             def on_step(info: dict[str, Any], record: Callable[[dict[str, Any]], None] | None = record) -> None:
@@ -114,7 +147,8 @@ def generate(
                     record(info)
                 bar.advance(task)
 
-            images[start:stop] = run_sampler(denoiser, process, x, ts, generator=noise, callback=on_step).cpu()
+            extra = {} if cond is None else {"cond": rows}
+            images[start:stop] = run_sampler(denoiser, process, x, ts, generator=noise, callback=on_step, **extra).cpu()
     if not keep:
         return images
     return images, Trajectory(ts, path_x, path_x0)

@@ -39,6 +39,13 @@ class SeededNoise:
             raise ValueError(f"SeededNoise holds {len(self)} samples but was asked for noise of shape {shape}")
         return torch.stack([torch.randn(shape[1:], generator=g, dtype=dtype) for g in self.generators])
 
+    def subset(self, rows: Sequence[int]) -> SeededNoise:
+        """The samples at positions ``rows``, sharing their generators (draws from either advance both)."""
+        part = SeededNoise.__new__(SeededNoise)
+        part.seed, part.indices = self.seed, [self.indices[r] for r in rows]
+        part.generators = [self.generators[r] for r in rows]
+        return part
+
     def __repr__(self) -> str:
         return f"SeededNoise(seed={self.seed}, {len(self)} samples from index {self.indices[0]})"
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from ..conditioning import cond_rows
 from ..distributed import DistContext, shard_range
 from .generate import Trajectory, generate
 
@@ -34,6 +35,8 @@ def generate_sharded(
     keep = n if trajectory is True else max(0, min(n, int(trajectory)))
     mine = max(0, min(block.stop, keep) - block.start)
     kwargs["progress"] = kwargs.get("progress", False) and ctx.is_main
+    if kwargs.get("cond") is not None:  # one row per image of the run: each rank takes its block's rows
+        kwargs["cond"] = cond_rows(kwargs["cond"], slice(block.start, block.stop))
     part: Any = None
     if len(block):
         out = generate(denoiser, process, prior, len(block), trajectory=mine, offset=block.start, **kwargs)

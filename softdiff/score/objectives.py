@@ -46,6 +46,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
+from ..conditioning import Cond, call_denoiser
 from ..corrupt import CorruptionProcess
 from ..registry import NoParams, Registry
 from .parameterisation import DenoiserFn
@@ -104,8 +105,12 @@ class Objective:
         *,
         t: Tensor | None = None,
         noise: Tensor | None = None,
+        cond: Cond = None,
     ) -> Tensor:
-        """Per-example loss ``(B,)``; ``t`` and ``noise`` are drawn from ``generator`` unless given."""
+        """Per-example loss ``(B,)``; ``t`` and ``noise`` are drawn from ``generator`` unless given.
+
+        ``cond`` (labels of ``x0``'s rows, :mod:`softdiff.conditioning`) goes untouched to the denoiser.
+        """
         batch = x0.shape[0]
         if t is None:
             t = self.t_sampler(batch, generator, x0.device)
@@ -115,7 +120,7 @@ class Objective:
             noise = torch.randn(x0.shape, generator=generator, device=where, dtype=x0.dtype).to(x0.device)
         s = self.process.s(t).to(x0.dtype)
         x_t = self.process.C(x0, t) + s[:, None, None, None] * noise
-        h = denoiser(x_t, t)
+        h = call_denoiser(denoiser, x_t, t, cond)
         return self.weight(t, s) * self.term(h, x0, x_t, t, s, generator)
 
     def term(

@@ -1,6 +1,7 @@
 """The denoiser ``D(x_t, t) ~ x_0`` built from a network and a preconditioning, and the score it implies.
 
-The network is any ``nn.Module`` called as ``net(x_t, t)`` with ``t`` of shape ``(B,)``.
+The network is any ``nn.Module`` called as ``net(x_t, t)`` with ``t`` of shape ``(B,)``
+(``net(x_t, t, cond=cond)`` when the denoiser is given a ``cond``, :mod:`softdiff.conditioning`).
 How its input is scaled and its output combined with ``x_t`` is the *parameterisation*
 (:mod:`softdiff.score.precondition`): ``"residual"`` (the paper's, ``D = x_t + net``),
 ``"x0"`` (``D = net``), or EDM's preconditioning generalised to the process, ``"precond"``
@@ -14,6 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from ..conditioning import Cond, call_denoiser
 from ..corrupt import CorruptionProcess
 from .precondition import (
     DEFAULT_PARAMETERISATION,
@@ -25,7 +27,7 @@ from .precondition import (
 
 __all__ = ["Denoiser", "score_from_denoiser", "Parameterisation", "PARAMETERISATIONS"]
 
-DenoiserFn = Callable[[Tensor, Tensor], Tensor]
+DenoiserFn = Callable[..., Tensor]  # (x_t, t) -> x0_hat; a conditional one also takes cond=
 
 
 class Denoiser(nn.Module):
@@ -56,16 +58,17 @@ class Denoiser(nn.Module):
         self.precond = build_preconditioning(parameterisation, process, stats)
         self.autocast = autocast
 
-    def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
+    def forward(self, x_t: Tensor, t: Tensor, cond: Cond = None) -> Tensor:
+        """``x0_hat``; ``cond`` goes untouched to the network (which is called without it when None)."""
         t = _as_batch_time(t, x_t)
         x = self.precond.centre(x_t, t)
         x_in = self.precond.c_in(x, t)[:, None, None, None] * x
         if self.autocast is not None:
             with torch.autocast(x_t.device.type, dtype=self.autocast):
-                out = self.net(x_in, t)
+                out = call_denoiser(self.net, x_in, t, cond)
             out = out.to(x_t.dtype)
         else:
-            out = self.net(x_in, t)
+            out = call_denoiser(self.net, x_in, t, cond)
         if out.shape != x_t.shape:
             raise ValueError(f"the network returned shape {tuple(out.shape)} for an input of shape {tuple(x_t.shape)}")
         return self.precond.combine(x, out, t)
@@ -93,9 +96,9 @@ def _as_batch_time(t: Tensor | float, x: Tensor) -> Tensor:
 def score_from_denoiser(denoiser: DenoiserFn, process: CorruptionProcess) -> DenoiserFn:
     """The score estimate ``(C_t h(x_t, t) - x_t) / s_t^2`` of any denoiser (Soft Diffusion eq. 3.3)."""
 
-    def score(x_t: Tensor, t: Tensor | float) -> Tensor:
+    def score(x_t: Tensor, t: Tensor | float, cond: Cond = None) -> Tensor:
         t = _as_batch_time(t, x_t)
         s2 = process.s(t).to(x_t.dtype)[:, None, None, None] ** 2
-        return (process.C(denoiser(x_t, t), t) - x_t) / s2
+        return (process.C(call_denoiser(denoiser, x_t, t, cond), t) - x_t) / s2
 
     return score

@@ -78,6 +78,14 @@ class ShardedBatches:
             x0 = self.data.batch(index).to(self.ctx.device)
         return x0.contiguous(memory_format=torch.channels_last) if self.channels_last else x0
 
+    def labels(self, step: int, generator: torch.Generator, dropout: float) -> tuple[Tensor, Tensor]:
+        """Step ``k``'s labels for this rank (CPU) and which to drop: a draw per position of the global batch."""
+        if self.data.labels is None:
+            raise ValueError("class-conditional training needs a data set with labels")
+        order = self.order.indices(step)
+        drop = torch.rand(len(order), generator=generator) < dropout
+        return _own(self.data.labels[order], self.ctx), _own(drop, self.ctx)
+
 
 def global_draws(
     t_sampler: TSampler, x0: Tensor, generator: torch.Generator, ctx: DistContext

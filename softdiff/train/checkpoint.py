@@ -9,6 +9,7 @@ Layout of a run folder::
         net.safetensors            raw weights
         ema.safetensors            EMA weights
         prior.safetensors          the Gaussian prior at t = 1
+        class_prior.safetensors    one prior per class (class-conditional runs; older ones lack it)
         precond.safetensors        data statistics of the preconditioning and the loss scale (when used)
         state.pt                   optimizer state, RNG states, step (torch.load(weights_only=True))
         config.json                the full resolved RunConfig
@@ -51,6 +52,7 @@ from ..resources import fsync_dir
 from .config import RunConfig
 from .consistency import (
     IDENTITY_KEY,
+    check_class_prior,
     check_identity,
     check_precond,
     check_prior,
@@ -100,6 +102,7 @@ COMPONENTS: tuple[Component, ...] = (
     Component("ema", "ema.safetensors"),
     Component("prior", "prior.safetensors"),
     Component("precond", "precond.safetensors", required=False),  # runs that need no data statistics lack it
+    Component("class_prior", "class_prior.safetensors", required=False),  # class-conditional runs only
     Component("state", "state.pt"),  # optimiser, RNG states, step, logging window
 )
 _BY_NAME = {c.name: c for c in COMPONENTS}
@@ -124,6 +127,7 @@ class Checkpoint:
     prior: dict[str, Tensor]
     state: dict
     precond: dict[str, Tensor] | None = None
+    class_prior: dict[str, Tensor] | None = None
 
 
 def _sha256(data: bytes) -> str:
@@ -358,6 +362,8 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     check_twins(tensors["net"], tensors["ema"], where)
     check_prior(tensors["prior"], config, where)
     check_precond(tensors.get("precond"), config, where)
+    check_class_prior(tensors.get("class_prior"), config, where)
     return Checkpoint(
-        folder, config, state["step"], tensors["net"], tensors["ema"], tensors["prior"], state, tensors.get("precond")
-    )
+        folder, config, state["step"], tensors["net"], tensors["ema"], tensors["prior"], state, tensors.get("precond"),
+        tensors.get("class_prior"),
+    )  # fmt: skip

@@ -35,6 +35,7 @@ from .plugins import import_plugins, plugin_target
 
 __all__ = [
     "DataConfig",
+    "CondConfig",
     "ObjectiveConfig",
     "OptimConfig",
     "TrainConfig",
@@ -74,6 +75,29 @@ class DataConfig(_Section):
     def _absolute(cls, data_dir: str | None) -> str | None:
         """A relative folder is made absolute (against the working folder) so the run works from anywhere."""
         return os.path.abspath(os.path.expanduser(data_dir)) if data_dir else data_dir
+
+
+class CondConfig(_Section):
+    """Conditioning of the network: none, or the data's class labels (for classifier-free guidance)."""
+
+    kind: Literal["none", "class"] = Field(
+        "none", description="none, or class: a class embedding in the network, trained on the data's labels"
+    )
+    dropout: float = Field(
+        0.1, ge=0, le=1, description="probability that a training label is dropped to 'no class' (guidance needs > 0)"
+    )
+    classes: list[str] | None = Field(
+        None, description="the class names, in label order (written by the trainer from the data set)"
+    )
+
+    @model_validator(mode="after")
+    def _classes(self) -> CondConfig:
+        if self.classes is not None:
+            if self.kind != "class":
+                raise ValueError("cond.classes is for a class-conditional run (cond.kind = 'class')")
+            if not self.classes or len(set(self.classes)) != len(self.classes):
+                raise ValueError(f"cond.classes must be distinct names, at least one, got {self.classes}")
+        return self
 
 
 # keys of older configs: the soft loss's anchor (off: other objectives stored these values) and the laws' settings
@@ -207,6 +231,7 @@ class RunConfig(_Section):
     network: str = Field(DEFAULT_NETWORK, description=f"registered network `model` configures: {choices(NETWORKS)}")
     model: Any = Field(UNetConfig(), description="the network's settings (its Params; the U-Net's: UNetConfig)")
     data: DataConfig = DataConfig()
+    cond: CondConfig = CondConfig()
     objective: ObjectiveConfig = ObjectiveConfig()
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
@@ -264,7 +289,18 @@ class RunConfig(_Section):
         in_channels = getattr(self.model, "in_channels", None)
         if self.data.channels is not None and in_channels is not None and in_channels != self.data.channels:
             raise ValueError(f"model.in_channels ({in_channels}) must equal data.channels ({self.data.channels})")
+        num_classes = getattr(self.model, "num_classes", None)
+        wanted = len(self.cond.classes) if self.cond.classes is not None else None
+        if num_classes and self.cond.kind != "class":
+            raise ValueError("model.num_classes is set by class conditioning: train with --cond class instead")
+        if wanted is not None and num_classes is not None and num_classes not in (0, wanted):
+            raise ValueError(f"model.num_classes ({num_classes}) must equal the number of cond.classes ({wanted})")
         return self
+
+    @property
+    def classes(self) -> list[str] | None:
+        """The class names of a class-conditional run (None: unconditional)."""
+        return self.cond.classes if self.cond.kind == "class" else None
 
     def _components(self) -> list[tuple[str, Any, str]]:
         oc = self.objective
@@ -295,8 +331,14 @@ class RunConfig(_Section):
         return checked
 
     def resolved(self, channels: int, image_size: int) -> RunConfig:
-        """Copy with the data's image shape filled in and the network sized to it."""
+        """Copy with the data's image shape filled in and the network sized to it (and to the classes, if any)."""
         model = _with_shape(self.model, channels, image_size)
+        if self.cond.classes is not None:
+            if "num_classes" not in model:
+                raise ValueError(
+                    f"network {self.network!r} takes no class labels (no num_classes setting): --cond class"
+                )
+            model["num_classes"] = len(self.cond.classes)
         data = self.data.model_copy(update={"channels": channels, "image_size": image_size})
         return RunConfig.model_validate({**self.model_dump(), "model": model, "data": data.model_dump()})
 
@@ -307,6 +349,10 @@ class RunConfig(_Section):
         and levels left unset where the run selected its own (``train.select_levels``).
         """
         requested = self
+        if requested.cond.kind == "class" and requested.cond.classes is None and stored.cond.kind == "class":
+            requested = requested.model_copy(
+                update={"cond": stored.cond.model_copy(update={"dropout": requested.cond.dropout})}
+            )
         if requested.corruption.levels is None and requested.train.select_levels and stored.train.select_levels:
             corruption = requested.corruption.model_copy(update={"levels": stored.corruption.levels})
             requested = requested.model_copy(update={"corruption": corruption})

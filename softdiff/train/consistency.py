@@ -40,6 +40,7 @@ __all__ = [
     "check_weights",
     "check_twins",
     "check_prior",
+    "check_class_prior",
     "check_precond",
     "check_identity",
     "check_optimizer_state",
@@ -149,6 +150,24 @@ def check_prior(state: Mapping[str, Tensor], config: RunConfig, where: str) -> N
             f"{where}: the prior is over images of shape {tuple(state['mean'].shape)}, but config.json describes "
             f"{shape} images"
         )
+
+
+def check_class_prior(state: Mapping[str, Tensor] | None, config: RunConfig, where: str) -> None:
+    """``class_prior.safetensors``: a class-conditional run's priors, ``"K.name"`` for each of its classes."""
+    if state is None:
+        return  # class-conditional checkpoints from before the class priors sample from the shared one
+    classes = config.classes
+    if classes is None:
+        raise ValueError(f"{where}: holds class priors but config.json describes an unconditional run")
+    groups: dict[str, dict[str, Tensor]] = {}
+    for key, tensor in state.items():
+        index, _, name = key.partition(".")
+        groups.setdefault(index, {})[name] = tensor
+    if sorted(groups) != sorted(str(k) for k in range(len(classes))):
+        last = len(classes) - 1
+        raise ValueError(f"{where}: the class priors are numbered {sorted(groups)}, not one per class 0..{last}")
+    for index, group in groups.items():
+        check_prior(group, config, f"{where}: class prior {index}")
 
 
 def check_precond(state: Mapping[str, Tensor] | None, config: RunConfig, where: str) -> None:

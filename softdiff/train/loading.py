@@ -10,6 +10,7 @@ from torch import nn
 
 from ..corrupt import CorruptionProcess
 from ..models import NETWORKS
+from ..samplers.class_prior import ClassPrior
 from ..samplers.prior import Prior, prior_from_state_dict
 from ..score import DataStatistics, Denoiser, needs_statistics
 from .checkpoint import read_checkpoint
@@ -28,10 +29,15 @@ class TrainedRun:
     process: CorruptionProcess
     net: nn.Module
     denoiser: Denoiser
-    prior: Prior
+    prior: Prior | ClassPrior
     step: int
     image_shape: tuple[int, int, int]
     path: Path
+
+    @property
+    def classes(self) -> list[str] | None:
+        """The class names of a class-conditional run, in label order (None: unconditional)."""
+        return self.config.classes
 
 
 def build_net(config: RunConfig) -> nn.Module:
@@ -74,5 +80,7 @@ def load_run(
             )
         stats = DataStatistics.from_state_dict(ckpt.precond)
     denoiser = Denoiser(net, process, config.objective.parameterisation, stats=stats).eval()
-    prior = prior_from_state_dict(ckpt.prior)
+    prior: Prior | ClassPrior = prior_from_state_dict(ckpt.prior)
+    if ckpt.class_prior is not None:  # draws with labels come from their class's prior, the rest from the shared
+        prior = ClassPrior.from_state_dict(ckpt.class_prior, prior)
     return TrainedRun(config, process, net, denoiser, prior, ckpt.step, shape, ckpt.path)

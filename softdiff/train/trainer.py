@@ -37,12 +37,14 @@ from rich.text import Text
 from torch import Tensor, nn
 
 from ..board import check_tensorboard
+from ..conditioning import NULL_CLASS
 from ..corrupt import CorruptionProcess, LinearCorruption, check_operator
 from ..data import ImageData, load_dataset
 from ..distributed import DistContext, distributed, resolve_device
 from ..imageio import atomic_write_bytes
 from ..progress import LoggedProgress
 from ..resources import check_memory, describe_os_error, writable_dir
+from ..samplers.class_prior import ClassPrior, fit_class_priors
 from ..samplers.prior import Prior, fit_prior, prior_from_state_dict
 from ..schedule.defaults import DEFAULT_SAMPLES, selects_levels_by_default, training_levels
 from ..score import DataStatistics, Denoiser
@@ -285,6 +287,7 @@ def _load_data(
             image_size=config.data.image_size,
             channels=config.data.channels,
         )
+    config = _with_classes(config, data)
     channels, height, width = data.shape
     if height != width:
         raise ValueError(f"training needs square images, the data set has {height}x{width}")
@@ -299,6 +302,21 @@ def _load_data(
     if config.train.check_operator:
         _check_laws(process.operator, (2, channels, height, width))
     return config, data, process
+
+
+def _with_classes(config: RunConfig, data: ImageData) -> RunConfig:
+    """A class-conditional run's config with the data's class names (a resumed run's must be the same)."""
+    if config.cond.kind != "class":
+        return config
+    names = data.class_names
+    if names is None:
+        raise ValueError(
+            f"--cond class needs a data set with labels, and {config.data.dataset!r} "
+            f"({config.data.data_dir or 'default location'}) has none (a folder is labelled by its sub-folders)"
+        )
+    if config.cond.classes is not None and list(config.cond.classes) != list(names):
+        raise ValueError(f"the run's classes {config.cond.classes} are not the data set's {list(names)}")
+    return config.model_copy(update={"cond": config.cond.model_copy(update={"classes": list(names)})})
 
 
 def _select_levels(config: RunConfig, data: ImageData, console: Console | None | bool) -> RunConfig:
@@ -344,6 +362,7 @@ class _Model:
     stats: DataStatistics | None
     x_prior: Tensor  # the images the prior (and the loss scale) are fitted on
     start: int
+    class_prior: ClassPrior | None = None  # class-conditional runs: a prior per class beside the shared one
 
     @classmethod
     def build(
@@ -376,9 +395,23 @@ class _Model:
         if ckpt is None:
             dc = config.data
             prior = fit_prior(process, x_prior, dc.prior_rank, dc.prior_mixtures, derive_seed(tc.seed, "prior-fit"))
-            return cls(net, ema, optimizer, prior, stats, x_prior, 0)
+            return cls(net, ema, optimizer, prior, stats, x_prior, 0, _class_prior(config, process, data, prior))
         _load_training_state(ckpt, net, ema, optimizer)
-        return cls(net, ema, optimizer, prior_from_state_dict(ckpt.prior), stats, x_prior, ckpt.step)
+        prior = prior_from_state_dict(ckpt.prior)
+        class_prior = ClassPrior.from_state_dict(ckpt.class_prior, prior) if ckpt.class_prior is not None else None
+        return cls(net, ema, optimizer, prior, stats, x_prior, ckpt.step, class_prior)
+
+
+def _class_prior(config: RunConfig, process: CorruptionProcess, data: ImageData, shared: Prior) -> ClassPrior | None:
+    """A class-conditional run's prior per class (its own images, the shared prior's settings); None otherwise."""
+    if config.classes is None or data.labels is None:
+        return None
+    dc = config.data
+    priors = fit_class_priors(
+        process, data.images, data.labels, len(config.classes), rank=dc.prior_rank, mixtures=dc.prior_mixtures,
+        per_class=dc.prior_images, seed=config.train.seed,
+    )  # fmt: skip
+    return ClassPrior(priors, shared)
 
 
 @dataclass
@@ -430,7 +463,8 @@ class _Step:
         for group in model.optimizer.param_groups:
             group["lr"] = lr
         t, noise = global_draws(self.objective.t_sampler, x0, g, ctx)
-        loss = self.objective(self.denoiser, x0, t=t, noise=noise).mean()
+        cond = self._labels(step)
+        loss = self.objective(self.denoiser, x0, t=t, noise=noise, cond=cond).mean()
         model.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = gradient_norm(self.params, self.config.optim.grad_clip)
@@ -440,6 +474,17 @@ class _Step:
         model.ema.update(model.net, step + 1, tc.batch_size * ctx.world, skip=bad)
         window.add(loss, bad)
         return lr, grad_norm, bad, x0.shape[0]
+
+    def _labels(self, step: int) -> Tensor | None:
+        """This rank's labels of step ``step`` (None when unconditional), each dropped to NULL_CLASS with the
+        configured probability; the drops come from their own generator, so t and noise are those of an
+        unconditional run."""
+        cc = self.config.cond
+        if cc.kind != "class":
+            return None
+        g = torch.Generator().manual_seed(derive_seed(self.config.train.seed, "cond-dropout", step))
+        labels, drop = self.batches.labels(step, g, cc.dropout)
+        return torch.where(drop, torch.full_like(labels, NULL_CLASS), labels).to(self.ctx.device)
 
 
 class _Checkpointer:
@@ -469,6 +514,8 @@ class _Checkpointer:
             try:
                 parts = {"net": model.net.state_dict(), "ema": model.ema.net.state_dict(), "state": state}
                 parts |= {"prior": model.prior.state_dict(), "precond": self.precond}
+                if model.class_prior is not None:
+                    parts["class_prior"] = model.class_prior.state_dict()
                 path = save_checkpoint(self.run_dir, step, self.config, parts, keep=tc.keep)
             except OSError as err:
                 kept = (
@@ -622,7 +669,7 @@ def _resume_config(stored: RunConfig, requested: RunConfig | None) -> RunConfig:
     if requested is None:
         return stored
     requested = requested.as_stored_by(stored)
-    for section in ("corruption", "model", "data", "objective", "optim"):
+    for section in ("corruption", "model", "data", "cond", "objective", "optim"):
         if getattr(requested, section) != getattr(stored, section):
             raise ValueError(
                 f"cannot change {section} when resuming (only train.* settings such as --steps may change)"

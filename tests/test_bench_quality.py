@@ -135,3 +135,17 @@ def test_parallel_time_budget_plans_and_continues(quality: ModuleType, tmp_path:
         (0, 2, "parallel"), (2, 4, "parallel")
     ]  # fmt: skip
     assert run["checkpoint_step"] == 4 and "cells" not in report
+
+
+def test_defaults_table_has_a_known_recipe_for_every_trained_corruption() -> None:
+    """Issue 19's 1.3x target needs a measured recipe beside each row; read from the results files, never typed."""
+    import json
+
+    from bench.quality import defaults
+
+    rows = json.loads((defaults.RESULTS / "defaults.json").read_text())["rows"]
+    for row in rows:
+        if row["status"] == "done":
+            known = defaults.known_recipe(row["corruption"])
+            assert known is not None and known["fid"] > 0, row["corruption"]
+            assert known["nfe"] in defaults.TARGET_NFE or known["nfe"] + 1 in defaults.TARGET_NFE

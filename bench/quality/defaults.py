@@ -46,7 +46,7 @@ KNOWN = {
     "noise": ("recipe_search.json:vanilla-pc-norm-ln", "x0, normalised weighting, log-normal t (Gaussian prior)"),
     # The same budget and defaults with `--objective x0` (this script with `-- --objective x0`).
     **{
-        spec: (f"quality/defaults-x0-recipes.json:{spec}", "x0 objective, every other default")
+        spec: (f"quality/defaults-7efcfa8-dirty-x0-recipes.json:{spec}", "x0 objective, every other default")
         for spec in ("motion", "strokes", "pixelate", "fademean")
     },
 }
@@ -223,9 +223,14 @@ def main() -> None:
         help="re-read the best known recipes for the rows of this results file (no runs needed) and write the table",
     )
     parser.add_argument("--grids", type=Path, default=ROOT / "docs" / "img", help="where the 8x8 grids go")
-    parser.add_argument("--out", type=Path, default=RESULTS / "defaults.json")
+    parser.add_argument(
+        "--tag", help="write a harness result under bench/results/quality/ with this tag (default: bench/results/defaults.json)"
+    )
+    parser.add_argument("--out", type=Path, help="write the results here instead")
     parser.add_argument("train_flags", nargs="*", help="extra `softdiff train` flags (none: the defaults)")
     args = parser.parse_args()
+    if args.out is None and args.tag is None:
+        args.out = RESULTS / "defaults.json"
     args.samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
     unknown = sorted(set(args.samplers) - set(names()))
     if unknown:

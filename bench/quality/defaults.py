@@ -224,7 +224,7 @@ def main() -> None:
     )
     parser.add_argument("--grids", type=Path, default=ROOT / "docs" / "img", help="where the 8x8 grids go")
     parser.add_argument(
-        "--tag", help="write a harness result under bench/results/quality/ with this tag (default: bench/results/defaults.json)"
+        "--tag", help="write a harness result in bench/results/quality/ with this tag (else: results/defaults.json)"
     )
     parser.add_argument("--out", type=Path, help="write the results here instead")
     parser.add_argument("train_flags", nargs="*", help="extra `softdiff train` flags (none: the defaults)")

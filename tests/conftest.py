@@ -30,7 +30,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from softdiff.cli import app
 
     out = tmp_path_factory.mktemp("run") / "synthetic"
-    args = ["train", "--dataset", "synthetic", "--steps", "2", "--batch-size", "8", "--channels", "8"]
+    args = ["train", "--dataset", "synthetic", "--steps", "2", "--batch-size", "8", "--width", "8"]
     args += ["--set", "train.select_levels=false"]  # the blur on its own schedule; selection is tested on its own
     result = CliRunner().invoke(app, [*args, "--device", "cpu", "--threads", "1", "--no-progress", "--out", str(out)])
     assert result.exit_code == 0, result.output

@@ -144,7 +144,7 @@ def test_sample_optimises_and_caches_the_auto_grid(run_dir: Path, tmp_path: Path
 def test_eval_and_sample_refuse_auto_where_the_operator_has_no_diagonal_form(tmp_path: Path) -> None:
     out = tmp_path / "bm"
     args = ["train", "--dataset", "synthetic", "--corruption", "blur+mask", "--steps", "1", "--batch-size", "4"]
-    trained = runner.invoke(app, [*args, "--channels", "8", "--device", "cpu", "--no-progress", "--out", str(out)])
+    trained = runner.invoke(app, [*args, "--width", "8", "--device", "cpu", "--no-progress", "--out", str(out)])
     assert trained.exit_code == 0, trained.output
     for command in (["sample", "-n", "2", "--out", str(tmp_path / "s")], ["eval", "-n", "2", "--steps", "2"]):
         result = runner.invoke(app, [command[0], "--ckpt", str(out), "--grid", "auto", *command[1:], "--no-progress"])

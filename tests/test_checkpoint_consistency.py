@@ -108,7 +108,7 @@ def sample_args(run: Path, out: Path) -> list[str]:
 def other_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A second tiny run of the same network and data, with another objective."""
     out = tmp_path_factory.mktemp("other") / "run"
-    args = ["train", "--dataset", "synthetic", "--steps", "1", "--batch-size", "8", "--channels", "8"]
+    args = ["train", "--dataset", "synthetic", "--steps", "1", "--batch-size", "8", "--width", "8"]
     args += ["--objective", "x0", "--device", "cpu", "--threads", "1", "--no-progress", "--out", str(out)]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output

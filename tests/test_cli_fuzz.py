@@ -268,7 +268,7 @@ CASES: list[list[str]] = [
     *[[*TRAIN, "--batch-size", v] for v in ("0", "-1", "x")],
     *[[*TRAIN, "--lr", v] for v in ("0", "-1", "nan", "inf", "1e308", "fast")],
     *[[*TRAIN, "--seed", v] for v in ("-1", "x")],
-    *[[*TRAIN, "--channels", v] for v in ("0", "100000000")],
+    *[[*TRAIN, "--width", v] for v in ("0", "100000000")],
     [*TRAIN, "--threads", "0"],
     [*TRAIN, "--nproc", "0"],
     *[[*TRAIN, "--device", v] for v in ("tpu", "cuda", "", "meta")],

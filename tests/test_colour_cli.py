@@ -34,7 +34,7 @@ def colour_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _photos(root / "photos", 12, 24)
     args = ["train", "--dataset", "folder", "--data-dir", str(root / "photos"), "--image-size", str(SIDE)]
     args += ["--set", "data.channels=3", "--set", "model.in_channels=3", "--set", "model.channel_mults=[1]"]
-    args += ["--set", "data.prior_images=8", "--channels", "8", "--steps", "2", "-b", "4", "--device", "cpu"]
+    args += ["--set", "data.prior_images=8", "--width", "8", "--steps", "2", "-b", "4", "--device", "cpu"]
     result = runner.invoke(app, [*args, "--threads", "1", "--no-progress", "--out", str(root / "run")])
     assert result.exit_code == 0, result.output
     assert json.loads((root / "run" / "config.json").read_text())["data"]["channels"] == 3
@@ -88,3 +88,34 @@ def test_restore_refuses_other_sizes_in_one_line_and_resizes_them_when_asked(col
     assert resized.exit_code == 0, resized.output
     restored = np.load(tmp_path / "b" / "restored.npz")
     assert restored[restored.files[0]].shape[-3:] == (3, SIDE, SIDE)
+
+
+def test_train_channels_are_the_images_channels_and_width_the_networks(tmp_path: Path) -> None:
+    """The same --channels as schedule and corrupt: 1 reads colour photos as grey; the U-Net width is --width."""
+    _photos(tmp_path / "photos", 8, 20)
+    args = ["train", "--dataset", "folder", "--data-dir", str(tmp_path / "photos"), "--image-size", str(SIDE)]
+    args += ["--channels", "1", "--width", "8", "--set", "model.channel_mults=[1]", "--set", "data.prior_images=8"]
+    args += ["--steps", "1", "-b", "4", "--device", "cpu", "--threads", "1", "--no-progress"]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["data"]["channels"] == 1 and config["model"]["in_channels"] == 1
+    assert config["model"]["base_channels"] == 8
+
+
+def test_train_channels_given_a_width_names_the_width_flag(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "--dataset", "synthetic", "--channels", "32", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2, result.output
+    line = result.output.replace("\n", "")
+    assert line.startswith("error: ") and "--width" in line and "Traceback" not in line
+    assert not (tmp_path / "r" / "config.json").exists()
+
+
+def test_corrupt_reads_a_folder_at_the_asked_size_and_channels(tmp_path: Path) -> None:
+    _photos(tmp_path / "photos", 4, 24)
+    out = tmp_path / "strip.png"
+    args = ["corrupt", "folder", "--data-dir", str(tmp_path / "photos"), "--image-size", "12", "--channels", "1"]
+    result = runner.invoke(app, [*args, "-n", "2", "-k", "3", "--scale", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as strip:
+        assert strip.mode == "L" and strip.size == (3 * (12 + 2) + 2, 2 * (12 + 2) + 2)

@@ -52,7 +52,7 @@ def plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_plugin_objective_trains_through_the_cli(tmp_path: Path, plugin: Path) -> None:
     run = tmp_path / "run"
     flags = ["--dataset", "synthetic", "--steps", "2", "--batch-size", "4", "--threads", "1"]
-    flags += ["--channels", "4", "--set", "model.channel_mults=[1]", "--set", "model.groups=2", "--no-progress"]
+    flags += ["--width", "4", "--set", "model.channel_mults=[1]", "--set", "model.groups=2", "--no-progress"]
     flags += [
         "--set",
         "data.prior_images=16",

@@ -22,7 +22,7 @@ from softdiff.samplers import ClassPrior
 from softdiff.train import RunConfig, load_run
 
 runner = CliRunner()
-BASE = ["--dataset", "synthetic", "--batch-size", "8", "--channels", "8", "--device", "cpu", "--threads", "1"]
+BASE = ["--dataset", "synthetic", "--batch-size", "8", "--width", "8", "--device", "cpu", "--threads", "1"]
 BASE += ["--set", "train.select_levels=false", "--set", "train.log_every=1", "--no-progress"]
 
 

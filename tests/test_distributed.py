@@ -185,7 +185,7 @@ def test_a_signal_on_one_rank_stops_every_rank_at_the_same_step(tmp_path: Path) 
 def cli_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     """A U-Net run trained by ``softdiff train --nproc 2`` (the real torchrun launcher)."""
     out = tmp_path_factory.mktemp("cli") / "run"
-    args = ["train", "--nproc", "2", "--dataset", "synthetic", "--steps", "3", "--batch-size", "4", "--channels", "8"]
+    args = ["train", "--nproc", "2", "--dataset", "synthetic", "--steps", "3", "--batch-size", "4", "--width", "8"]
     args += ["--set", "train.preview_every=2", "--set", "train.preview_steps=2"]
     args += ["--tensorboard"] if importlib.util.find_spec("tensorboard") is not None else []
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}

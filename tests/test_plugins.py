@@ -42,7 +42,7 @@ from softdiff.train import load_run, read_checkpoint, train
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = "softdiff_test_plugin_ops"  # unique: the module is imported into this test process
-TINY = ["--dataset", "synthetic", "--steps", "3", "--batch-size", "8", "--channels", "8"]
+TINY = ["--dataset", "synthetic", "--steps", "3", "--batch-size", "8", "--width", "8"]
 QUIET = ["--device", "cpu", "--threads", "1", "--no-progress"]
 
 SOURCE = '''

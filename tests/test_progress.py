@@ -39,7 +39,7 @@ def test_long_interval_logs_only_the_end_and_a_terminal_gets_the_bar() -> None:
 
 
 def test_train_prints_a_plain_progress_line_when_piped(tmp_path: Path) -> None:
-    args = ["train", "--dataset", "synthetic", "--steps", "2", "--batch-size", "8", "--channels", "8"]
+    args = ["train", "--dataset", "synthetic", "--steps", "2", "--batch-size", "8", "--width", "8"]
     result = CliRunner().invoke(app, [*args, "--device", "cpu", "--threads", "1", "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     assert "train 2/2 (100%)" in result.output

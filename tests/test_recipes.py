@@ -55,7 +55,7 @@ def test_softdiff_train_runs_the_recipe_file_at_a_reduced_width(name: str, tmp_p
     """The file as users pass it; the width is cut to 32 channels (groups 32) so a step takes a second."""
     folder = _colour_folder(tmp_path / "photos", SIDES[name])
     args = ["train", "--config", str(RECIPES / f"{name}.toml"), "--dataset", "folder", "--data-dir", str(folder)]
-    args += ["--image-size", str(SIDES[name]), "--channels", "32", "--steps", "1", "-b", "2", "--device", "cpu"]
+    args += ["--image-size", str(SIDES[name]), "--width", "32", "--steps", "1", "-b", "2", "--device", "cpu"]
     args += ["--set", "data.prior_images=8", "--threads", "1", "--no-progress", "--out", str(tmp_path / "run")]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output

@@ -17,7 +17,7 @@ from softdiff.cli import app
 from softdiff.train.lock import LOCK, run_lock
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN = ["train", "--dataset", "synthetic", "--steps", "2", "--batch-size", "4", "--channels", "8"]
+TRAIN = ["train", "--dataset", "synthetic", "--steps", "2", "--batch-size", "4", "--width", "8"]
 QUIET = ["--device", "cpu", "--threads", "1", "--no-progress"]
 
 HOLD = """

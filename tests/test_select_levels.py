@@ -11,7 +11,7 @@ from softdiff.cli import app
 from softdiff.schedule.defaults import DEFAULT_LEVELS
 
 runner = CliRunner()
-TINY = ["--dataset", "synthetic", "--steps", "1", "--batch-size", "4", "--channels", "8", "--device", "cpu"]
+TINY = ["--dataset", "synthetic", "--steps", "1", "--batch-size", "4", "--width", "8", "--device", "cpu"]
 
 
 def _train(out: Path, *extra: str) -> dict:

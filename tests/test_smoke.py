@@ -38,7 +38,7 @@ def test_corrupt_shows_a_runs_own_process(tmp_path) -> None:
     runner = CliRunner()
     levels = tmp_path / "levels.json"
     levels.write_text('{"t": [0.0, 0.5, 0.8, 1.0]}')
-    common = ["--dataset", "synthetic", "--steps", "1", "--batch-size", "4", "--channels", "8", "--device", "cpu"]
+    common = ["--dataset", "synthetic", "--steps", "1", "--batch-size", "4", "--width", "8", "--device", "cpu"]
     run = tmp_path / "run"
     result = runner.invoke(app, ["train", *common, "-c", "mask", "--levels", str(levels), "--out", str(run)])
     assert result.exit_code == 0, result.output

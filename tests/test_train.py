@@ -207,7 +207,7 @@ def test_a_partial_section_changes_only_its_keys(tmp_path: Path) -> None:
 
 def test_cli_train_end_to_end_and_resume(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    common = ["--dataset", "synthetic", "--channels", "8", "--set", "model.channel_mults=[1, 2]", "--no-progress"]
+    common = ["--dataset", "synthetic", "--width", "8", "--set", "model.channel_mults=[1, 2]", "--no-progress"]
     common += ["--set", "data.prior_images=64", "--batch-size", "8", "--out", str(run)]
     result = CliRunner().invoke(app, ["train", "--steps", "3", "--corruption", "blur+mask", *common])
     assert result.exit_code == 0, result.output
@@ -232,7 +232,7 @@ def test_cli_levels_file_retimes_the_process_and_can_drive_the_t_sampler(tmp_pat
     levels = tmp_path / "levels.json"
     levels.write_text(json.dumps({"t": [0.0, 0.2, 0.5, 1.0]}))
     run = tmp_path / "run"
-    args = ["train", "--dataset", "synthetic", "--channels", "8", "--set", "model.channel_mults=[1]", "--no-progress"]
+    args = ["train", "--dataset", "synthetic", "--width", "8", "--set", "model.channel_mults=[1]", "--no-progress"]
     args += ["--steps", "2", "-b", "8", "--set", "data.prior_images=32", "--levels", str(levels), "--out", str(run)]
     result = CliRunner().invoke(app, [*args, "--set", "objective.t_sampler=levels"])
     assert result.exit_code == 0, result.output

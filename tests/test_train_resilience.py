@@ -78,7 +78,7 @@ def test_a_checkpoint_without_latest_is_still_found(tmp_path: Path) -> None:
 
 def test_cli_resume_of_a_new_folder_says_so_in_one_line(tmp_path: Path) -> None:
     run = tmp_path / "new"
-    args = ["train", "--resume", "--dataset", "synthetic", "--steps", "2", "-b", "8", "--channels", "8"]
+    args = ["train", "--resume", "--dataset", "synthetic", "--steps", "2", "-b", "8", "--width", "8"]
     args += ["--set", "model.channel_mults=[1]", "--set", "data.prior_images=32", "--no-progress", "--device", "cpu"]
     result = runner.invoke(app, [*args, "--out", str(run)])
     assert result.exit_code == 0, result.output
@@ -159,7 +159,7 @@ def test_gradient_clipping_bounds_the_gradient_the_optimizer_applies(
 
 
 def test_cli_set_null_turns_gradient_clipping_off(tmp_path: Path) -> None:
-    args = ["train", "--dataset", "synthetic", "--steps", "1", "-b", "8", "--channels", "8", "--no-progress"]
+    args = ["train", "--dataset", "synthetic", "--steps", "1", "-b", "8", "--width", "8", "--no-progress"]
     args += ["--set", "model.channel_mults=[1]", "--set", "data.prior_images=32", "--device", "cpu"]
     result = runner.invoke(app, [*args, "--set", "optim.grad_clip=null", "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
@@ -231,7 +231,7 @@ def test_sigint_in_process_stops_after_the_step_with_a_checkpoint(tmp_path: Path
     assert resumed.step == 20 and [m["loss"] for m in metrics(run)] == [m["loss"] for m in metrics(tmp_path / "full")]
 
 
-TERM_ARGS = ["train", "--dataset", "synthetic", "-b", "8", "--channels", "8", "--set", "model.channel_mults=[1]"]
+TERM_ARGS = ["train", "--dataset", "synthetic", "-b", "8", "--width", "8", "--set", "model.channel_mults=[1]"]
 TERM_ARGS += ["--set", "data.prior_images=32", "--set", "train.log_every=1", "--set", "train.ckpt_every=100000"]
 TERM_ARGS += ["--device", "cpu", "--threads", "1", "--no-progress", "--steps", "150"]
 
@@ -376,7 +376,7 @@ def test_cli_full_disk_is_one_error_line(tmp_path: Path, monkeypatch: pytest.Mon
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
     monkeypatch.setattr(checkpoint_module, "_write", full)
-    args = ["train", "--dataset", "synthetic", "--steps", "2", "-b", "8", "--channels", "8", "--no-progress"]
+    args = ["train", "--dataset", "synthetic", "--steps", "2", "-b", "8", "--width", "8", "--no-progress"]
     args += ["--set", "train.select_levels=false"]  # no level-selection line before the error
     result = runner.invoke(app, [*args, "--set", "model.channel_mults=[1]", "--out", str(tmp_path / "run")])
     assert result.exit_code == 2 and "Traceback" not in result.output

@@ -71,7 +71,7 @@ def test_the_quoted_failure_is_what_check_operator_says() -> None:
 TINY = {
     "check-operator": ["--dataset", "synthetic"],
     "schedule": ["--dataset", "synthetic", "--candidates", "12", "-k", "4", "--samples", "64", "--threads", "1"],
-    "train": ["--dataset", "synthetic", "--steps", "3", "--batch-size", "8", "--channels", "8", "--device", "cpu"],
+    "train": ["--dataset", "synthetic", "--steps", "3", "--batch-size", "8", "--width", "8", "--device", "cpu"],
     "sample": ["-n", "4", "--steps", "3", "--device", "cpu", "--no-progress"],
     "eval": ["-n", "6", "--steps", "2", "--sampler", "momentum", "--device", "cpu", "--no-progress"],
     "restore": ["--from-dataset", "synthetic", "-n", "2", "--steps", "3", "--device", "cpu"],

@@ -48,7 +48,7 @@ STEPS = 120
 
 def base_args(dataset: str) -> list[str]:
     return [
-        "train", "--dataset", dataset, "--steps", str(STEPS), "--batch-size", "16", "--channels", "8",
+        "train", "--dataset", dataset, "--steps", str(STEPS), "--batch-size", "16", "--width", "8",
         "--set", "model.channel_mults=[1, 2]", "--set", "data.prior_images=256", "--set", "train.log_every=1",
         "--set", "train.ckpt_every=10", "--device", "cpu", "--threads", "1", "--no-progress",
     ]  # fmt: skip
@@ -229,7 +229,7 @@ def fuzz_counts() -> dict:
     torch.set_num_threads(1)  # tiny tensors; the in-process commands share this process's threads
     work = Path(tempfile.mkdtemp())
     run = work / "run"
-    tiny = ["train", "--dataset", "synthetic", "--steps", "2", "--batch-size", "8", "--channels", "8"]
+    tiny = ["train", "--dataset", "synthetic", "--steps", "2", "--batch-size", "8", "--width", "8"]
     trained = CliRunner().invoke(app, [*tiny, "--device", "cpu", "--threads", "1", "--no-progress", "--out", str(run)])
     assert trained.exit_code == 0, trained.output
 

@@ -16,7 +16,7 @@ from ..schedule import retime
 from ..seeding import MAX_SEED
 from ..train import read_checkpoint
 from ..train.corruption import rebuild_process
-from .common import console, corruption_config, user_errors
+from .common import IMAGE_CHANNELS_HELP, IMAGE_SIZE_HELP, console, corruption_config, user_errors
 
 MAX_SIDE = 2048  # the exact DCT blur builds side x side matrices per image: larger images are resized first
 MAX_LEVELS = 256
@@ -45,6 +45,8 @@ def corrupt(
     no_noise: bool = typer.Option(False, "--no-noise", help="Show C_t x only, without the s_t noise."),
     level_file: Path | None = typer.Option(None, "--level-file", help="Level table JSON from `softdiff schedule`."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Folder holding the data set files."),
+    image_size: int | None = typer.Option(None, "--image-size", min=4, help=IMAGE_SIZE_HELP),
+    image_channels: int | None = typer.Option(None, "--channels", min=1, help=IMAGE_CHANNELS_HELP),
     seed: int = typer.Option(0, min=0, max=MAX_SEED, help="Seed for the images picked and the noise."),
     scale: int = typer.Option(3, min=1, max=MAX_SCALE, help="Enlarge the PNG by this factor."),
     out: Path = typer.Option(Path("corruption.png"), "--out", "-o", help="Where to write the PNG strip."),
@@ -62,14 +64,18 @@ def corrupt(
     if Path(source).is_file():
         if data_dir is not None:
             raise ValueError(f"--data-dir is for data sets; {source} is an image file")
-        x0 = load_image(source)
+        if image_size is not None:
+            raise ValueError(f"--image-size is for data sets; {source} is shown at its own size")
+        if image_channels not in (None, 1, 3):
+            raise ValueError(f"--channels is 1 (grey) or 3 (RGB), got {image_channels}")
+        x0 = load_image(source, channels=image_channels)
         if max(x0.shape[-2:]) > MAX_SIDE:
             raise ValueError(
                 f"{source} is {x0.shape[-1]}x{x0.shape[-2]} pixels; corrupt takes images up to {MAX_SIDE} "
                 "pixels a side (resize it first)"
             )
     elif source in DATASETS:
-        data = load_dataset(source, "test", data_dir)
+        data = load_dataset(source, "test", data_dir, image_size=image_size, channels=image_channels)
         if n > len(data):
             raise ValueError(f"-n {n} is more than the {len(data)} images of the {source} test split")
         x0 = data.subset(n, seed).batch(slice(None))

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from ..conditioning import resolve_classes
 from ..data import load_dataset
+from ..data.datasets import SIZED
 from ..distributed import resolve_device
 from ..eval import get_extractor, reference_data
 from ..imageio import atomic_write_bytes, load_image, to_uint8
@@ -285,7 +286,9 @@ def restore_command(
     clean = real = extractor = no_fid = None
     sigma_y, note = noise, None
     if from_dataset is not None:
-        data = load_dataset(from_dataset, split, data_dir)
+        channels, side, _ = run.image_shape  # a folder is read at the run's size, as it was trained
+        sized = {"image_size": side, "channels": channels} if from_dataset in SIZED else {}
+        data = load_dataset(from_dataset, split, data_dir, **sized)
         if data.shape != run.image_shape:
             raise ValueError(
                 f"size mismatch: {from_dataset} has {data.shape} images but the model restores {run.image_shape}"

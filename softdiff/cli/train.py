@@ -19,7 +19,7 @@ from ..train.checkpoint import find_checkpoint
 from ..train.config import apply_overrides
 from ..train.corruption import plugin_pythonpath
 from ..train.interrupt import SIGNAL_EXIT
-from .common import IMAGE_SIZE_HELP, console, parse_set, user_errors
+from .common import IMAGE_CHANNELS_HELP, IMAGE_SIZE_HELP, console, parse_set, user_errors
 
 _DEFAULTS = RunConfig()
 
@@ -78,8 +78,9 @@ def train_command(
     ),
     cond: str | None = typer.Option(None, "--cond", help=_field_help("cond", "kind")),
     cond_dropout: float | None = typer.Option(None, "--cond-dropout", help=_field_help("cond", "dropout")),
-    channels: int | None = typer.Option(
-        None, "--channels", help=f"U-Net base channels (width) (default: {_DEFAULTS.model.base_channels})"
+    channels: int | None = typer.Option(None, "--channels", help=IMAGE_CHANNELS_HELP),
+    width: int | None = typer.Option(
+        None, "--width", help=f"U-Net base channels (default: {_DEFAULTS.model.base_channels})"
     ),
     plugins: list[str] = typer.Option(
         [],
@@ -151,7 +152,8 @@ def train_command(
         "plugins": plugins or None,
         "objective.weighting": weighting,
         "objective.parameterisation": parameterisation,
-        "model.base_channels": channels,
+        "data.channels": channels,
+        "model.base_channels": width,
         "cond.kind": cond,
         "cond.dropout": cond_dropout,
         "train.device": device,
@@ -162,6 +164,11 @@ def train_command(
         "train.threads": threads,
         "train.tensorboard": tensorboard,
     }
+    if channels is not None and channels not in (1, 3):
+        raise ValueError(
+            f"--channels is the images' channels, 1 (grey) or 3 (RGB), got {channels}; "
+            "the U-Net's base channels are --width"
+        )
     if tensorboard:
         check_tensorboard()  # before any file is read or torchrun starts
     settings = parse_set(set_fields)  # applied as given: `--set optim.grad_clip=null` sets None

@@ -30,6 +30,22 @@ def test_mixed_sizes_and_modes_are_cropped_resized_and_converted(tmp_path: Path)
     assert data.images.shape == (3, 3, 16, 16)
     grey = data.images[sorted(p.name for p in (tmp_path / "photos").iterdir()).index("grey.png")]
     assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])  # grey repeats its channel in RGB
+    assert data.notes == (
+        "3 of 3 images are not 16x16 (30-64x25-64 px): centre-cropped to a square and resized (bicubic)",
+        "1 of 3 images are grey: their channel is repeated to RGB",
+    )
+    as_grey = load_image_folder(tmp_path / "photos", size=16, channels=1)
+    assert as_grey.notes[1] == "2 of 3 images are colour files read as grey"
+
+
+def test_train_says_what_it_did_to_a_mixed_folder(tmp_path: Path) -> None:
+    args = ["train", "--dataset", "folder", "--data-dir", str(_mixed(tmp_path / "photos")), "--image-size", "16"]
+    args += ["--width", "4", "--set", "model.channel_mults=[1]", "--set", "model.groups=2", "--steps", "1", "-b", "2"]
+    args += ["--set", "data.prior_images=2", "--set", "train.select_levels=false", "--device", "cpu", "--no-progress"]
+    result = runner.invoke(app, [*args, "--threads", "1", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    output = result.output.replace("\n", " ")
+    assert "note: 3 of 3 images are not 16x16" in output and "note: 1 of 3 images are grey" in output
 
 
 def _sixteen_bit_rgb(path: Path) -> None:

@@ -83,6 +83,8 @@ def schedule(
     writable_file(out, "--out level table")
     writable_file(out.with_suffix(".png"), "level plot beside --out")
     data = load_dataset(dataset, "train", data_dir, image_size=image_size, channels=image_channels)
+    for note in data.notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
     if samples is not None and samples > len(data):
         raise ValueError(f"--samples {samples} is more than the {len(data)} training images of {dataset}")
     data = data.subset(samples if samples is not None else DEFAULT_SAMPLES, seed)

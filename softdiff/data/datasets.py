@@ -26,6 +26,7 @@ class ImageData:
     labels: Tensor | None = None
     name: str = "images"
     classes: tuple[str, ...] | None = None
+    notes: tuple[str, ...] = ()  # what loading changed in the files (resized, converted), for the user to read
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
@@ -70,7 +71,7 @@ class ImageData:
             return self
         index = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
         labels = self.labels[index] if self.labels is not None else None
-        return ImageData(self.images[index], labels, self.name, self.classes)
+        return ImageData(self.images[index], labels, self.name, self.classes, self.notes)
 
 
 def to_float(images: Tensor) -> Tensor:

@@ -77,16 +77,37 @@ def load_image_folder(
         raise ValueError(f"no images found in {directory}; {_HOW_TO_GET}")
     mode = {None: None, 1: "L", 3: "RGB"}[channels]
     check_memory(len(files) * size * size * (channels or 3), f"{len(files)} images of {size}x{size}x{channels or 3}")
-    arrays = []
+    arrays, sizes, grey = [], [], 0
     for path in files:
         with open_image(path) as picture:
+            sizes.append(picture.size)
+            grey += picture.mode in GREY_MODES
             arrays.append(_pixels(picture, size, mode))
     channels = channels or _derived_channels(arrays)
     images = np.empty((len(files), size, size, channels), dtype=np.uint8)
     for i, array in enumerate(arrays):
         images[i] = array[..., :1] if channels == 1 else np.broadcast_to(array, (size, size, 3))
     labels, classes = _subfolder_labels(directory, files)
-    return ImageData(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels, "folder", classes)
+    notes = _notes(sizes, grey, size, channels)
+    return ImageData(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels, "folder", classes, notes)
+
+
+def _notes(sizes: list[tuple[int, int]], grey: int, size: int, channels: int) -> tuple[str, ...]:
+    """One line per change made to the files, so mixed sizes or modes are never converted silently."""
+    n, notes = len(sizes), []
+    other = [s for s in sizes if s != (size, size)]
+    if other:
+        w, h = zip(*other, strict=True)
+        span = lambda v: f"{min(v)}" if min(v) == max(v) else f"{min(v)}-{max(v)}"  # noqa: E731
+        notes.append(
+            f"{len(other)} of {n} images are not {size}x{size} ({span(w)}x{span(h)} px): "
+            "centre-cropped to a square and resized (bicubic)"
+        )
+    if channels == 3 and grey:
+        notes.append(f"{grey} of {n} images are grey: their channel is repeated to RGB")
+    if channels == 1 and grey < n:
+        notes.append(f"{n - grey} of {n} images are colour files read as grey")
+    return tuple(notes)
 
 
 def _subfolder_labels(directory: Path, files: list[Path]) -> tuple[torch.Tensor | None, tuple[str, ...] | None]:

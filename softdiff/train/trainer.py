@@ -288,6 +288,9 @@ def _load_data(
             channels=config.data.channels,
         )
     config = _with_classes(config, data)
+    if console is not False:
+        for note in data.notes:
+            (console or Console()).print(f"note: {note}", highlight=False, soft_wrap=True)
     channels, height, width = data.shape
     if height != width:
         raise ValueError(f"training needs square images, the data set has {height}x{width}")

@@ -83,8 +83,6 @@ def schedule(
     writable_file(out, "--out level table")
     writable_file(out.with_suffix(".png"), "level plot beside --out")
     data = load_dataset(dataset, "train", data_dir, image_size=image_size, channels=image_channels)
-    for note in data.notes:
-        console.print(f"note: {note}", highlight=False, soft_wrap=True)
     if samples is not None and samples > len(data):
         raise ValueError(f"--samples {samples} is more than the {len(data)} training images of {dataset}")
     data = data.subset(samples if samples is not None else DEFAULT_SAMPLES, seed)
@@ -92,6 +90,8 @@ def schedule(
     shape = data.shape
     process = config.build(shape[1:])
     check_structure(process.operator, data.batch(slice(0, 3)))  # a plugin's wrong shape or NaN, before minutes
+    for note in data.notes:  # after the checks, so that an error stays the only line
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
     proj = default_projection(projection, shape)
     where = "full resolution" if proj is None else f"{proj}x{proj} low DCT frequencies per channel"
     console.print(

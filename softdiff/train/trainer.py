@@ -288,15 +288,15 @@ def _load_data(
             channels=config.data.channels,
         )
     config = _with_classes(config, data)
-    if console is not False:
-        for note in data.notes:
-            (console or Console()).print(f"note: {note}", highlight=False, soft_wrap=True)
     channels, height, width = data.shape
     if height != width:
         raise ValueError(f"training needs square images, the data set has {height}x{width}")
     if config.data.image_size is not None and config.data.image_size != height:
         raise ValueError(f"data.image_size is {config.data.image_size} but the data set has {height}x{width} images")
     config = config.resolved(channels, height)
+    if console is not False:  # once the config is known to fit the data: an error stays the only line
+        for note in data.notes:
+            (console or Console()).print(f"note: {note}", highlight=False, soft_wrap=True)
     if ckpt is None and corruption is None and config.train.select_levels and config.corruption.levels is None:
         if net_device is not None:
             _check_net_memory(config, net_device)  # seconds of selection before a refusal would be wasted

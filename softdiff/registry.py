@@ -57,6 +57,11 @@ class Registry(Generic[T]):
             )
         self._entries[name] = entry
 
+    def remove(self, name: str) -> None:
+        """Take ``name`` back (a test or notebook that registered it); an unknown name is an error."""
+        self.get(name)
+        del self._entries[name]
+
     def get(self, name: str) -> T:
         """The entry of ``name``, or a one-line ``ValueError`` listing the known names."""
         if name not in self._entries:

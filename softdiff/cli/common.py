@@ -20,7 +20,7 @@ from ..corrupt.plugins import plugin_failure
 from ..resources import describe_os_error
 from ..train.config import apply_overrides, load_config_file
 
-__all__ = ["console", "err_console", "user_errors", "fail", "parse_set", "corruption_config"]
+__all__ = ["console", "err_console", "user_errors", "fail", "parse_set", "corruption_config", "import_named_plugins"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -35,6 +35,17 @@ THREADS_HELP = "CPU threads for torch (default: torch's choice; on a busy machin
 # one wording for the data's shape wherever a command reads a data set (fixed-size sets only check it)
 IMAGE_SIZE_HELP = "Image side for --dataset folder (default: 32); a fixed-size data set must match it."
 IMAGE_CHANNELS_HELP = "Image channels for --dataset folder, 1 (grey) or 3 (RGB) (default: the loader's)."
+SAMPLING_PLUGIN_HELP = (
+    "Module (dotted, on PYTHONPATH) or file.py that registers samplers or time grids; imported before the "
+    "names are checked (repeatable). A run's own plugins are imported when it loads."
+)
+
+
+def import_named_plugins(targets: list[str]) -> None:
+    """Import the modules a command names with ``--plugin`` (only those), so their components are known."""
+    from ..train.plugins import import_plugins, plugin_target
+
+    import_plugins([plugin_target(target) for target in targets])
 
 
 def set_threads(threads: int | None) -> None:

@@ -32,7 +32,7 @@ from ..samplers.generate import check_sample_memory
 from ..seeding import MAX_SEED
 from ..train import load_run, run_folder
 from ..train.autogrids import check_run_grid
-from .common import THREADS_HELP, console, set_threads, user_errors
+from .common import SAMPLING_PLUGIN_HELP, THREADS_HELP, console, import_named_plugins, set_threads, user_errors
 
 RESULTS_FILE = "eval.json"
 PLOT_FILE = "fid_vs_nfe.png"
@@ -95,7 +95,10 @@ def evaluate(
     ),
     steps: str = typer.Option("5,10,20,50", "--steps", help="Comma list of sampler step counts."),
     grid: str = typer.Option(
-        "uniform", "--grid", help=f"Comma list of time grids: {', '.join(GRIDS)}, NAME:STOP (e.g. edm:levels)."
+        "uniform",
+        "--grid",
+        help=f"Comma list of time grids: {', '.join(GRIDS)}, NAME:STOP (e.g. edm:levels), NAME:key=value "
+        "(e.g. edm:rho=5).",
     ),
     n: int = typer.Option(2000, "-n", help="Generated images per cell (FID is biased upward at small n)."),
     features: str | None = typer.Option(
@@ -131,6 +134,7 @@ def evaluate(
         help="Also log each new cell's FID and KID to the run's TensorBoard folder RUN/tb "
         "(needs pip install 'softdiff[tensorboard]').",
     ),
+    plugins: list[str] = typer.Option([], "--plugin", help=SAMPLING_PLUGIN_HELP),
 ) -> None:
     """FID/KID (EMA weights) against the test split per (sampler, grid, steps): writes DIR/eval.json and a plot.
 
@@ -138,6 +142,7 @@ def evaluate(
     features and grid are not recomputed (cells stored without a grid were uniform).
     """
     set_threads(threads)
+    import_named_plugins(plugins)
     if tensorboard:
         check_tensorboard()  # before the checkpoint is read
     samplers, step_list, grids = parse_samplers(sampler), parse_steps(steps), parse_grids(grid)  # fail before loading

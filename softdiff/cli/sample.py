@@ -24,13 +24,14 @@ from ..samplers import (
     get,
     names,
     nfe,
+    parse_grid,
 )
 from ..samplers.grids import MAX_STEPS
 from ..seeding import MAX_SEED
 from ..train import load_run, read_checkpoint
 from ..train.autogrids import run_grid
 from ..train.corruption import plugin_pythonpath
-from .common import THREADS_HELP, console, set_threads, user_errors
+from .common import SAMPLING_PLUGIN_HELP, THREADS_HELP, console, import_named_plugins, set_threads, user_errors
 
 TRAJECTORY_SAMPLES = 4
 TRAJECTORY_COLUMNS = 10
@@ -71,7 +72,8 @@ def sample(
     grid: str = typer.Option(
         "uniform",
         "--grid",
-        help=f"Time grid: {', '.join(GRIDS)}, NAME:STOP (e.g. edm:levels) or a level JSON file. auto is optimised "
+        help=f"Time grid: {', '.join(GRIDS)}, NAME:STOP (e.g. edm:levels), NAME:key=value (e.g. edm:rho=5) or a "
+        "level JSON file. auto is optimised "
         "for the sampler on the run's Gaussian data fit (operators diagonal in the DCT or pixel basis).",
     ),
     n: int | None = typer.Option(
@@ -110,6 +112,7 @@ def sample(
     nproc: int | None = typer.Option(
         None, "--nproc", min=1, help="Re-launch under torchrun with this many processes on this machine."
     ),
+    plugins: list[str] = typer.Option([], "--plugin", help=SAMPLING_PLUGIN_HELP),
 ) -> None:
     """Sample images from a trained run: writes DIR/grid.png and DIR/samples.npz.
 
@@ -117,8 +120,10 @@ def sample(
     the images are identical to a single process's with the same seed.
     """
     set_threads(threads)
+    import_named_plugins(plugins)
     if sampler is not None:
         get(sampler)  # an unknown name fails before the checkpoint is read
+    parse_grid(grid)
     if guidance is not None:
         check_guidance(guidance)
         if not classes:

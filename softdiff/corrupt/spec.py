@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SpecPart", "split_spec", "format_part", "MAX_SPEC_PARTS", "TIME_KEY"]
+__all__ = ["SpecPart", "split_spec", "split_part", "format_part", "MAX_SPEC_PARTS", "TIME_KEY"]
 
 MAX_SPEC_PARTS = 16  # a chain of hundreds of operators is a typo, and nests Compose past Python's recursion limit
 TIME_KEY = "t"
@@ -57,7 +57,17 @@ def split_spec(spec: str) -> list[SpecPart]:
     return [_split_part(text.strip(), spec) for text in texts]
 
 
-def _split_part(text: str, spec: str) -> SpecPart:
+def split_part(text: str, kind: str) -> SpecPart:
+    """One ``name[:key=value,...]`` part in this grammar, for other things chosen by name (``kind``: "grid").
+
+    A ``+`` has no meaning here, and errors name ``kind`` instead of an operator spec.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"a {kind} must be a non-empty string")
+    return _split_part(text.strip(), text, kind)
+
+
+def _split_part(text: str, spec: str, kind: str = "operator spec") -> SpecPart:
     if not text:
         raise ValueError(f"empty part in the spec {spec!r} (two '+' in a row, or one at an end)")
     equals = text.find("=")  # a reference holds no '=': the parameters start at the last ':' before the first one
@@ -65,19 +75,19 @@ def _split_part(text: str, spec: str) -> SpecPart:
         return SpecPart(text)
     colon = text.rfind(":", 0, equals)
     if colon < 0:
-        raise ValueError(f"bad part {text!r} in {spec!r}: parameters follow the name after ':' (e.g. blur:sigma=2)")
-    return SpecPart(text[:colon].strip(), _parse_params(text[colon + 1 :], text, spec))
+        raise ValueError(f"bad {kind} {spec!r}: parameters follow the name after ':' (e.g. blur:sigma=2)")
+    return SpecPart(text[:colon].strip(), _parse_params(text[colon + 1 :], text, spec, kind))
 
 
-def _parse_params(text: str, part: str, spec: str) -> dict[str, Any]:
+def _parse_params(text: str, part: str, spec: str, kind: str = "operator spec") -> dict[str, Any]:
     params: dict[str, Any] = {}
     for item in filter(str.strip, _top_level_split(text, ",")):
         key, eq, raw = (s.strip() for s in item.partition("="))
         if not eq or not key.isidentifier():
-            raise ValueError(f"bad operator spec {spec!r}: {item.strip()!r} in {part!r} is not key=value")
+            raise ValueError(f"bad {kind} {spec!r}: {item.strip()!r} in {part!r} is not key=value")
         if key in params:
-            raise ValueError(f"bad operator spec {spec!r}: {key} is given twice in {part!r}")
-        params[key] = _value(raw, key, spec)
+            raise ValueError(f"bad {kind} {spec!r}: {key} is given twice in {part!r}")
+        params[key] = _value(raw, key, spec, kind)
     return params
 
 
@@ -98,21 +108,21 @@ def _top_level_split(text: str, separator: str) -> list[str]:
     return items
 
 
-def _value(raw: str, key: str, spec: str) -> Any:
+def _value(raw: str, key: str, spec: str, kind: str = "operator spec") -> Any:
     if not raw:
-        raise ValueError(f"bad operator spec {spec!r}: {key}= has no value")
+        raise ValueError(f"bad {kind} {spec!r}: {key}= has no value")
     try:
         number = float(raw)
     except ValueError:
         number = 0.0
     if not math.isfinite(number):  # nan, inf: Python reads them, JSON does not
-        raise ValueError(f"bad operator spec {spec!r}: {key} must be finite, got {raw}")
+        raise ValueError(f"bad {kind} {spec!r}: {key} must be finite, got {raw}")
     try:
         value = json.loads(raw)
     except ValueError:
         return raw  # a bare word: kind=box, border=reflect
     if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"bad operator spec {spec!r}: {key} must be finite, got {raw}")
+        raise ValueError(f"bad {kind} {spec!r}: {key} must be finite, got {raw}")
     return value
 
 

@@ -28,7 +28,7 @@ import torch
 from ..conditioning import Guided, guided_calls
 from ..data import ImageData, load_dataset
 from ..imageio import atomic_write_bytes
-from ..samplers import GRIDS, generate, get, nfe
+from ..samplers import generate, get, nfe, parse_grid
 from ..samplers.grids import MAX_STEPS
 from ..train.autogrids import run_grid
 from .extractors import FeatureExtractor
@@ -78,14 +78,21 @@ def parse_samplers(text: str) -> list[str]:
 
 
 def parse_grids(text: str) -> list[str]:
-    """``"uniform,edm:levels"`` -> grid names, checked for form (whether a run supports one is checked when used)."""
-    grids = [part.strip() for part in text.split(",") if part.strip()]
+    """``"uniform,edm:levels"`` -> grid specs, checked for form (whether a run supports one is checked when used).
+
+    A piece ``key=value`` with no ``:`` continues the settings of the grid before it
+    (``mine:a=1,b=2,uniform`` is two grids): grid names hold no ``=``.
+    """
+    grids: list[str] = []
+    for part in filter(None, (piece.strip() for piece in text.split(","))):
+        if "=" in part and ":" not in part and grids and "=" in grids[-1]:
+            grids[-1] += "," + part
+        else:
+            grids.append(part)
     if not grids:
         raise ValueError(f"no grid given in {text!r}; e.g. --grid uniform,edm")
     for grid in grids:
-        name, _, stop = grid.partition(":")
-        if name not in GRIDS and not (name.endswith(".json") and not stop):
-            raise ValueError(f"unknown grid {name!r}; choose one of {', '.join(GRIDS)} (optionally NAME:STOP)")
+        parse_grid(grid)
     return list(dict.fromkeys(grids))
 
 

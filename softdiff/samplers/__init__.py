@@ -27,12 +27,16 @@ from .core import (
 from .generate import Trajectory, draw_prior, generate
 from .grids import (
     GRIDS,
+    GridRule,
+    GridSpec,
     check_grid,
     edm_grid,
     first_level,
     level_grid,
     log_noise_grid,
     noise_inverse,
+    parse_grid,
+    register_grid,
     time_grid,
     uniform_grid,
 )
@@ -76,6 +80,10 @@ __all__ = [
     "draw_prior",
     "Trajectory",
     "GRIDS",
+    "GridRule",
+    "GridSpec",
+    "parse_grid",
+    "register_grid",
     "time_grid",
     "uniform_grid",
     "log_noise_grid",

@@ -1,6 +1,7 @@
 """Time grids ``1 = t_0 > t_1 > ... > t_K = 0`` for the samplers, and their validation.
 
-Five ways to place the steps (:func:`time_grid` picks one by name, see ``GRIDS``):
+Five ways to place the steps, entries of the registry ``GRIDS`` (:func:`time_grid` picks one
+by name; :func:`register_grid` adds one, from a plugin module too):
 
 * ``auto`` (:func:`softdiff.samplers.autogrid.auto_grid`): the grid optimised for one
   sampler and step count on the model's Gaussian fit (Align Your Steps, for any diagonal
@@ -23,6 +24,10 @@ The two noise-level grids place ``s_t`` values and map them back to times with
 :func:`noise_inverse`, a bisection on the process's own ``s`` (which need only be
 non-decreasing: on a flat stretch it returns the stretch's earliest time).
 
+**Spec**: ``NAME[:STOP][:key=value,...]``, the operators' spec grammar
+(:mod:`softdiff.corrupt.spec`): ``edm``, ``edm:levels``, ``edm:rho=5``, ``edm:0.05:rho=3``.
+The parameters are checked against the grid's ``Params`` (``edm`` takes ``rho``).
+
 **Stop time** (``"NAME:STOP"``, like EDM's ``sigma_min``): the grid's first ``steps - 1``
 steps run from 1 down to ``STOP`` and the last step, the sampler's final denoising step
 (``C_0 x0_hat``), jumps from ``STOP`` to 0. Below the first selected level the corrupted
@@ -33,18 +38,26 @@ data are one Fréchet hop from the clean data, so steps spent there are wasted;
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import Tensor
 
 from ..corrupt import CorruptionConfig, CorruptionProcess, LevelTable
+from ..corrupt.spec import split_part
+from ..registry import NoParams, Registry, params_model
 from ..schedule import read_levels
 
 __all__ = [
     "MAX_STEPS",
     "GRIDS",
+    "GridRule",
+    "GridSpec",
+    "register_grid",
+    "parse_grid",
     "time_grid",
     "uniform_grid",
     "log_noise_grid",
@@ -56,7 +69,6 @@ __all__ = [
 ]
 
 MAX_STEPS = 100_000  # far beyond any sampler's useful range (a few thousand at most); a typo, not a request
-GRIDS = ("auto", "uniform", "log-noise", "edm", "levels")
 EDM_RHO = 7.0
 
 
@@ -213,28 +225,122 @@ def _parse_stop(text: str, process: CorruptionProcess) -> float:
     return stop
 
 
-def _named_grid(name: str, process: CorruptionProcess, steps: int, t_min: float) -> Tensor:
-    if name == "auto":
-        raise ValueError(
-            "grid 'auto' (no stop) is optimised for one sampler on a model's data fit: sample a trained run "
-            "(softdiff sample --ckpt RUN) or call softdiff.samplers.resolve_grid(..., sampler=, fit=)"
-        )
-    if name == "uniform":
-        return uniform_grid(steps, t_min=t_min)
-    if name == "log-noise":
-        return log_noise_grid(process, steps, t_min=t_min)
-    if name == "edm":
-        return edm_grid(process, steps, t_min=t_min)
-    if name == "levels":
-        if process.warp is None:
-            raise ValueError(
-                "grid 'levels' needs a process trained on selected levels (train --levels FILE); "
-                "pass the level JSON file itself as the grid instead"
-            )
-        return uniform_grid(steps, t_min=t_min)  # the levels sit evenly in the re-timed process's time
+@dataclass(frozen=True)
+class GridRule:
+    """A registered grid: ``build(process, steps, t_min, params)`` gives ``steps + 1`` times from 1 to ``t_min``.
+
+    ``params`` is an instance of ``Params`` (the settings a spec gives after the name). The
+    result is checked by :func:`check_grid`, so a plugin's grid is held to the built-ins' rules.
+    """
+
+    description: str
+    build: Callable[[CorruptionProcess, int, float, BaseModel], Tensor]
+    Params: type[BaseModel] = NoParams
+
+
+class EdmParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    rho: float = Field(EDM_RHO, gt=0, le=100, description="EDM's rho: larger puts more steps at low noise")
+
+
+def _auto(process: CorruptionProcess, steps: int, t_min: float, params: BaseModel) -> Tensor:
     raise ValueError(
-        f"unknown grid {name!r}; choose one of {', '.join(GRIDS)} (optionally NAME:STOP), or a level JSON file"
+        "grid 'auto' (no stop) is optimised for one sampler on a model's data fit: sample a trained run "
+        "(softdiff sample --ckpt RUN) or call softdiff.samplers.resolve_grid(..., sampler=, fit=)"
     )
+
+
+def _levels(process: CorruptionProcess, steps: int, t_min: float, params: BaseModel) -> Tensor:
+    if process.warp is None:
+        raise ValueError(
+            "grid 'levels' needs a process trained on selected levels (train --levels FILE); "
+            "pass the level JSON file itself as the grid instead"
+        )
+    return uniform_grid(steps, t_min=t_min)  # the levels sit evenly in the re-timed process's time
+
+
+GRIDS: Registry[GridRule] = Registry("grid", dashes=True)
+GRIDS.register("auto", GridRule("optimised for one sampler on the run's Gaussian data fit", _auto))
+GRIDS.register(
+    "uniform", GridRule("even steps in t", lambda process, steps, t_min, p: uniform_grid(steps, t_min=t_min))
+)
+GRIDS.register(
+    "log-noise",
+    GridRule("even steps in log s_t", lambda process, steps, t_min, p: log_noise_grid(process, steps, t_min)),
+)
+GRIDS.register(
+    "edm",
+    GridRule(
+        "EDM's rho-spaced noise levels",
+        lambda process, steps, t_min, p: edm_grid(process, steps, rho=p.rho, t_min=t_min),  # type: ignore[attr-defined]
+        EdmParams,
+    ),
+)
+GRIDS.register("levels", GridRule("steps at the selected corruption levels", _levels))
+
+
+def register_grid(name: str, rule: GridRule, *, replace: bool = False) -> None:
+    """Register a time grid by name (then ``--grid NAME`` and ``time_grid(NAME, ...)`` select it)."""
+    if not isinstance(rule, GridRule):
+        raise ValueError(f"a grid entry is a GridRule(description, build, Params), got {type(rule).__name__}")
+    GRIDS.register(name, rule, replace=replace)
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """A parsed grid spec: a registered name (or a level JSON file), the stop text, and the checked settings."""
+
+    name: str
+    stop: str | None = None
+    params: BaseModel | None = None
+
+    @property
+    def is_file(self) -> bool:
+        return self.name.endswith(".json")
+
+
+def parse_grid(text: str) -> GridSpec:
+    """``"edm:levels:rho=5"`` -> its name, stop and settings, checked for form (nothing is built).
+
+    A one-line ``ValueError`` names an unknown grid (listing the registered ones), an empty
+    stop, or a setting the grid does not take.
+    """
+    part = split_part(text, "grid")
+    name, colon, stop = part.ref.partition(":")
+    if colon and not stop:
+        raise ValueError(f"grid {text!r} has an empty stop: give NAME:STOP with a time in (0, 1) or 'levels'")
+    if name.endswith(".json"):
+        if stop or part.params:
+            raise ValueError(f"grid {text!r}: a level JSON file takes neither a stop nor settings")
+        return GridSpec(name)
+    if name not in GRIDS:
+        raise ValueError(
+            f"unknown grid {name!r}; choose one of {', '.join(GRIDS)} (optionally NAME:STOP), or a level JSON file"
+        )
+    try:
+        params = GRIDS.params(name, part.params)
+    except ValidationError as err:
+        problem = err.errors()[0]
+        if problem["type"] == "extra_forbidden":
+            known = ", ".join(params_model(GRIDS.get(name)).model_fields) or "none"
+            raise ValueError(
+                f"grid {text!r}: {name} takes no setting {problem['loc'][0]!r} (its settings: {known})"
+            ) from None
+        where = ".".join(str(x) for x in problem["loc"]) or "settings"
+        raise ValueError(f"grid {text!r}: {where}: {problem['msg']}") from None
+    return GridSpec(name, stop or None, params)
+
+
+def _named_grid(spec: GridSpec, process: CorruptionProcess, steps: int, t_min: float) -> Tensor:
+    ts = GRIDS.get(spec.name).build(process, steps, t_min, spec.params or NoParams())
+    ts = check_grid(ts)
+    if len(ts) != steps + 1 or float(ts[0]) != 1.0 or abs(float(ts[-1]) - t_min) > 1e-12:
+        raise ValueError(
+            f"grid {spec.name!r} gave {len(ts)} times from {float(ts[0]):.4g} to {float(ts[-1]):.4g}; "
+            f"it must give steps + 1 = {steps + 1} times from 1 down to {t_min:.4g}"
+        )
+    return ts
 
 
 def time_grid(
@@ -246,7 +352,7 @@ def time_grid(
     dataset: str | None = None,
     shape: tuple[int, ...] | None = None,
 ) -> Tensor:
-    """A grid of ``steps`` steps by name (``GRIDS``, optionally ``"NAME:STOP"``), a level JSON file, or times.
+    """A grid of ``steps`` steps by spec (a ``GRIDS`` name, ``NAME:STOP``, settings), a level JSON file, or times.
 
     ``corruption`` (the config ``process`` was built from), ``dataset`` and ``shape`` (those
     of the run) let a level JSON file be checked against the corruption and the data it was
@@ -260,15 +366,13 @@ def time_grid(
     if not isinstance(grid, str):
         return check_grid(grid)
     _check_steps(steps)
-    name, colon, stop_text = grid.partition(":")
-    if colon and not stop_text:
-        raise ValueError(f"grid {grid!r} has an empty stop: give NAME:STOP with a time in (0, 1) or 'levels'")
-    if not stop_text and name.endswith(".json"):
-        return level_grid(name, steps, corruption=corruption, dataset=dataset, shape=shape)
-    if not stop_text:
-        return _named_grid(name, process, steps, 0.0)
-    stop = _parse_stop(stop_text, process)
+    spec = parse_grid(grid)
+    if spec.is_file:
+        return level_grid(spec.name, steps, corruption=corruption, dataset=dataset, shape=shape)
+    if spec.stop is None:
+        return _named_grid(spec, process, steps, 0.0)
+    stop = _parse_stop(spec.stop, process)
     if steps == 1:
-        _named_grid(name, process, 1, 0.0)  # still reject an unknown or unusable name
+        _named_grid(spec, process, 1, 0.0)  # still reject an unusable name
         return torch.tensor([1.0, 0.0], dtype=torch.float64)
-    return torch.cat([_named_grid(name, process, steps - 1, stop), torch.zeros(1, dtype=torch.float64)])
+    return torch.cat([_named_grid(spec, process, steps - 1, stop), torch.zeros(1, dtype=torch.float64)])

@@ -29,7 +29,7 @@ from softdiff.train import read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
-TENSOR_FILES = ("net", "ema", "prior", "precond")
+TENSOR_FILES = ("net", "ema", "prior", "precond", "rng")
 
 
 def rehash(folder: Path) -> None:
@@ -175,12 +175,12 @@ def test_int64_ema_weights_of_the_right_shapes_are_refused(run_dir: Path, tmp_pa
 
 
 def _wrong_moments(folder: Path) -> None:
-    state = torch.load(folder / "state.pt", weights_only=True)
-    for entry in state["optimizer"]["state"].values():
+    state = torch.load(folder / "optimizer.pt", weights_only=True)
+    for entry in state["state"].values():
         entry["exp_avg"] = torch.zeros(2, 2)
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    (folder / "state.pt").write_bytes(buffer.getvalue())
+    (folder / "optimizer.pt").write_bytes(buffer.getvalue())
 
 
 def test_optimizer_moments_of_the_wrong_shape_are_refused_on_resume(run_dir: Path, tmp_path: Path) -> None:

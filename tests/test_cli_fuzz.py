@@ -54,12 +54,12 @@ def _edit_tensors(folder: Path, name: str) -> None:
     (folder / name).write_bytes(save_safetensors(tensors))
 
 
-def _edit_state(folder: Path, change: Callable[[dict], None]) -> None:
-    state = torch.load(folder / "state.pt", weights_only=True)
+def _edit_optimizer(folder: Path, change: Callable[[dict], None]) -> None:
+    state = torch.load(folder / "optimizer.pt", weights_only=True)
     change(state)
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    (folder / "state.pt").write_bytes(buffer.getvalue())
+    (folder / "optimizer.pt").write_bytes(buffer.getvalue())
 
 
 def _edit_manifest(value: object) -> Callable[[Path], None]:
@@ -82,10 +82,8 @@ def _edit_config(change: Callable[[dict], None]) -> Callable[[Path], None]:
 
 def _strip_identity(folder: Path) -> None:
     """Rewrite the tensor files without the config identity they record (a checkpoint of an older softdiff)."""
-    for name in ("net", "ema", "prior", "precond"):
-        if (folder / f"{name}.safetensors").is_file():
-            tensors = load_safetensors((folder / f"{name}.safetensors").read_bytes())
-            (folder / f"{name}.safetensors").write_bytes(save_safetensors(tensors))
+    for file in folder.glob("*.safetensors"):
+        file.write_bytes(save_safetensors(load_safetensors(file.read_bytes())))
 
 
 def _retype(folder: Path, name: str, change: Callable[[dict], None]) -> None:
@@ -103,7 +101,7 @@ def _residual(config: dict) -> None:
 
 
 def _wrong_moments(state: dict) -> None:
-    for entry in state["optimizer"]["state"].values():
+    for entry in state["state"].values():
         entry["exp_avg"] = torch.zeros(2, 2)
 
 
@@ -113,9 +111,9 @@ TAMPERED: dict[str, Callable[[Path], None]] = {
     "SHA_NULL": _edit_manifest(None),
     "NAN_EMA": lambda f: (_edit_tensors(f, "ema.safetensors"), rehash(f)),
     "NAN_PRIOR": lambda f: (_edit_tensors(f, "prior.safetensors"), rehash(f)),
-    "NO_OPTIMIZER": lambda f: (_edit_state(f, lambda s: s.pop("optimizer")), rehash(f)),
+    "NO_OPTIMIZER": lambda f: (_edit_optimizer(f, lambda s: s.pop("param_groups")), rehash(f)),
     "BAD_RNG": lambda f: (
-        _edit_state(f, lambda s: s["rng"].update(torch=torch.zeros(3, dtype=torch.uint8))),
+        _retype(f, "rng.safetensors", lambda t: t.update(torch=torch.zeros(3, dtype=torch.uint8))),
         rehash(f),
     ),
     # issue 25: config.json edited or replaced after the fact, and content that only a check of it can catch
@@ -128,7 +126,7 @@ TAMPERED: dict[str, Callable[[Path], None]] = {
         rehash(f),
     ),
     "EXTRA_KEY": lambda f: (_retype(f, "net.safetensors", lambda t: t.update(extra=torch.zeros(2))), rehash(f)),
-    "WRONG_MOMENTS": lambda f: (_edit_state(f, _wrong_moments), rehash(f)),
+    "WRONG_MOMENTS": lambda f: (_edit_optimizer(f, _wrong_moments), rehash(f)),
 }
 
 SAMPLED = [name for name in TAMPERED if name != "WRONG_MOMENTS"]  # sampling reads no optimizer moments

@@ -117,7 +117,7 @@ def test_truncated_or_tampered_checkpoints_give_a_clear_error(tmp_path: Path, da
     run = tmp_path / "run"
     train(config(steps=2), run, data=DATA, net=tiny_net(), progress=False)
     folder = read_checkpoint(run).path
-    target = folder / ("state.pt" if damage == "truncate" else "net.safetensors")
+    target = folder / ("optimizer.pt" if damage == "truncate" else "net.safetensors")
     data = target.read_bytes()
     if damage == "flip":
         target.write_bytes(data[:-5] + bytes([data[-5] ^ 1]) + data[-4:])

@@ -35,6 +35,10 @@ from softdiff.train import RunConfig, read_checkpoint, save_checkpoint, train
 from softdiff.train.interrupt import StopSignals
 
 ROOT = Path(__file__).resolve().parents[1]
+STATE = {
+    "optimizer": {"state": {}, "param_groups": []},
+    "rng": {"torch": torch.get_rng_state()},
+}  # a minimal training state
 runner = CliRunner()
 
 
@@ -322,14 +326,15 @@ def test_non_finite_weights_are_never_written(tmp_path: Path) -> None:
             tmp_path,
             1,
             cfg,
-            {"net": net, "ema": {"w": torch.ones(2)}, "prior": {"noise": torch.ones(1)}, "state": {"step": 1}},
+            {"net": net, "ema": {"w": torch.ones(2)}, "prior": {"noise": torch.ones(1)}, "trainer": {"step": 1}}
+            | STATE,
         )
     with pytest.raises(ValueError, match="prior holds NaN or infinite"):
         save_checkpoint(
             tmp_path,
             1,
             cfg,
-            {"net": {"w": torch.ones(2)}, "ema": {"w": torch.ones(2)}, "prior": prior, "state": {"step": 1}},
+            {"net": {"w": torch.ones(2)}, "ema": {"w": torch.ones(2)}, "prior": prior, "trainer": {"step": 1}} | STATE,
         )
     assert not (tmp_path / "latest").exists() and not list(tmp_path.rglob("*.safetensors"))
 

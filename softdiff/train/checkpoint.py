@@ -11,14 +11,20 @@ Layout of a run folder::
         prior.safetensors          the Gaussian prior at t = 1
         class_prior.safetensors    one prior per class (class-conditional runs; older ones lack it)
         precond.safetensors        data statistics of the preconditioning and the loss scale (when used)
-        state.pt                   optimizer state, RNG states, step (torch.load(weights_only=True))
+        optimizer.pt               the optimiser's state_dict (torch.load(weights_only=True))
+        rng.safetensors            the random-number states
+        trainer.json               step, world size, the partial logging window
         config.json                the full resolved RunConfig
         manifest.json              format, step, the components present and the SHA-256 of every file above
 
-A checkpoint is a set of named components (:data:`COMPONENTS`, the one list of its files):
-the network, its EMA, the prior, the preconditioning statistics (optional) and the training
-state (optimiser, RNG states, step). Manifests written before the component list existed
-have no ``components`` key and still load.
+A checkpoint is a set of named components (:data:`COMPONENTS`, the one list of its files),
+each a :class:`Component` that encodes and decodes its own state (``state_dict`` in,
+``from_state_dict`` out): safetensors for tensors, a weights-only torch file for the
+optimiser's nested state, JSON for plain values. The manifest lists the components present.
+Older checkpoints still load: those whose manifest has no ``components`` key, and those
+written before the training state was split, whose ``state.pt`` (:data:`LEGACY_STATE`)
+held the optimiser, the RNG state and the trainer's values together
+(``tests/fixtures/format1-run`` is one).
 
 A checkpoint is assembled in a hidden temporary folder and renamed into place, so a crash
 (even ``kill -9``) leaves either the previous checkpoint or the complete new one. Older
@@ -65,6 +71,8 @@ __all__ = [
     "Checkpoint",
     "Component",
     "COMPONENTS",
+    "TRAINING_STATE",
+    "LEGACY_STATE",
     "save_checkpoint",
     "step_folder",
     "read_checkpoint",
@@ -85,7 +93,7 @@ CONFIG = "config.json"
 
 @dataclass(frozen=True)
 class Component:
-    """One named part of a checkpoint: its file, and whether every checkpoint holds it."""
+    """One named part of a checkpoint: its file (the suffix says how it is stored) and whether it is required."""
 
     name: str
     file: str
@@ -93,8 +101,37 @@ class Component:
 
     @property
     def tensors(self) -> bool:
-        """A safetensors file of plain tensors (else a weights-only torch file)."""
+        """A safetensors file of plain tensors, stamped with the config's identity."""
         return self.file.endswith(".safetensors")
+
+    def state_dict_bytes(self, state: dict, identity: str) -> bytes:
+        """The file's bytes for ``state`` (tensors moved to the CPU)."""
+        if self.tensors:
+            return _tensors(state, identity)
+        if self.file.endswith(".json"):
+            return json.dumps(state, indent=2, allow_nan=False).encode()
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        return buffer.getvalue()
+
+    def from_state_dict_bytes(self, data: bytes, where: str) -> dict:
+        """The state back from the file's bytes, never unpickled; a damaged file is a one-line ``ValueError``."""
+        try:
+            if self.tensors:
+                return load_safetensors(data)
+            if self.file.endswith(".json"):
+                value = json.loads(data)
+                if not isinstance(value, dict):
+                    raise ValueError("not a JSON object")
+                return value
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except SafetensorError as err:
+            raise ValueError(f"{where}: {str(err).splitlines()[0]}") from None
+        except (pickle.UnpicklingError, RuntimeError, EOFError) as err:  # a bad zip is a RuntimeError in torch
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ValueError(f"{where}: {self.file} is not a weights-only torch file ({first})") from None
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ValueError(f"{where}: {self.file} is not valid JSON ({str(err).splitlines()[0]})") from None
 
 
 COMPONENTS: tuple[Component, ...] = (
@@ -103,11 +140,14 @@ COMPONENTS: tuple[Component, ...] = (
     Component("prior", "prior.safetensors"),
     Component("precond", "precond.safetensors", required=False),  # runs that need no data statistics lack it
     Component("class_prior", "class_prior.safetensors", required=False),  # class-conditional runs only
-    Component("state", "state.pt"),  # optimiser, RNG states, step, logging window
+    Component("optimizer", "optimizer.pt"),  # nested lists and numbers around the moments: a torch file
+    Component("rng", "rng.safetensors"),
+    Component("trainer", "trainer.json"),  # step, world size, the partial logging window
 )
+TRAINING_STATE = ("optimizer", "rng", "trainer")  # what resume restores beyond the weights
+# before the split: one weights-only torch file {"step", "optimizer", "rng", "world_size", "window"}
+LEGACY_STATE = Component("state", "state.pt")
 _BY_NAME = {c.name: c for c in COMPONENTS}
-REQUIRED = tuple(c.file for c in COMPONENTS if c.required) + (CONFIG,)
-OPTIONAL = tuple(c.file for c in COMPONENTS if not c.required)
 
 
 def step_folder(run_dir: str | Path, step: int) -> Path:
@@ -125,9 +165,16 @@ class Checkpoint:
     net: dict[str, Tensor]
     ema: dict[str, Tensor]
     prior: dict[str, Tensor]
-    state: dict
+    optimizer: dict
+    rng: dict[str, Tensor]
+    trainer: dict
     precond: dict[str, Tensor] | None = None
     class_prior: dict[str, Tensor] | None = None
+
+    @property
+    def state(self) -> dict:
+        """The training state in one dict (``step``, ``optimizer``, ``rng``, ``world_size``, ``window``)."""
+        return {**self.trainer, "optimizer": self.optimizer, "rng": self.rng}
 
 
 def _sha256(data: bytes) -> str:
@@ -145,14 +192,6 @@ def _tensors(state: dict[str, Tensor], identity: str) -> bytes:
     """safetensors bytes that record the identity of the config they belong to (see :mod:`.consistency`)."""
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
     return save_safetensors(tensors, metadata={IDENTITY_KEY: identity})
-
-
-def _encode(component: Component, state: dict, identity: str) -> bytes:
-    if component.tensors:
-        return _tensors(state, identity)
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return buffer.getvalue()
 
 
 def nonfinite_tensors(state: dict[str, Tensor]) -> list[str]:
@@ -174,10 +213,10 @@ def save_checkpoint(
     """Write ``checkpoints/step-NNNNNNNN`` atomically, point ``latest`` at it, then prune to ``keep``.
 
     ``parts`` maps component names (:data:`COMPONENTS`) to their state: tensors for the
-    safetensors ones, a plain dict for ``state``. Refuses (``ValueError``) a missing required
-    component, an unknown one, and weights or a prior holding NaN/inf. On any failure (a full
-    disk: ``OSError``) the temporary folder is removed and ``latest`` still names the previous
-    checkpoint.
+    safetensors ones, the optimiser's ``state_dict``, and a JSON-able dict for ``trainer``.
+    Refuses (``ValueError``) a missing required component, an unknown one, and weights or a
+    prior holding NaN/inf. On any failure (a full disk: ``OSError``) the temporary folder is
+    removed and ``latest`` still names the previous checkpoint.
     """
     unknown = sorted(set(parts) - set(_BY_NAME))
     missing = [c.name for c in COMPONENTS if c.required and c.name not in parts]
@@ -197,7 +236,7 @@ def save_checkpoint(
         tmp.mkdir()
         config_json = config.model_dump_json(indent=2).encode()
         identity = config_identity(config_json)
-        files = {c.file: _encode(c, parts[c.name], identity) for c in present}
+        files = {c.file: c.state_dict_bytes(parts[c.name], identity) for c in present}
         files[CONFIG] = config_json
         for filename, data in files.items():
             _write(tmp / filename, data)
@@ -294,8 +333,15 @@ def _verified(folder: Path) -> dict[str, bytes]:
         raise ValueError(f"checkpoint {folder} has a corrupt {MANIFEST}: 'sha256' must map file names to hashes")
     if manifest.get("format") != FORMAT:
         raise ValueError(f"checkpoint {folder} has format {manifest.get('format')!r}, this softdiff reads {FORMAT}")
+    legacy = LEGACY_STATE.file in hashes  # written before the training state was split
+    wanted = [
+        c.file
+        for c in COMPONENTS
+        if (c.required and not (legacy and c.name in TRAINING_STATE)) or (not c.required and c.file in hashes)
+    ]
+    wanted += [LEGACY_STATE.file] if legacy else []
     contents = {}
-    for filename in REQUIRED + tuple(name for name in OPTIONAL if name in hashes):
+    for filename in [*wanted, CONFIG]:
         file = folder / filename
         if filename not in hashes or not file.is_file():
             raise ValueError(f"checkpoint {folder} is incomplete: {filename} is missing")
@@ -309,22 +355,29 @@ def _verified(folder: Path) -> dict[str, bytes]:
     return contents
 
 
-def _check_state(state: object, folder: Path) -> dict:
-    """``state.pt`` must hold a step, an optimizer state and the CPU RNG state, each of the right type."""
-    if not isinstance(state, dict):
-        raise ValueError(f"checkpoint {folder} has no training state in state.pt")
-    step = state.get("step")
+def _training_state(files: dict[str, bytes], folder: Path, what: str) -> tuple[dict, dict, dict]:
+    """``(optimizer, rng, trainer)`` from the split files, or from an older checkpoint's ``state.pt``."""
+    if LEGACY_STATE.file in files:
+        state = LEGACY_STATE.from_state_dict_bytes(files[LEGACY_STATE.file], what)
+        if not isinstance(state, dict):
+            raise ValueError(f"checkpoint {folder} has no training state in {LEGACY_STATE.file}")
+        trainer = {k: v for k, v in state.items() if k not in ("optimizer", "rng")}
+        optimizer, rng, names = state.get("optimizer"), state.get("rng"), (LEGACY_STATE.file,) * 3
+    else:
+        optimizer, rng, trainer = (
+            _BY_NAME[n].from_state_dict_bytes(files[_BY_NAME[n].file], what) for n in TRAINING_STATE
+        )
+        names = tuple(_BY_NAME[n].file for n in TRAINING_STATE)
+    step = trainer.get("step")
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError(f"checkpoint {folder} has no valid step in state.pt")
-    optimizer = state.get("optimizer")
+        raise ValueError(f"checkpoint {folder} has no valid step in {names[2]}")
     if not isinstance(optimizer, dict) or not {"state", "param_groups"} <= set(optimizer):
-        raise ValueError(f"checkpoint {folder} has no valid optimizer state in state.pt")
-    rng = state.get("rng")
+        raise ValueError(f"checkpoint {folder} has no valid optimizer state in {names[0]}")
     cpu_rng = rng.get("torch") if isinstance(rng, dict) else None
     expected = torch.get_rng_state()
     if not isinstance(cpu_rng, Tensor) or cpu_rng.dtype != expected.dtype or cpu_rng.shape != expected.shape:
-        raise ValueError(f"checkpoint {folder} has no valid random-number state in state.pt")
-    return state
+        raise ValueError(f"checkpoint {folder} has no valid random-number state in {names[1]}")
+    return optimizer, rng, trainer
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
@@ -337,33 +390,24 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     files = _verified(folder)
     what = f"checkpoint {folder} cannot be read"
     try:
-        config = RunConfig.model_validate_json(files["config.json"])
+        config = RunConfig.model_validate_json(files[CONFIG])
     except ValidationError as err:  # say which field and why, not "1 validation error for RunConfig"
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         message = first["msg"].removeprefix("Value error, ")
         raise ValueError(f"{what}: config.json is invalid ({where + ': ' if where else ''}{message})") from None
-    try:
-        state = torch.load(io.BytesIO(files["state.pt"]), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:  # a bad zip is a RuntimeError in torch
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ValueError(f"{what}: state.pt is not a weights-only torch file ({first})") from None
-    try:
-        names = tuple(c.name for c in COMPONENTS if c.tensors and c.file in files)
-        tensors = {k: load_safetensors(files[f"{k}.safetensors"]) for k in names}
-    except SafetensorError as err:
-        raise ValueError(f"{what}: {str(err).splitlines()[0]}") from None
-    state = _check_state(state, folder)
+    names = tuple(c.name for c in COMPONENTS if c.tensors and c.name not in TRAINING_STATE and c.file in files)
+    tensors = {k: _BY_NAME[k].from_state_dict_bytes(files[_BY_NAME[k].file], what) for k in names}
+    optimizer, rng, trainer = _training_state(files, folder, what)
     _refuse_nonfinite(tensors, f"checkpoint {folder} cannot be used")
     where = f"checkpoint {folder}"
-    check_identity(
-        {f"{k}.safetensors": tensor_metadata(files[f"{k}.safetensors"]) for k in names}, files["config.json"], where
-    )
+    stamped = [c.file for c in COMPONENTS if c.tensors and c.file in files]
+    check_identity({file: tensor_metadata(files[file]) for file in stamped}, files[CONFIG], where)
     check_twins(tensors["net"], tensors["ema"], where)
     check_prior(tensors["prior"], config, where)
     check_precond(tensors.get("precond"), config, where)
     check_class_prior(tensors.get("class_prior"), config, where)
     return Checkpoint(
-        folder, config, state["step"], tensors["net"], tensors["ema"], tensors["prior"], state, tensors.get("precond"),
-        tensors.get("class_prior"),
+        folder, config, trainer["step"], tensors["net"], tensors["ema"], tensors["prior"], optimizer, rng, trainer,
+        tensors.get("precond"), tensors.get("class_prior"),
     )  # fmt: skip

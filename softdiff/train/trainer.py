@@ -204,7 +204,7 @@ def _train_locked(
         atomic_write_bytes(run_dir / "config.json", config.model_dump_json(indent=2).encode())
         logged = start_metrics(run_dir / METRICS, model.start if ckpt is not None else None)
     step = _Step.build(ctx, config, process, data, model, ckpt)
-    window = LogWindow(ctx.device, ckpt.state.get("window") if ckpt is not None else None)
+    window = LogWindow(ctx.device, ckpt.trainer.get("window") if ckpt is not None else None)
     writer = _Checkpointer(ctx, run_dir, config, model, step.precond, window, ckpt.path if ckpt is not None else None)
     resume_step = model.start if ckpt is not None else None
     watch = Watch.open(ctx, config, run_dir, model.ema.net, process, model.prior, model.stats, resume_step)
@@ -237,7 +237,7 @@ def _open_run(
         if found is not None:
             ckpt = read_checkpoint(found)
             config = _resume_config(ckpt.config, config)
-            check_world(ckpt.state.get("world_size"), ctx)
+            check_world(ckpt.trainer.get("world_size"), ctx)
             ctx.check_same(ckpt.step, "the checkpoint step to resume from")
         elif config is None:
             raise ValueError(f"cannot resume: {run_dir} has no checkpoint yet, and there is no config to start it with")
@@ -509,13 +509,13 @@ class _Checkpointer:
     def save(self, step: int) -> Path:
         """Rank 0 writes (every rank holds the same weights); the barrier keeps the others from racing ahead."""
         ctx, model, tc = self.ctx, self.model, self.config.train
-        rng = {"torch": torch.get_rng_state()}
-        state = {"step": step, "optimizer": model.optimizer.state_dict(), "rng": rng, "world_size": ctx.world}
-        state["window"] = self.window.state(ctx)  # the partial logging window: the next line is exact after resume
+        # the partial logging window: the next metrics line is exact after resume
+        trainer = {"step": step, "world_size": ctx.world, "window": self.window.state(ctx)}
         ctx.barrier()
         if ctx.is_main:
             try:
-                parts = {"net": model.net.state_dict(), "ema": model.ema.net.state_dict(), "state": state}
+                parts = {"net": model.net.state_dict(), "ema": model.ema.net.state_dict(), "trainer": trainer}
+                parts |= {"optimizer": model.optimizer.state_dict(), "rng": {"torch": torch.get_rng_state()}}
                 parts |= {"prior": model.prior.state_dict(), "precond": self.precond}
                 if model.class_prior is not None:
                     parts["class_prior"] = model.class_prior.state_dict()
@@ -649,12 +649,12 @@ def _load_training_state(ckpt: Checkpoint, net: nn.Module, ema: EMA, optimizer: 
     check_weights(ckpt.ema, ema.net, f"{where} (EMA weights)")
     net.load_state_dict(ckpt.net)
     ema.net.load_state_dict(ckpt.ema)
-    check_optimizer_state(ckpt.state["optimizer"], list(net.parameters()), where)  # fused AdamW trusts the shapes
+    check_optimizer_state(ckpt.optimizer, list(net.parameters()), where)  # fused AdamW trusts the shapes
     try:
-        optimizer.load_state_dict(ckpt.state["optimizer"])
+        optimizer.load_state_dict(ckpt.optimizer)
     except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as err:
         raise ValueError(f"checkpoint {ckpt.path} holds an optimizer state that does not fit: {err}") from None
-    torch.set_rng_state(ckpt.state["rng"]["torch"])  # shape and dtype checked by read_checkpoint
+    torch.set_rng_state(ckpt.rng["torch"])  # shape and dtype checked by read_checkpoint
 
 
 def _device_name(config: RunConfig | None, out: str | Path, resume: bool) -> str:

@@ -31,6 +31,7 @@ from torch import Tensor
 
 __all__ = [
     "Cond",
+    "DenoiserFn",
     "NULL_CLASS",
     "call_denoiser",
     "cond_rows",
@@ -45,11 +46,14 @@ __all__ = [
 ]
 
 Cond = Tensor | Mapping[str, Any] | None
+# What samplers, objectives and restoration methods call: (x_t, t) -> x0_hat, and a conditional
+# one also takes cond=. The one name for it; softdiff.score.Denoiser is the nn.Module that is one.
+DenoiserFn = Callable[..., Tensor]
 NULL_CLASS = -1  # the label of "no class": label dropout in training, the unconditional half of guidance
 DEFAULT_GUIDANCE = 1.0  # the conditional model, unguided: the one default of sample, restore and Guided users
 
 
-def call_denoiser(denoiser: Callable[..., Tensor], x: Tensor, t: Tensor, cond: Cond = None) -> Tensor:
+def call_denoiser(denoiser: DenoiserFn, x: Tensor, t: Tensor, cond: Cond = None) -> Tensor:
     """``denoiser(x, t)`` without conditioning (the unconditional contract), else ``denoiser(x, t, cond=cond)``."""
     return denoiser(x, t) if cond is None else denoiser(x, t, cond=cond)
 

@@ -58,7 +58,7 @@ def data() -> GaussianData:
 
 @dataclass
 class Model:
-    """A ``DiffusionPrior`` made of exact parts."""
+    """A ``DiffusionModel`` made of exact parts."""
 
     denoiser: object
     process: CorruptionProcess

@@ -1,5 +1,5 @@
 """DDRM, DiffPIR and PiGDM: with ``C = I`` each is its paper's update (float64, dense hand-written
-references of the papers' equations), each works with a blur prior, and on Gaussian data each
+references of the papers' equations), each works with a blur model, and on Gaussian data each
 posterior mean is held against the exact one at the tolerance it was measured to reach.
 """
 
@@ -227,7 +227,7 @@ def test_pigdm_refuses_parameters_out_of_range(data: GaussianData) -> None:
 
 @pytest.mark.parametrize("name", ["ddrm", "diffpir", "pigdm"])
 def test_each_method_restores_colour_images_with_a_blur_prior(name: str) -> None:
-    """Synthetic 3-channel Gaussian data, a DCT-blur prior: finite samples that fit y better than the prior mean."""
+    """Synthetic 3-channel Gaussian data, a DCT-blur model: finite samples that fit y better than the prior mean."""
     shape = (3, 4, 4)
     colour = GaussianData.random(shape, torch.Generator().manual_seed(5))
     process = CorruptionProcess(GaussianBlur(0.01, 2.0), GeometricNoise(0.01, 1.0))
@@ -285,7 +285,7 @@ def isotropic_variance(data: GaussianData, process: CorruptionProcess):
 
 
 # Relative errors of the mean measured once with these seeds (400 samples, 30 steps; worst of the three
-# problems: vanilla DDRM 0.353, DiffPIR 0.383, PiGDM 0.480; blur prior DDRM 0.426, DiffPIR 0.396, PiGDM
+# problems: vanilla DDRM 0.353, DiffPIR 0.383, PiGDM 0.480; blur model DDRM 0.426, DiffPIR 0.396, PiGDM
 # 0.386). None is exact (the prior mean scores 1): each bound is 1.3x the measured worst, so a regression shows.
 MEASURED_BOUNDS = {
     ("vanilla", "ddrm"): 0.46,

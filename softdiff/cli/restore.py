@@ -1,4 +1,4 @@
-"""``softdiff restore``: posterior samples for degraded images with a trained run as the prior."""
+"""``softdiff restore``: posterior samples for degraded images with a trained run as the model."""
 
 from __future__ import annotations
 

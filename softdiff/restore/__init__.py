@@ -1,4 +1,4 @@
-"""Restoration with a trained corruption prior: posterior sampling for ``y = A x + n``.
+"""Restoration with a trained corruption model: posterior sampling for ``y = A x + n``.
 
 Operators from specs (``blur:sigma=2``, ``mask:fraction=0.5``, ``box:size=12``,
 ``pixelate:factor=4``, ``level:t=0.6``), methods (level entry, ``project``, DPS, DDRM,
@@ -22,7 +22,7 @@ from .methods import (
     DPS,
     DPS_UPDATES,
     Covariance,
-    DiffusionPrior,
+    DiffusionModel,
     Isotropic,
     LevelEntry,
     Method,
@@ -53,7 +53,7 @@ __all__ = [
     "register_degradation",
     "degradation_names",
     "find_level",
-    "DiffusionPrior",
+    "DiffusionModel",
     "Problem",
     "Method",
     "LevelEntry",
@@ -91,3 +91,13 @@ __all__ = [
     "consistency",
     "score_restoration",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``DiffusionPrior``, the old name of :class:`DiffusionModel` ("prior" now means only the law at t = 1)."""
+    if name == "DiffusionPrior":
+        import warnings
+
+        warnings.warn("softdiff.restore.DiffusionPrior is now DiffusionModel", DeprecationWarning, stacklevel=2)
+        return DiffusionModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,7 @@ from .ddrm import DDRM
 from .diffpir import DiffPIR
 from .driver import degrade
 from .linalg import tikhonov
-from .methods import DPS, DiffusionPrior, Isotropic, LevelEntry, Method, Project, Tikhonov, Wiener
+from .methods import DPS, DiffusionModel, Isotropic, LevelEntry, Method, Project, Tikhonov, Wiener
 from .methods import estimate_posterior_variance as _variance
 from .operators import Degradation
 from .pigdm import PiGDM
@@ -41,13 +41,13 @@ def check_method_name(name: str) -> str:
     return name
 
 
-def default_sampler(model: DiffusionPrior) -> str:
+def default_sampler(model: DiffusionModel) -> str:
     """``ancestral`` when the model's operator is diagonal in a known basis (it reverses the process's
     transitions, which level entry needs, and restored best in docs/restoration.md), else ``momentum``."""
     return "ancestral" if spectrum(model.process.operator) is not None else "momentum"
 
 
-def level_entry_applies(model: DiffusionPrior, A: Degradation, sigma_y: float) -> bool:
+def level_entry_applies(model: DiffusionModel, A: Degradation, sigma_y: float) -> bool:
     """True when ``A`` is a level ``C_tau`` (tau > 0) of the model's process and ``sigma_y <= s_tau``."""
     try:
         LevelEntry().check(model, A, sigma_y)
@@ -70,7 +70,7 @@ def tune_tikhonov(
 
 def build_method(
     name: str,
-    model: DiffusionPrior,
+    model: DiffusionModel,
     A: Degradation,
     sigma_y: float,
     *,

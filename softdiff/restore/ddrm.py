@@ -11,12 +11,12 @@ the step ``t -> t'`` is the paper's Eq. 8 (with ``sigma_t' = s_t'``):
 * ``s_t' >= nu_i``: ``(1 - eta_b) x0_hat + eta_b ybar + sqrt(s_t'^2 - eta_b^2 nu_i^2) z``.
 
 Each coordinate splits into a signal part (the terms in ``x0_hat`` and ``ybar`` alone) and a
-noise part; for any corruption prior the next state is ``C_t' (V signal) + V noise``, the form
+noise part; for any corruption model the next state is ``C_t' (V signal) + V noise``, the form
 ``C_t x_0 + s_t eta`` of the process. With ``C = I`` it is the paper's update exactly (tested in
 float64 against a coordinate-by-coordinate transcription). The last step returns the signal
 part at ``s_0`` (y's coordinates mixed in by ``eta_b`` where ``s_0 >= nu_i``). The start is the
 model's prior at t = 1, as for ``project`` and DPS; the paper's VE start ``N(ybar, sigma_T^2 - nu^2)``
-differs from it by ``O(|ybar| / sigma_T)`` for a vanilla prior with a large ``sigma_T``.
+differs from it by ``O(|ybar| / sigma_T)`` for a vanilla model with a large ``sigma_T``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from ..samplers import SeededNoise, Step, draw_prior, nfe, run, uniform_grid
-from .methods import Callback, DiffusionPrior, Problem
+from .methods import Callback, DiffusionModel, Problem
 from .operators import Degradation
 from .svd import DENSE_LIMIT, SingularForm, singular_form
 
@@ -100,7 +100,7 @@ class DDRM:
             )
         return form
 
-    def check(self, model: DiffusionPrior, A: Degradation, sigma_y: float) -> None:
+    def check(self, model: DiffusionModel, A: Degradation, sigma_y: float) -> None:
         shape = getattr(getattr(model, "prior", None), "shape", None)
         if shape is not None:
             self.form(A, tuple(shape))
@@ -119,7 +119,7 @@ class DDRM:
         return rule
 
     def sample(
-        self, model: DiffusionPrior, problem: Problem, noise: SeededNoise, callback: Callback | None = None
+        self, model: DiffusionModel, problem: Problem, noise: SeededNoise, callback: Callback | None = None
     ) -> Tensor:
         y = problem.y
         form = self.form(problem.A, tuple(y.shape[1:]))

@@ -8,7 +8,7 @@ Per step ``t -> t'``, with ``x0_hat = D(x_t, t)``:
 
 The paper writes it for a VP model with ``sigma_bar_t = sqrt(1 - abar_t) / sqrt(abar_t)``; in the
 VE coordinates ``x / sqrt(abar_t)`` that is the noise level ``s_t``, so with ``C = I`` the lines
-above are the paper's update (tested in float64 against its VP form). For a corruption prior
+above are the paper's update (tested in float64 against its VP form). For a corruption model
 the data step is the same and ``C_t'`` re-corrupts the estimate. The prox is solved by CG in the
 push-through form, so ``sigma_y = 0`` is the exact projection onto ``A x = y``. The last step
 returns ``C_0 x0_y``.
@@ -24,7 +24,7 @@ from torch import Tensor
 
 from ..samplers import SeededNoise, Step, draw_prior, nfe, run, uniform_grid
 from .linalg import proximal_step
-from .methods import Callback, DiffusionPrior, Problem
+from .methods import Callback, DiffusionModel, Problem
 from .operators import Degradation
 
 __all__ = ["DiffPIR"]
@@ -52,7 +52,7 @@ class DiffPIR:
     def nfe(self) -> int:
         return nfe("euler", self.steps)
 
-    def check(self, model: DiffusionPrior, A: Degradation, sigma_y: float) -> None:
+    def check(self, model: DiffusionModel, A: Degradation, sigma_y: float) -> None:
         return None
 
     def rho(self, s: float, sigma_y: float) -> float:
@@ -66,7 +66,7 @@ class DiffPIR:
         return process.C(step.x0_hat, step.t_next) + step.s_next * mix
 
     def sample(
-        self, model: DiffusionPrior, problem: Problem, noise: SeededNoise, callback: Callback | None = None
+        self, model: DiffusionModel, problem: Problem, noise: SeededNoise, callback: Callback | None = None
     ) -> Tensor:
         A, y, sigma_y = problem.A, problem.y, problem.sigma_y
 

@@ -26,8 +26,8 @@ from torch import Tensor
 
 from ..conditioning import Cond, bind, class_labels, cond_length, cond_rows
 from ..corrupt import CorruptionProcess
-from ..samplers import ClassPrior, Denoiser, Prior, SeededNoise
-from .methods import DiffusionPrior, Method, Problem
+from ..samplers import ClassPrior, DenoiserFn, Prior, SeededNoise
+from .methods import DiffusionModel, Method, Problem
 from .operators import Degradation
 
 __all__ = ["Restoration", "restore", "degrade", "STRIDE"]
@@ -89,12 +89,12 @@ def _check_noise(sigma_y: float) -> None:
 class _Conditioned:
     """A prior whose denoiser has one batch's ``cond`` bound to it."""
 
-    denoiser: Denoiser
+    denoiser: DenoiserFn
     process: CorruptionProcess
     prior: Prior
 
 
-def _with_cond(model: DiffusionPrior | None, cond: Cond, start: int, stop: int, k: int) -> DiffusionPrior | None:
+def _with_cond(model: DiffusionModel | None, cond: Cond, start: int, stop: int, k: int) -> DiffusionModel | None:
     """``model`` for images ``start:stop`` (``k`` sample rows each) with their rows of ``cond`` bound."""
     if model is None or cond is None:
         return model
@@ -135,7 +135,7 @@ def degrade(
 
 
 def restore(
-    model: DiffusionPrior | None,
+    model: DiffusionModel | None,
     method: Method,
     A: Degradation,
     y: Tensor,

@@ -1,4 +1,4 @@
-"""Posterior sampling for ``y = A x + n``, ``n ~ N(0, sigma_y^2 I)``, with a trained corruption prior.
+"""Posterior sampling for ``y = A x + n``, ``n ~ N(0, sigma_y^2 I)``, with a trained corruption model.
 
 Each method draws one posterior sample per row of ``problem.y`` from a per-row noise source
 (:class:`~softdiff.samplers.SeededNoise`), on top of the public samplers:
@@ -30,7 +30,7 @@ from torch import Tensor
 
 from ..corrupt import CorruptionProcess, LevelTable
 from ..samplers import (
-    Denoiser,
+    DenoiserFn,
     Prior,
     SeededNoise,
     Step,
@@ -50,7 +50,7 @@ from .linalg import conjugate_gradient, gaussian_posterior_mean, tikhonov
 from .operators import Degradation
 
 __all__ = [
-    "DiffusionPrior",
+    "DiffusionModel",
     "Problem",
     "Method",
     "LevelEntry",
@@ -68,10 +68,10 @@ Callback = Callable[[dict[str, Any]], None]
 Covariance = Callable[[Tensor, Tensor], Tensor]  # (v, t) -> S_t v, t of shape (B,)
 
 
-class DiffusionPrior(Protocol):
+class DiffusionModel(Protocol):
     """What restoration needs from a trained model (a ``TrainedRun`` is one)."""
 
-    denoiser: Denoiser
+    denoiser: DenoiserFn
     process: CorruptionProcess
     prior: Prior
 
@@ -93,12 +93,12 @@ class Method(Protocol):
         """Network evaluations per sample."""
         ...
 
-    def check(self, model: DiffusionPrior, A: Degradation, sigma_y: float) -> None:
+    def check(self, model: DiffusionModel, A: Degradation, sigma_y: float) -> None:
         """Raise a ``ValueError`` saying why this method cannot solve the problem."""
         ...
 
     def sample(
-        self, model: DiffusionPrior, problem: Problem, noise: SeededNoise, callback: Callback | None = None
+        self, model: DiffusionModel, problem: Problem, noise: SeededNoise, callback: Callback | None = None
     ) -> Tensor:
         """One posterior sample per row of ``problem.y``."""
         ...
@@ -128,7 +128,7 @@ class LevelEntry:
         return nfe(self.sampler, self.steps)
 
     @staticmethod
-    def noise_at(model: DiffusionPrior, A: Degradation) -> tuple[float, float]:
+    def noise_at(model: DiffusionModel, A: Degradation) -> tuple[float, float]:
         """``(tau, s_tau)`` of the level ``A`` is, or a ValueError when it is none."""
         if A.level is None:
             raise ValueError(
@@ -138,7 +138,7 @@ class LevelEntry:
         tau = float(A.level)
         return tau, float(model.process.s(torch.tensor(tau, dtype=torch.float64)))
 
-    def check(self, model: DiffusionPrior, A: Degradation, sigma_y: float) -> None:
+    def check(self, model: DiffusionModel, A: Degradation, sigma_y: float) -> None:
         tau, s_tau = self.noise_at(model, A)
         if tau <= 0:
             raise ValueError(f"{A.spec} is the model's C_0: there is nothing to restore by level entry")
@@ -149,7 +149,7 @@ class LevelEntry:
             )
 
     def sample(
-        self, model: DiffusionPrior, problem: Problem, noise: SeededNoise, callback: Callback | None = None
+        self, model: DiffusionModel, problem: Problem, noise: SeededNoise, callback: Callback | None = None
     ) -> Tensor:
         tau, s_tau = self.noise_at(model, problem.A)
         y = problem.y
@@ -174,7 +174,7 @@ class Isotropic:
 
 @torch.no_grad()
 def estimate_posterior_variance(
-    model: DiffusionPrior,
+    model: DiffusionModel,
     images: Tensor,
     *,
     knots: int = 17,
@@ -221,10 +221,10 @@ class Project:
     def nfe(self) -> int:
         return nfe(self.sampler, self.steps)
 
-    def check(self, model: DiffusionPrior, A: Degradation, sigma_y: float) -> None:
+    def check(self, model: DiffusionModel, A: Degradation, sigma_y: float) -> None:
         return None
 
-    def conditional_denoiser(self, denoiser: Denoiser, problem: Problem) -> Denoiser:
+    def conditional_denoiser(self, denoiser: DenoiserFn, problem: Problem) -> DenoiserFn:
         """``(x_t, t) -> D + S_t A^T u`` with ``(A S_t A^T + sigma_y^2 I) u = y - A D`` solved by CG."""
         A, y, var_y = problem.A, problem.y, problem.sigma_y**2
 
@@ -239,7 +239,7 @@ class Project:
         return denoise
 
     def sample(
-        self, model: DiffusionPrior, problem: Problem, noise: SeededNoise, callback: Callback | None = None
+        self, model: DiffusionModel, problem: Problem, noise: SeededNoise, callback: Callback | None = None
     ) -> Tensor:
         x = draw_prior(model.prior, noise, problem.y.device, problem.y.dtype)
         denoise = self.conditional_denoiser(model.denoiser, problem)
@@ -282,11 +282,11 @@ class DPS:
     def nfe(self) -> int:
         return nfe(self.sampler, self.steps)
 
-    def check(self, model: DiffusionPrior, A: Degradation, sigma_y: float) -> None:
+    def check(self, model: DiffusionModel, A: Degradation, sigma_y: float) -> None:
         return None
 
     def sample(
-        self, model: DiffusionPrior, problem: Problem, noise: SeededNoise, callback: Callback | None = None
+        self, model: DiffusionModel, problem: Problem, noise: SeededNoise, callback: Callback | None = None
     ) -> Tensor:
         A, y, base = problem.A, problem.y, DPS_UPDATES[self.sampler]
         grads: list[tuple[Tensor, Tensor]] = []
@@ -325,11 +325,11 @@ class Tikhonov:
     def nfe(self) -> int:
         return 0
 
-    def check(self, model: DiffusionPrior, A: Degradation, sigma_y: float) -> None:
+    def check(self, model: DiffusionModel, A: Degradation, sigma_y: float) -> None:
         return None
 
     def sample(
-        self, model: DiffusionPrior | None, problem: Problem, noise: SeededNoise, callback: Callback | None = None
+        self, model: DiffusionModel | None, problem: Problem, noise: SeededNoise, callback: Callback | None = None
     ) -> Tensor:
         mean = None if self.mean is None else self.mean.to(problem.y)
         return tikhonov(problem.A, problem.y, self.lam, mean, iters=self.iters)
@@ -348,11 +348,11 @@ class Wiener:
     def nfe(self) -> int:
         return 0
 
-    def check(self, model: DiffusionPrior, A: Degradation, sigma_y: float) -> None:
+    def check(self, model: DiffusionModel, A: Degradation, sigma_y: float) -> None:
         return None
 
     def sample(
-        self, model: DiffusionPrior | None, problem: Problem, noise: SeededNoise, callback: Callback | None = None
+        self, model: DiffusionModel | None, problem: Problem, noise: SeededNoise, callback: Callback | None = None
     ) -> Tensor:
         y = problem.y.double()  # S is far from definite (constant border pixels): CG needs float64
         cov = self.cov.to(y)

@@ -10,7 +10,7 @@ The step is any sampler's update plus ``scale * s_t^2 * g``: for ``C = I`` Tweed
 turns the guided score into the guided estimate ``x0_hat + s_t^2 g`` in the sampler's ``x0`` slot
 (the noise direction ``eps_hat`` stays the network's, as in the paper's Algorithm 1), so with
 the ``euler`` / ``ancestral`` samplers it is the paper's DDIM step with ``eta = 0`` / ``eta = 1``
-in VE coordinates (tested in float64). For a corruption prior the same term is
+in VE coordinates (tested in float64). For a corruption model the same term is
 ``C_t (E[x_0 | x_t, y] - x0_hat)``: the correction of what the process sees at ``t``.
 
 ``r_t^2`` is a curve ``t -> r_t^2``: the paper's ``s_t^2 / (1 + s_t^2)`` (unit-variance data,
@@ -29,7 +29,7 @@ from torch import Tensor
 from ..corrupt import CorruptionProcess
 from ..samplers import SeededNoise, Step, draw_prior, nfe, run, uniform_grid
 from .linalg import conjugate_gradient
-from .methods import DPS_UPDATES, Callback, DiffusionPrior, Problem, _check_sampler
+from .methods import DPS_UPDATES, Callback, DiffusionModel, Problem, _check_sampler
 from .operators import Degradation
 
 __all__ = ["PiGDM", "paper_variance"]
@@ -69,7 +69,7 @@ class PiGDM:
     def nfe(self) -> int:
         return nfe(self.sampler, self.steps)
 
-    def check(self, model: DiffusionPrior, A: Degradation, sigma_y: float) -> None:
+    def check(self, model: DiffusionModel, A: Degradation, sigma_y: float) -> None:
         return None
 
     def guidance(self, denoiser, x: Tensor, t: Tensor, problem: Problem) -> tuple[Tensor, Tensor]:
@@ -87,7 +87,7 @@ class PiGDM:
         return x0.detach(), g
 
     def sample(
-        self, model: DiffusionPrior, problem: Problem, noise: SeededNoise, callback: Callback | None = None
+        self, model: DiffusionModel, problem: Problem, noise: SeededNoise, callback: Callback | None = None
     ) -> Tensor:
         base, y = DPS_UPDATES[self.sampler], problem.y
         grads: list[tuple[Tensor, Tensor]] = []

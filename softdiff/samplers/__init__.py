@@ -6,7 +6,7 @@ from .choice import DEFAULT_STEPS, default_sampler
 from .class_prior import ClassPrior, fit_class_priors
 from .core import (
     Carry,
-    Denoiser,
+    DenoiserFn,
     Sampler,
     Step,
     euler,
@@ -52,7 +52,7 @@ __all__ = [
     "grid_error",
     "resolve_grid",
     "DEFAULT_STEPS",
-    "Denoiser",
+    "DenoiserFn",
     "Sampler",
     "Step",
     "Carry",

@@ -30,14 +30,14 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-from ..conditioning import Cond, call_denoiser
+from ..conditioning import Cond, DenoiserFn, call_denoiser
 from ..corrupt import CorruptionProcess
 from ..registry import Registry
 from .grids import check_grid
 from .noise import NoiseSource, randn
 
 __all__ = [
-    "Denoiser",
+    "DenoiserFn",
     "Sampler",
     "Step",
     "Carry",
@@ -57,14 +57,13 @@ __all__ = [
     "sampler_from_update",
 ]
 
-Denoiser = Callable[..., Tensor]  # (x_t, t) -> x0_hat; a conditional one also takes cond=
 Callback = Callable[[dict[str, Any]], None]
 
 
 class Sampler(Protocol):
     def __call__(
         self,
-        denoiser: Denoiser,
+        denoiser: DenoiserFn,
         process: CorruptionProcess,
         x: Tensor,
         ts: Tensor,
@@ -79,7 +78,7 @@ class Sampler(Protocol):
 class Step:
     """What an update rule sees for one step ``t -> t_next`` (times are ``(B,)`` tensors)."""
 
-    denoiser: Denoiser
+    denoiser: DenoiserFn
     process: CorruptionProcess
     x: Tensor
     x0_hat: Tensor
@@ -132,7 +131,7 @@ def noise_levels(process: CorruptionProcess, ts: Tensor) -> list[float]:
 
 def run(
     update: Update,
-    denoiser: Denoiser,
+    denoiser: DenoiserFn,
     process: CorruptionProcess,
     x: Tensor,
     ts: Tensor,
@@ -221,7 +220,7 @@ def sampler_from_update(update: Update, name: str, doc: str) -> Sampler:
     """A plain sampler function ``(denoiser, process, x, ts, *, generator, callback, cond)`` running ``update``."""
 
     def sampler(
-        denoiser: Denoiser,
+        denoiser: DenoiserFn,
         process: CorruptionProcess,
         x: Tensor,
         ts: Tensor,

@@ -16,7 +16,7 @@ from ..corrupt import CorruptionProcess
 from ..progress import LoggedProgress
 from ..resources import check_memory
 from .class_prior import ClassPrior
-from .core import Denoiser, Sampler, get
+from .core import DenoiserFn, Sampler, get
 from .grids import time_grid
 from .noise import SeededNoise
 from .prior import Prior
@@ -82,7 +82,7 @@ def check_sample_memory(n: int, shape: tuple[int, ...], dtype: torch.dtype = tor
 
 
 def generate(
-    denoiser: Denoiser,
+    denoiser: DenoiserFn,
     process: CorruptionProcess,
     prior: Prior,
     n: int,

@@ -46,10 +46,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from ..conditioning import Cond, call_denoiser
+from ..conditioning import Cond, DenoiserFn, call_denoiser
 from ..corrupt import CorruptionProcess
 from ..registry import NoParams, Registry
-from .parameterisation import DenoiserFn
 from .times import LevelTimes, LogitNormalTimes, LogNormalNoise, TSampler, uniform_t
 from .weightings import WEIGHTINGS, LossScale, WeightFn, weight_fn
 

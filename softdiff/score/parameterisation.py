@@ -10,12 +10,10 @@ How its input is scaled and its output combined with ``x_t`` is the *parameteris
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor, nn
 
-from ..conditioning import Cond, call_denoiser
+from ..conditioning import Cond, DenoiserFn, call_denoiser
 from ..corrupt import CorruptionProcess
 from .precondition import (
     DEFAULT_PARAMETERISATION,
@@ -26,8 +24,6 @@ from .precondition import (
 )
 
 __all__ = ["Denoiser", "score_from_denoiser", "Parameterisation", "PARAMETERISATIONS"]
-
-DenoiserFn = Callable[..., Tensor]  # (x_t, t) -> x0_hat; a conditional one also takes cond=
 
 
 class Denoiser(nn.Module):

@@ -263,14 +263,14 @@ def test_ema_follows_edms_half_life_with_ramp_up() -> None:
 
 def test_learning_rate_schedule() -> None:
     """Linear warm-up to the peak, then constant, or a cosine/linear decay to lr_final * peak at the last step."""
-    from softdiff.train.lr import LRSchedule
+    from softdiff.train.lr import LearningRate
 
-    constant = LRSchedule(1e-3, warmup=10, total=100)
+    constant = LearningRate(1e-3, warmup=10, total=100)
     assert [constant(s) for s in (0, 4, 9, 50, 99)] == pytest.approx([1e-4, 5e-4, 1e-3, 1e-3, 1e-3])
-    cosine = LRSchedule(1e-3, warmup=10, total=100, decay="cosine", final=0.1)
+    cosine = LearningRate(1e-3, warmup=10, total=100, decay="cosine", final=0.1)
     assert cosine(9) == pytest.approx(1e-3) and cosine(99) == pytest.approx(1e-4)
     assert cosine(54) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 44 / 89))))
-    linear = LRSchedule(2.0, warmup=0, total=11, decay="linear")
+    linear = LearningRate(2.0, warmup=0, total=11, decay="linear")
     assert [linear(s) for s in (0, 5, 10)] == pytest.approx([2.0, 1.0, 0.0])
 
 

@@ -1,7 +1,8 @@
 """The learning rate at each step: linear warm-up, then constant, cosine or linear decay.
 
-A pure function of the step (no state to save), so a resumed run continues the exact same
-schedule; resuming with more ``--steps`` stretches a decaying schedule from then on.
+A pure function of the step (no state to save), so a resumed run continues at exactly the
+same rates; resuming with more ``--steps`` stretches a decay from then on. (Not called a
+schedule: in softdiff that word is the corruption's strength against ``t``.)
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["LRSchedule", "Decay"]
+__all__ = ["LearningRate", "Decay"]
 
 Decay = Literal["constant", "cosine", "linear"]
 
 
 @dataclass(frozen=True)
-class LRSchedule:
+class LearningRate:
     """``peak * min(1, (step + 1) / warmup)``, times a decay from 1 (end of warm-up) to ``final`` (last step)."""
 
     peak: float

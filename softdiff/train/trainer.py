@@ -69,7 +69,7 @@ from .guard import NonFiniteGuard, gradient_norm
 from .interrupt import StepClock, StopSignals
 from .loading import build_net
 from .lock import run_lock
-from .lr import LRSchedule
+from .lr import LearningRate
 from .memory import saved_activation_bytes
 from .metrics import METRICS, LogWindow, start_metrics
 from .objective import objective_for, precond_state, statistics_for, t_sampler_for
@@ -428,7 +428,7 @@ class _Step:
     denoiser: Denoiser
     objective: Objective
     precond: dict[str, Tensor] | None  # what a checkpoint stores in precond.safetensors
-    lr_at: LRSchedule
+    lr_at: LearningRate
     batches: ShardedBatches
 
     @classmethod
@@ -450,7 +450,7 @@ class _Step:
             config.objective, process, t_sampler_for(config, process), denoiser, model.x_prior,
             derive_seed(tc.seed, "loss-scale"), ckpt.precond if ckpt is not None else None,
         )  # fmt: skip
-        lr_at = LRSchedule(oc.lr, oc.warmup, tc.steps, oc.lr_decay, oc.lr_final)
+        lr_at = LearningRate(oc.lr, oc.warmup, tc.steps, oc.lr_decay, oc.lr_final)
         order = BatchOrder(len(data), tc.batch_size * ctx.world, tc.seed)
         batches = ShardedBatches(data, order, ctx, tc.channels_last)
         precond = precond_state(model.stats, scale)

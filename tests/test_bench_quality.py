@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-import softdiff.eval.sweep as grid_module
+import softdiff.eval.sweeps as grid_module
 from softdiff.eval import FeatureExtractor
 
 BENCH = Path(__file__).parents[1] / "bench" / "quality"

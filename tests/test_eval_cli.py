@@ -14,7 +14,7 @@ from torch import Tensor
 from typer.testing import CliRunner
 
 import softdiff.cli.eval as eval_cli
-import softdiff.eval.sweep as grid_module
+import softdiff.eval.sweeps as grid_module
 from softdiff.cli import app
 from softdiff.eval import FeatureExtractor, parse_samplers, parse_steps
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from softdiff.cli import app
 from softdiff.corrupt import CorruptionConfig
-from softdiff.eval.sweep import parse_grids
+from softdiff.eval.sweeps import parse_grids
 from softdiff.samplers import GRIDS, GridRule, edm_grid, parse_grid, register_grid, time_grid, uniform_grid
 from softdiff.samplers.core import SAMPLERS
 

@@ -34,7 +34,7 @@ def test_grid_means_a_time_grid() -> None:
     import importlib
 
     with pytest.raises(ModuleNotFoundError):
-        importlib.import_module("softdiff.eval.grid")  # the sweep of cells is softdiff.eval.sweep
+        importlib.import_module("softdiff.eval.grid")  # the sweep of cells is softdiff.eval.sweeps
     import softdiff.train.lr as lr
 
     assert not any("Schedule" in name for name in vars(lr))  # a learning rate is not a schedule here

@@ -12,7 +12,7 @@ from .extractors import (
 from .features import FEATURE_NET_PATH, FeatureNet, load_feature_net, save_feature_net, train_feature_net
 from .metrics import build_metrics, evaluate_samples, fid_kid_from_features
 from .prdc import prdc
-from .sweep import load_results, parse_grids, parse_samplers, parse_steps, plot_fid_vs_nfe, reference_data, sweep
+from .sweeps import load_results, parse_grids, parse_samplers, parse_steps, plot_fid_vs_nfe, reference_data, sweep
 
 __all__ = [
     "FeatureNet",

@@ -215,6 +215,37 @@ def test_pigdm_with_identity_prior_is_the_papers_update(
     assert torch.allclose(out.flatten(), expected, atol=1e-8), (out.flatten() - expected).abs().max()
 
 
+@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_pigdm_authors_weighting_is_their_released_update(data: GaussianData, spec: str, eta: float) -> None:
+    """NVlabs/RED-diff ``algos/pgdm.py`` (awd=True, grad_term_weight=1, sigma_y = 0), written out in its own VP
+    coordinates: ``x_s = sqrt(a_s) x0 + c1 z + c2 eps + sqrt(a_s) sqrt(a_t) d/dx_t [(A^+ y - A^+ A x0) . x0]``."""
+    model = vanilla(data)
+    A, y, noise, x1 = setting(data, model, spec, 0.0)
+    sampler = "ancestral" if eta else "euler"
+    method = PiGDM(paper_variance(model.process), 1.0, sampler, 2, cg_iters=4 * D, cg_tol=1e-14, weighting="authors")
+    out = restore(model, method, A, y, 0.0, seed=4).mean
+    a, yf = A.matrix(SHAPE), y.flatten()
+    pinv = torch.linalg.pinv(a)
+    s, s_next, _ = levels(model, 2)
+    alpha_t, alpha_s = 1 / (1 + s**2), 1 / (1 + s_next**2)  # VP alpha-bar of the VE levels
+    x_vp = math.sqrt(alpha_t) * x1.flatten()
+    x0 = model.denoiser(x1, torch.ones(1, dtype=F64)).flatten()
+    jac_vp = data.cov @ torch.linalg.inv(data.cov + s**2 * torch.eye(D, dtype=F64)) / math.sqrt(alpha_t)
+    grad_term = jac_vp.T @ (pinv @ yf - pinv @ a @ x0)
+    c1 = math.sqrt((1 - alpha_t / alpha_s) * (1 - alpha_s) / (1 - alpha_t)) * eta
+    c2 = math.sqrt((1 - alpha_s) - c1**2)
+    et = (x_vp - math.sqrt(alpha_t) * x0) / math.sqrt(1 - alpha_t)
+    z = noise.randn(x1.shape, dtype=F64).flatten() if eta else 0.0
+    coeff = math.sqrt(alpha_s) * math.sqrt(alpha_t)
+    x_s = math.sqrt(alpha_s) * x0 + c1 * z + c2 * et + coeff * grad_term
+    x_next = x_s / math.sqrt(alpha_s)  # back to VE
+    expected = model.denoiser(x_next.reshape(1, *SHAPE), torch.full((1,), 0.5, dtype=F64)).flatten()
+    assert torch.allclose(out.flatten(), expected, atol=1e-8), (out.flatten() - expected).abs().max()
+    tweedie = restore(model, PiGDM(paper_variance(model.process), 1.0, sampler, 2, cg_iters=4 * D), A, y, 0.0, seed=4)
+    assert not torch.allclose(tweedie.mean, out, atol=1e-3)  # the two weightings differ by s_t^2 / r_t^2
+
+
 def test_pigdm_refuses_parameters_out_of_range(data: GaussianData) -> None:
     variance = paper_variance(vanilla(data).process)
     for bad in (dict(scale=float("inf")), dict(scale=-1.0), dict(sampler="dpmpp_2m")):

@@ -5,7 +5,8 @@ so each method's bias is measured, not guessed: the error of its sample mean rel
 ``||mu_y - m||`` and the Fréchet distance of its samples to ``N(mu_y, S_y)``, next to the
 Fréchet distance of as many exact posterior draws (the Monte Carlo floor). ``--prior vanilla``
 swaps the DCT-blur process for ``C = I`` (``s_t`` 0.01 -> 20); ``--cells field`` runs only the
-methods the field compares against (DDRM, DiffPIR, PiGDM) next to the floor.
+methods the field compares against (DDRM, DiffPIR, PiGDM) next to the floor; ``--cells pigdm``
+only PiGDM, under both weightings (``tweedie``: ``s_t^2``; ``authors``: ``r_t^2``, their code).
 
     PYTHONPATH=$PWD nice -n 10 python bench/oracle/restore_gaussian.py --threads 1
     PYTHONPATH=$PWD nice -n 10 python bench/oracle/restore_gaussian.py --threads 1 --cells field \
@@ -87,8 +88,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--prior", choices=("blur", "vanilla"), default="blur")
-    parser.add_argument("--cells", choices=("all", "field"), default="all")
+    parser.add_argument("--cells", choices=("all", "field", "pigdm"), default="all")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--tag", default=None, help="result name tag (with --out unset)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -138,23 +140,41 @@ def main() -> None:
             ("pigdm, r_t^2 I, ancestral", PiGDM(isotropic, 1.0, "ancestral", args.steps), unconditional),
             ("pigdm, r_t^2 I, euler", PiGDM(isotropic, 1.0, "euler", args.steps), unconditional),
         ]
+        if args.cells == "pigdm":
+            cells += [
+                (
+                    f"pigdm, r_t^2 I, {sampler}, {w}",
+                    PiGDM(isotropic, 1.0, sampler, args.steps, weighting=w),
+                    unconditional,
+                )
+                for w in ("tweedie", "authors")
+                for sampler in ("ancestral", "euler")
+            ]
         if args.cells == "field":
             cells += field
         if args.cells == "all" and A.level is not None:
             cells += [(f"level, {s}", LevelEntry(s, args.steps), None) for s in ("ancestral", "momentum")]
-        cells += [
-            (
-                "project, exact S_t, start p(x_1 | y)",
-                Project(exact_cov(data, process), "ancestral", args.steps),
-                conditional,
-            ),
-            (
-                "project, exact S_t, start p(x_1)",
-                Project(exact_cov(data, process), "ancestral", args.steps),
-                unconditional,
-            ),
-            ("project, r_t^2 I, start p(x_1)", Project(Isotropic(isotropic), "ancestral", args.steps), unconditional),
-        ]
+        cells += (
+            []
+            if args.cells == "pigdm"
+            else [
+                (
+                    "project, exact S_t, start p(x_1 | y)",
+                    Project(exact_cov(data, process), "ancestral", args.steps),
+                    conditional,
+                ),
+                (
+                    "project, exact S_t, start p(x_1)",
+                    Project(exact_cov(data, process), "ancestral", args.steps),
+                    unconditional,
+                ),
+                (
+                    "project, r_t^2 I, start p(x_1)",
+                    Project(Isotropic(isotropic), "ancestral", args.steps),
+                    unconditional,
+                ),
+            ]
+        )
         if args.cells == "all":
             cells += [(f"dps, scale {z}", DPS(z, "ancestral", args.steps), unconditional) for z in (0.1, 0.3, 1.0)]
             cells += field

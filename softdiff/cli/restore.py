@@ -24,8 +24,10 @@ from ..eval import get_extractor, reference_data
 from ..imageio import atomic_write_bytes, load_image, to_uint8
 from ..resources import check_memory, writable_dir
 from ..restore import (
+    DEFAULT_PIGDM_WEIGHTING,
     METHODS,
     NEEDS_TRAINING_IMAGES,
+    PIGDM_WEIGHTINGS,
     STRIDE,
     Degradation,
     build_method,
@@ -230,7 +232,13 @@ def restore_command(
     eta: float = typer.Option(0.85, "--eta", help="DDRM's eta in [0, 1]: noise in unseen and noisy coordinates."),
     eta_b: float = typer.Option(1.0, "--eta-b", help="DDRM's eta_b in [0, 1]: how much of y enters seen coordinates."),
     zeta: float = typer.Option(0.3, "--zeta", help="DiffPIR's zeta in [0, 1]: fresh noise in each re-noising."),
-    pigdm_scale: float = typer.Option(1.0, "--pigdm-scale", help="PiGDM guidance weight (1: Tweedie's s_t^2)."),
+    pigdm_scale: float = typer.Option(1.0, "--pigdm-scale", help="PiGDM guidance scale on its weighting."),
+    pigdm_weighting: str = typer.Option(
+        DEFAULT_PIGDM_WEIGHTING,
+        "--pigdm-weighting",
+        help=f"PiGDM's weight on the likelihood score: {' or '.join(PIGDM_WEIGHTINGS)} (tweedie: s_t^2, exact for an "
+        "exact score; authors: r_t^2, the authors' released code).",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     seed: int = typer.Option(0, "--seed", help="Image i's samples depend only on (seed, i), never on the batch size."),
     batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help="Images per batch (each with K samples)."),
@@ -264,6 +272,8 @@ def restore_command(
         get(sampler)
     scales, units = {"dps-scale": dps_scale, "pigdm-scale": pigdm_scale}, {"eta": eta, "eta-b": eta_b, "zeta": zeta}
     _check_options(noise, seed, lam, scales, units)
+    if pigdm_weighting not in PIGDM_WEIGHTINGS:
+        raise ValueError(f"--pigdm-weighting must be one of {', '.join(PIGDM_WEIGHTINGS)}, got {pigdm_weighting!r}")
     if method == "diffpir" and lam == 0:
         raise ValueError("--lambda is DiffPIR's data weight: it must be > 0")
     if bool(images) == (from_dataset is not None):
@@ -329,7 +339,7 @@ def restore_command(
         train = train_data.subset(count, seed=seed + 1).batch(slice(None))
     chosen = build_method(
         method, run, A, sigma_y, train=train, sampler=sampler, steps=steps, dps_scale=dps_scale, lam=lam, eta=eta,
-        eta_b=eta_b, zeta=zeta, pigdm_scale=pigdm_scale, device=target,
+        eta_b=eta_b, zeta=zeta, pigdm_scale=pigdm_scale, pigdm_weighting=pigdm_weighting, device=target,
     )  # fmt: skip
     chosen.check(run, A, sigma_y)  # e.g. level entry on an operator that is no level: fail before any output
     if note is not None:

@@ -42,7 +42,7 @@ from .operators import (
     parse_operator,
     register_degradation,
 )
-from .pigdm import PiGDM, paper_variance
+from .pigdm import DEFAULT_PIGDM_WEIGHTING, PIGDM_WEIGHTINGS, PiGDM, paper_variance
 from .svd import SingularForm, singular_form
 
 __all__ = [
@@ -66,6 +66,8 @@ __all__ = [
     "DiffPIR",
     "PiGDM",
     "paper_variance",
+    "PIGDM_WEIGHTINGS",
+    "DEFAULT_PIGDM_WEIGHTING",
     "SingularForm",
     "singular_form",
     "proximal_step",

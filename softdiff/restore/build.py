@@ -18,7 +18,7 @@ from .linalg import tikhonov
 from .methods import DPS, DiffusionModel, Isotropic, LevelEntry, Method, Project, Tikhonov, Wiener
 from .methods import estimate_posterior_variance as _variance
 from .operators import Degradation
-from .pigdm import PiGDM
+from .pigdm import DEFAULT_PIGDM_WEIGHTING, PiGDM
 
 __all__ = [
     "METHODS",
@@ -83,6 +83,7 @@ def build_method(
     eta_b: float = 1.0,
     zeta: float = 0.3,
     pigdm_scale: float = 1.0,
+    pigdm_weighting: str = DEFAULT_PIGDM_WEIGHTING,
     device: torch.device | str = "cpu",
 ) -> Method:
     """The method ``name`` (``auto``: level entry when it applies, else ``project``), ready to run.
@@ -108,7 +109,7 @@ def build_method(
     if name in ("project", "pigdm"):
         variance = _variance(model, train.float(), device=device)
         if name == "pigdm":
-            return PiGDM(variance, pigdm_scale, sampler, steps)
+            return PiGDM(variance, pigdm_scale, sampler, steps, weighting=pigdm_weighting)  # type: ignore[arg-type]
         return Project(Isotropic(variance), sampler, steps)
     if name == "tikhonov":
         return Tikhonov(lam if lam is not None else tune_tikhonov(A, train, sigma_y, mean)[0], mean)

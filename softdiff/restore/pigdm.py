@@ -15,6 +15,16 @@ in VE coordinates (tested in float64). For a corruption model the same term is
 
 ``r_t^2`` is a curve ``t -> r_t^2``: the paper's ``s_t^2 / (1 + s_t^2)`` (unit-variance data,
 ``C = I``: :func:`paper_variance`) or the denoiser's measured error, as ``project`` uses.
+
+**Weighting.** ``"tweedie"`` (above) adds ``s_t^2 g``, the exact guided estimate if ``g`` were
+the exact likelihood score. ``"authors"`` adds ``r_t^2 g`` instead, which is what the authors'
+released code does (NVlabs/RED-diff, ``algos/pgdm.py``, defaults ``awd=True``,
+``grad_term_weight=1``, noiseless): its VP step ``sqrt(a_s) x0_hat + c1 z + c2 eps +
+sqrt(a_s) sqrt(a_t) J_VP^T A^+ (y - A x0_hat)`` is, in VE coordinates, the DDIM step with
+``x0_hat + J^T A^+ (y - A x0_hat)`` in its x0 slot, and ``r_t^2 g`` is exactly that at
+``sigma_y = 0`` (``J^T A^T (r_t^2 A A^T)^-1 r_t^2 = J^T A^+``; tested in float64). The two differ
+by ``s_t^2 / r_t^2``, which is ``1 + s_t^2`` with the paper's ``r_t^2``: thousands of times at
+the top noise of a vanilla process, the reason ``tweedie`` fails there.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -32,9 +43,12 @@ from .linalg import conjugate_gradient
 from .methods import DPS_UPDATES, Callback, DiffusionModel, Problem, _check_sampler
 from .operators import Degradation
 
-__all__ = ["PiGDM", "paper_variance"]
+__all__ = ["PiGDM", "paper_variance", "PIGDM_WEIGHTINGS", "DEFAULT_PIGDM_WEIGHTING"]
 
 Variance = Callable[[Tensor], Tensor]  # t (B,) -> r_t^2 (B,)
+Weighting = Literal["tweedie", "authors"]
+PIGDM_WEIGHTINGS: tuple[Weighting, ...] = ("tweedie", "authors")
+DEFAULT_PIGDM_WEIGHTING: Weighting = "tweedie"
 
 
 def paper_variance(process: CorruptionProcess) -> Variance:
@@ -49,7 +63,10 @@ def paper_variance(process: CorruptionProcess) -> Variance:
 
 @dataclass(frozen=True)
 class PiGDM:
-    """Pseudo-inverse guided sampling: ``update(step) + scale * s_t^2 * J^T A^T (r_t^2 A A^T + sigma_y^2)^-1 r``."""
+    """Pseudo-inverse guided sampling: ``update(step) + scale * w_t * J^T A^T (r_t^2 A A^T + sigma_y^2)^-1 r``.
+
+    ``w_t`` is ``s_t^2`` (``weighting="tweedie"``) or ``r_t^2`` (``"authors"``, their released code).
+    """
 
     variance: Variance
     scale: float = 1.0
@@ -58,6 +75,7 @@ class PiGDM:
     cg_iters: int = 50
     cg_tol: float = 1e-5
     name: str = "pigdm"
+    weighting: Weighting = DEFAULT_PIGDM_WEIGHTING
 
     def __post_init__(self) -> None:
         _check_sampler(self.sampler, self.steps)
@@ -65,6 +83,8 @@ class PiGDM:
             raise ValueError(f"PiGDM runs on the samplers {', '.join(DPS_UPDATES)}, not {self.sampler!r}")
         if not (math.isfinite(self.scale) and self.scale >= 0):
             raise ValueError(f"the PiGDM guidance scale must be a finite number >= 0, got {self.scale}")
+        if self.weighting not in PIGDM_WEIGHTINGS:
+            raise ValueError(f"unknown PiGDM weighting {self.weighting!r}; choose one of {', '.join(PIGDM_WEIGHTINGS)}")
 
     def nfe(self) -> int:
         return nfe(self.sampler, self.steps)
@@ -72,8 +92,8 @@ class PiGDM:
     def check(self, model: DiffusionModel, A: Degradation, sigma_y: float) -> None:
         return None
 
-    def guidance(self, denoiser, x: Tensor, t: Tensor, problem: Problem) -> tuple[Tensor, Tensor]:
-        """``(x0_hat, g)`` at ``x_t``: the estimate and the likelihood score ``J^T A^T u``."""
+    def guidance(self, denoiser, x: Tensor, t: Tensor, problem: Problem) -> tuple[Tensor, Tensor, Tensor]:
+        """``(x0_hat, g, r_t^2)`` at ``x_t``: the estimate, the likelihood score ``J^T A^T u`` and the variance."""
         A, y, var_y = problem.A, problem.y, problem.sigma_y**2
         with torch.enable_grad():
             xg = x.detach().requires_grad_(True)
@@ -84,7 +104,7 @@ class PiGDM:
                 lambda v: r2 * A(A.adjoint(v)) + var_y * v, residual, iters=self.cg_iters, tol=self.cg_tol
             )
             (g,) = torch.autograd.grad(x0, xg, grad_outputs=A.adjoint(u))
-        return x0.detach(), g
+        return x0.detach(), g, r2
 
     def sample(
         self, model: DiffusionModel, problem: Problem, noise: SeededNoise, callback: Callback | None = None
@@ -93,14 +113,15 @@ class PiGDM:
         grads: list[tuple[Tensor, Tensor]] = []
 
         def denoise(x: Tensor, t: Tensor) -> Tensor:
-            x0, g = self.guidance(model.denoiser, x, t, problem)
-            grads.append((x, g))
+            x0, g, r2 = self.guidance(model.denoiser, x, t, problem)
+            grads.append((x, g * r2 if self.weighting == "authors" else g))
             return x0
 
         def update(step: Step) -> Tensor:
             g = next(g for x, g in grads if x is step.x)  # Heun's second call is at another x
             grads.clear()
-            return base(step) + self.scale * step.s**2 * g
+            weight = 1.0 if self.weighting == "authors" else step.s**2  # authors: r_t^2, folded in above
+            return base(step) + self.scale * weight * g
 
         x = draw_prior(model.prior, noise, y.device, y.dtype)
         return run(update, denoise, model.process, x, uniform_grid(self.steps), generator=noise, callback=callback)

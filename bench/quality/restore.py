@@ -32,7 +32,9 @@ from softdiff.distributed import resolve_device
 from softdiff.eval import get_extractor, reference_data
 from softdiff.imageio import atomic_write_bytes, save_grid, to_uint8
 from softdiff.restore import (
+    DEFAULT_PIGDM_WEIGHTING,
     DPS,
+    PIGDM_WEIGHTINGS,
     Restoration,
     build_method,
     build_operator,
@@ -111,6 +113,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--tag", default=None, help="label a second configuration at the same commit")
+    parser.add_argument("--pigdm-weighting", default=DEFAULT_PIGDM_WEIGHTING, choices=PIGDM_WEIGHTINGS)
     parser.add_argument("--out", type=Path, default=None, help="default: bench/results/quality/restore-COMMIT.json")
     parser.add_argument("--strips", type=Path, default=Path(__file__).parents[2] / "docs" / "img")
     parser.add_argument("--table", type=Path, nargs="+", help="print the comparison table of these results files")
@@ -164,8 +167,11 @@ def main() -> None:
                     extra["dps_scale"] = scale
                 chosen = build_method(
                     method, run, A, sigma_y, train=train if method == "wiener" else train[: args.train_images],
-                    sampler=sampler, steps=args.steps, dps_scale=scale, device=device,
+                    sampler=sampler, steps=args.steps, dps_scale=scale, pigdm_weighting=args.pigdm_weighting,
+                    device=device,
                 )  # fmt: skip
+                if method == "pigdm":
+                    extra["pigdm_weighting"] = args.pigdm_weighting
                 if method == "tikhonov":
                     extra["lambda"] = chosen.lam
                 if hasattr(chosen, "sampler"):

@@ -48,7 +48,7 @@ __all__ = ["PiGDM", "paper_variance", "PIGDM_WEIGHTINGS", "DEFAULT_PIGDM_WEIGHTI
 Variance = Callable[[Tensor], Tensor]  # t (B,) -> r_t^2 (B,)
 Weighting = Literal["tweedie", "authors"]
 PIGDM_WEIGHTINGS: tuple[Weighting, ...] = ("tweedie", "authors")
-DEFAULT_PIGDM_WEIGHTING: Weighting = "tweedie"
+DEFAULT_PIGDM_WEIGHTING: Weighting = "authors"  # better in every cell of the Gaussian bench (docs/restoration.md)
 
 
 def paper_variance(process: CorruptionProcess) -> Variance:

@@ -31,6 +31,7 @@ from softdiff.corrupt import CorruptionProcess, GaussianBlur, GeometricNoise, Id
 from softdiff.restore import (
     DDRM,
     DPS,
+    PIGDM_WEIGHTINGS,
     DiffPIR,
     Isotropic,
     LevelEntry,
@@ -147,7 +148,7 @@ def main() -> None:
                     PiGDM(isotropic, 1.0, sampler, args.steps, weighting=w),
                     unconditional,
                 )
-                for w in ("tweedie", "authors")
+                for w in PIGDM_WEIGHTINGS
                 for sampler in ("ancestral", "euler")
             ]
         if args.cells == "field":

@@ -24,7 +24,9 @@ sqrt(a_s) sqrt(a_t) J_VP^T A^+ (y - A x0_hat)`` is, in VE coordinates, the DDIM 
 ``x0_hat + J^T A^+ (y - A x0_hat)`` in its x0 slot, and ``r_t^2 g`` is exactly that at
 ``sigma_y = 0`` (``J^T A^T (r_t^2 A A^T)^-1 r_t^2 = J^T A^+``; tested in float64). The two differ
 by ``s_t^2 / r_t^2``, which is ``1 + s_t^2`` with the paper's ``r_t^2``: thousands of times at
-the top noise of a vanilla process, the reason ``tweedie`` fails there.
+the top noise of a vanilla process, the reason ``tweedie`` fails there. ``"min"`` adds
+``min(s_t^2, r_t^2) g``: the authors' weight where the noise dominates (a vanilla process, where
+``r_t^2 < s_t^2`` always), Tweedie's where the corruption does (a blur process's small ``s_t``).
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ from .operators import Degradation
 __all__ = ["PiGDM", "paper_variance", "PIGDM_WEIGHTINGS", "DEFAULT_PIGDM_WEIGHTING"]
 
 Variance = Callable[[Tensor], Tensor]  # t (B,) -> r_t^2 (B,)
-Weighting = Literal["tweedie", "authors"]
-PIGDM_WEIGHTINGS: tuple[Weighting, ...] = ("tweedie", "authors")
+Weighting = Literal["tweedie", "authors", "min"]
+PIGDM_WEIGHTINGS: tuple[Weighting, ...] = ("tweedie", "authors", "min")
 DEFAULT_PIGDM_WEIGHTING: Weighting = "authors"  # better in every cell of the Gaussian bench (docs/restoration.md)
 
 
@@ -65,7 +67,8 @@ def paper_variance(process: CorruptionProcess) -> Variance:
 class PiGDM:
     """Pseudo-inverse guided sampling: ``update(step) + scale * w_t * J^T A^T (r_t^2 A A^T + sigma_y^2)^-1 r``.
 
-    ``w_t`` is ``s_t^2`` (``weighting="tweedie"``) or ``r_t^2`` (``"authors"``, their released code).
+    ``w_t`` is ``s_t^2`` (``weighting="tweedie"``), ``r_t^2`` (``"authors"``, their released code) or the
+    smaller of the two (``"min"``).
     """
 
     variance: Variance
@@ -110,17 +113,18 @@ class PiGDM:
         self, model: DiffusionModel, problem: Problem, noise: SeededNoise, callback: Callback | None = None
     ) -> Tensor:
         base, y = DPS_UPDATES[self.sampler], problem.y
-        grads: list[tuple[Tensor, Tensor]] = []
+        grads: list[tuple[Tensor, Tensor, Tensor]] = []
 
         def denoise(x: Tensor, t: Tensor) -> Tensor:
             x0, g, r2 = self.guidance(model.denoiser, x, t, problem)
-            grads.append((x, g * r2 if self.weighting == "authors" else g))
+            grads.append((x, g, r2))
             return x0
 
         def update(step: Step) -> Tensor:
-            g = next(g for x, g in grads if x is step.x)  # Heun's second call is at another x
+            g, r2 = next((g, r2) for x, g, r2 in grads if x is step.x)  # Heun's second call is at another x
             grads.clear()
-            weight = 1.0 if self.weighting == "authors" else step.s**2  # authors: r_t^2, folded in above
+            s2 = torch.full_like(r2, step.s**2)
+            weight = {"tweedie": s2, "authors": r2, "min": torch.minimum(s2, r2)}[self.weighting]
             return base(step) + self.scale * weight * g
 
         x = draw_prior(model.prior, noise, y.device, y.dtype)

@@ -247,6 +247,22 @@ def test_pigdm_authors_weighting_is_their_released_update(data: GaussianData, sp
     assert not torch.allclose(tweedie.mean, out, atol=1e-3)  # the two weightings differ by s_t^2 / r_t^2
 
 
+def test_pigdm_min_weighting_is_the_authors_under_noise_and_tweedies_under_a_corruption(data: GaussianData) -> None:
+    """Vanilla with the paper's r_t^2 = s^2 / (1 + s^2) < s^2: min is authors; with r_t^2 above every s_t^2, Tweedie."""
+    model = vanilla(data)
+    A, y, _, _ = setting(data, model, "mask:fraction=0.5,seed=1", 0.1)
+
+    def mean(variance, weighting: str) -> Tensor:
+        method = PiGDM(variance, 1.0, "euler", 3, cg_iters=4 * D, weighting=weighting)  # type: ignore[arg-type]
+        return restore(model, method, A, y, 0.1, seed=4).mean
+
+    paper = paper_variance(model.process)
+    assert torch.equal(mean(paper, "min"), mean(paper, "authors"))
+    big = lambda t: torch.full_like(t, 1e6)  # noqa: E731  r_t^2 larger than s_1^2 = 400
+    assert torch.equal(mean(big, "min"), mean(big, "tweedie"))
+    assert not torch.allclose(mean(big, "min"), mean(big, "authors"))
+
+
 def test_pigdm_refuses_parameters_out_of_range(data: GaussianData) -> None:
     variance = paper_variance(vanilla(data).process)
     for bad in (dict(scale=float("inf")), dict(scale=-1.0), dict(sampler="dpmpp_2m")):

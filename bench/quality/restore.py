@@ -133,7 +133,7 @@ def main() -> None:
     extractor, real = get_extractor("fashion").to(device), reference_data(run)
     out = args.out or result_path("quality", "restore", *commit(), args.tag)
     cells: dict[str, Any] = read_metrics(out).get("cells", {}) if out.is_file() else {}  # resume
-    pictures_dir = RESULTS / "restore-strips"
+    pictures_dir = RESULTS / "restore-strips" / out.stem  # one result's pictures: runs must not share a cache
 
     def save() -> None:
         settings = vars(args) | {"out": str(out), "strips": str(args.strips), "ckpt": str(args.ckpt)}

@@ -112,6 +112,30 @@ def test_restore_with_a_class(cond_run: Path, tmp_path: Path) -> None:
     assert not np.array_equal(out["square"]["images"], out["disc"]["images"])
 
 
+def test_restore_with_guidance(cond_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """w = 1 (the default) is the conditional model itself; another w runs every call through Guided."""
+    import softdiff.cli.restore as restore_cli
+    from softdiff.conditioning import Guided
+
+    calls: list[float] = []
+
+    class Spy(Guided):
+        def __call__(self, x, t, cond=None):
+            calls.append(self.scale)
+            return super().__call__(x, t, cond)
+
+    monkeypatch.setattr(restore_cli, "Guided", Spy)
+    args = ["restore", "--ckpt", str(cond_run), "--operator", "blur:sigma=1", "--noise", "0.05", "--from-dataset"]
+    args += ["synthetic", "-n", "2", "--steps", "3", "--method", "project", "--no-fid", "--no-progress"]
+    meta = {}
+    for w in ("1", "2"):
+        result = runner.invoke(app, [*args, "--out", str(tmp_path / w), "--class", "disc", "--guidance", w])
+        assert result.exit_code == 0, result.output
+        meta[w] = json.loads(str(np.load(tmp_path / w / "samples.npz")["meta"]))
+        assert calls == ([] if w == "1" else [2.0] * len(calls)) and (w == "1" or len(calls) >= 3)
+    assert (meta["1"]["guidance"], meta["2"]["guidance"], meta["2"]["nfe"]) == (1.0, 2.0, 2 * meta["1"]["nfe"])
+
+
 def test_folder_classes_come_from_sorted_subfolders(tmp_path: Path) -> None:
     for name, shade in (("zebra", 200), ("ant", 50), ("moth", 120)):
         (tmp_path / "classes" / name).mkdir(parents=True)
@@ -152,6 +176,8 @@ RESTORE = ["--operator", "blur:sigma=1", "--noise", "0.05"]
         (["sample", "--ckpt", "COND", "--guidance", "2"], "--guidance needs --class"),
         (["restore", "--ckpt", "PLAIN", *RESTORE, "--class", "0", "IMG"], "unconditional"),
         (["restore", "--ckpt", "COND", *RESTORE, "--class", "cat", "IMG"], "unknown class 'cat'"),
+        (["restore", "--ckpt", "COND", *RESTORE, "--guidance", "2", "IMG"], "--guidance needs --class"),
+        (["restore", "--ckpt", "COND", *RESTORE, "--class", "0", "--guidance", "-1", "IMG"], "finite number >= 0"),
         (["train", "--dataset", "folder", "--data-dir", "FLAT", "--image-size", "8", "--cond", "class"], "no"),
         (["train", "--cond", "word"], "cond.kind"),
         (["train", "--cond", "class", "--cond-dropout", "1.5"], "cond.dropout"),

@@ -16,7 +16,7 @@ import typer
 from PIL import Image
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..conditioning import resolve_classes
+from ..conditioning import DEFAULT_GUIDANCE, Guided, check_guidance, guided_calls, resolve_classes
 from ..data import load_dataset
 from ..data.datasets import SIZED
 from ..distributed import resolve_device
@@ -258,6 +258,12 @@ def restore_command(
         help="Restore with the prior of one class of a class-conditional run (name or index): every image is "
         "taken to be of that class.",
     ),
+    guidance: float | None = typer.Option(
+        None,
+        "--guidance",
+        help=f"With --class: classifier-free guidance weight w >= 0 on x0_hat, x0_u + w (x0_c - x0_u), as in "
+        f"sample (default: {DEFAULT_GUIDANCE:g}, the conditional model; w not 0 or 1: 2 network calls each).",
+    ),
 ) -> None:
     """Restore degraded images: writes DIR/restored.npz (posterior means), samples.npz, degraded.npz,
     restored/NAME.png, strips/NAME.png (degraded | samples | mean | clean) and, with --from-dataset,
@@ -282,6 +288,13 @@ def restore_command(
         raise ValueError("--indices picks images of --from-dataset; image files are restored as given")
     for path in images or []:
         _regular(path, "image")
+    if guidance is not None:
+        check_guidance(guidance)
+        if klass is None:
+            raise ValueError(
+                "--guidance needs --class: it weighs the class-conditional model against the unconditional"
+            )
+    weight = DEFAULT_GUIDANCE if guidance is None else guidance
     target = resolve_device(device)
     run = load_run(ckpt, device=target, ema=not raw)
     label = None
@@ -290,6 +303,8 @@ def restore_command(
         if len(found) != 1:
             raise ValueError(f"--class takes one class for restoration, got {klass!r} ({len(found)} classes)")
         label = found[0]
+        if weight != 1:  # w = 1 is the conditional denoiser itself: the run stays as loaded
+            run = dataclasses.replace(run, denoiser=Guided(run.denoiser, weight))
     writable_dir(out, "--out folder")  # before minutes of restoration
     A: Degradation = build_operator(spec, run.image_shape, run.process)
 
@@ -352,7 +367,8 @@ def restore_command(
             * bool(chosen.steps)
         )
         + f", {samples} sample(s) each"
-        + (f", class {run.classes[label]}" if label is not None and run.classes else ""),
+        + (f", class {run.classes[label]}" if label is not None and run.classes else "")
+        + (f", guidance {weight:g}" if label is not None and weight != DEFAULT_GUIDANCE else ""),
         highlight=False,
         markup=False,
     )
@@ -371,7 +387,7 @@ def restore_command(
         "parameters": _parameters(chosen),
         "sampler": sampler_used,
         "steps": chosen.steps,
-        "nfe": result.nfe,
+        "nfe": result.nfe * (guided_calls(weight) if label is not None else 1),
         "samples": samples,
         "seed": seed,
         "checkpoint": str(run.path),
@@ -381,6 +397,7 @@ def restore_command(
     }
     if label is not None and run.classes is not None:
         meta["class"] = run.classes[label]
+        meta["guidance"] = weight
     _npz(out / "restored.npz", images=to_uint8(result.mean).numpy(), meta=json.dumps(meta))
     _npz(out / "samples.npz", images=to_uint8(result.samples).numpy(), meta=json.dumps(meta))
     _npz(out / "degraded.npz", images=to_uint8(y).numpy(), y=y.float().numpy(), meta=json.dumps(meta))

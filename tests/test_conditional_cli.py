@@ -219,7 +219,14 @@ def test_eval_sweeps_guidance_class_by_class(cond_run: Path, tmp_path: Path, mon
     record = json.loads((tmp_path / "guidance.json").read_text())
     assert record["classes"] == ["square", "disc"]
     assert [(r["guidance"], r["nfe"]) for r in record["results"]] == [(0.0, 2), (1.0, 2), (3.0, 4)]
+    assert [r.get("unconditional") for r in record["results"]] == [True, None, None]
     assert all(r["fid"] >= 0 for r in record["results"])
+    # w = 0 is the unconditional model from the shared prior: the same images as the run sampled without labels
+    from softdiff.eval import sweep
+    from softdiff.train import load_run
+
+    plain = sweep(load_run(cond_run), ["euler"], [2], n=4, extractor=PooledPixels(), cache_dir=tmp_path / "cache")
+    assert plain[0]["fid"] == record["results"][0]["fid"]
     assert (tmp_path / "guidance.png").stat().st_size > 1000
     again = runner.invoke(app, args)  # resumable: the cells are reused
     assert again.exit_code == 0 and again.output.count("reused") == 3, again.output

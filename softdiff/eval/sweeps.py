@@ -12,7 +12,10 @@ none and were sampled on the uniform grid, which is how they are read.
 On a class-conditional run, ``guidance`` adds a dimension: every cell is sampled at each
 classifier-free guidance weight ``w`` (:class:`~softdiff.conditioning.Guided`), ``n / K``
 images per class of the ``K`` classes, and also scores the classifier's accuracy on each
-class's samples (:mod:`.guidance`). Cells without guidance record none.
+class's samples (:mod:`.guidance`). ``w = 0`` is the unconditional model: no label, the
+shared prior (not each class's), so its FID is the run's unconditional FID and its
+"accuracy" against the rows' labels is chance by construction (the baseline guidance is
+measured against); it records ``unconditional: true``. Cells without guidance record none.
 """
 
 from __future__ import annotations
@@ -53,7 +56,9 @@ __all__ = [
 
 RESULTS_VERSION = 1
 # what makes two results comparable: a finished cell is reused only when all of these match
-IDENTITY_KEYS = ("sampler", "grid", "steps", "checkpoint", "checkpoint_step", "n", "seed", "features", "guidance")
+IDENTITY_KEYS = (
+    "sampler", "grid", "steps", "checkpoint", "checkpoint_step", "n", "seed", "features", "guidance", "unconditional",
+)  # fmt: skip
 # what a stored result must hold to be shown again (a cell of the table)
 REQUIRED_KEYS: dict[str, type | tuple[type, ...]] = {
     "sampler": str,
@@ -202,6 +207,8 @@ def sweep(
         cell = {"sampler": sampler, "grid": grid, "steps": k, "nfe": nfe(sampler, k), **common}
         if w is not None:
             cell.update(guidance=float(w), nfe=nfe(sampler, k) * guided_calls(w))
+        if w == 0:  # the unconditional model: no label and the shared prior (cells before this lack the key)
+            cell["unconditional"] = True
         previous = done.get(cell_identity(cell))
         if previous is not None:
             previous = {"grid": DEFAULT_GRID, **previous}  # cells from before grids: uniform
@@ -212,7 +219,7 @@ def sweep(
         start = time.perf_counter()
         times = run_grid(run, grid, sampler, k) if grid == "auto" else grid  # auto: optimised once, cached
         denoiser, extra = run.denoiser, {}
-        if w is not None:
+        if w:  # w = 0 samples the unconditional model from the shared prior, as an unlabelled user would
             denoiser, extra = Guided(run.denoiser, w), {"cond": labels}
         images = generate(
             denoiser, run.process, run.prior, n, sampler=sampler, steps=k, grid=times, seed=seed,

@@ -17,8 +17,11 @@ from PIL import Image
 from ..imageio import GREY_MODES, convert_image, open_image
 from ..resources import check_memory
 from .datasets import ImageData, register_dataset
+from .folder_cache import cache_enabled, folder_cache_key, read_folder_cache, write_folder_cache
 
 __all__ = ["load_image_folder", "IMAGE_SUFFIXES"]
+
+PROGRESS_FROM = 1000  # files: below this, decoding takes seconds and a bar would only flicker
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 _HOW_TO_GET = (
@@ -52,7 +55,12 @@ def _derived_channels(arrays: list[np.ndarray]) -> int:
 
 
 def load_image_folder(
-    directory: str | Path | None, size: int = 32, channels: int | None = None, split: str = "train"
+    directory: str | Path | None,
+    size: int = 32,
+    channels: int | None = None,
+    split: str = "train",
+    *,
+    cache: bool = True,
 ) -> ImageData:
     """Every image under ``directory`` (or its ``split`` sub-folder) as uint8 ``(N, channels, size, size)``.
 
@@ -60,6 +68,8 @@ def load_image_folder(
 
     ``channels=None`` derives them from the images: 1 when every image is grey (grey PNGs, or
     RGB files whose three channels are equal), else 3 (grey images then repeat their channel).
+    ``cache`` keeps the decoded result on disk (:mod:`softdiff.data.folder_cache`): the next
+    load of the same, unchanged files reads one file instead of decoding every image.
     """
     if directory is None:
         raise ValueError(f"the image-folder data set needs a folder; {_HOW_TO_GET}")
@@ -77,19 +87,40 @@ def load_image_folder(
         raise ValueError(f"no images found in {directory}; {_HOW_TO_GET}")
     mode = {None: None, 1: "L", 3: "RGB"}[channels]
     check_memory(len(files) * size * size * (channels or 3), f"{len(files)} images of {size}x{size}x{channels or 3}")
-    arrays, sizes, grey = [], [], 0
-    for path in files:
-        with open_image(path) as picture:
-            sizes.append(picture.size)
-            grey += picture.mode in GREY_MODES
-            arrays.append(_pixels(picture, size, mode))
+    key = folder_cache_key(directory, files, size, channels) if cache and cache_enabled() else None
+    if key is not None:
+        cached = read_folder_cache(key, len(files), size)
+        if cached is not None:
+            return cached
+    arrays, sizes, grey = _decode(files, size, mode)
     channels = channels or _derived_channels(arrays)
     images = np.empty((len(files), size, size, channels), dtype=np.uint8)
     for i, array in enumerate(arrays):
         images[i] = array[..., :1] if channels == 1 else np.broadcast_to(array, (size, size, 3))
     labels, classes = _subfolder_labels(directory, files)
     notes = _notes(sizes, grey, size, channels)
-    return ImageData(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels, "folder", classes, notes)
+    data = ImageData(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels, "folder", classes, notes)
+    if key is not None:
+        write_folder_cache(key, data)
+    return data
+
+
+def _decode(files: list[Path], size: int, mode: str | None) -> tuple[list[np.ndarray], list[tuple[int, int]], int]:
+    """Every file decoded and squared, with its original size and whether it was grey; a bar for many files."""
+    from rich.console import Console
+
+    from ..progress import LoggedProgress
+
+    arrays, sizes, grey = [], [], 0
+    with LoggedProgress(console=Console(stderr=True), disable=len(files) < PROGRESS_FROM, transient=True) as bar:
+        task = bar.add_task(f"decoding {len(files)} images (once: cached for later runs)", total=len(files))
+        for path in files:
+            with open_image(path) as picture:
+                sizes.append(picture.size)
+                grey += picture.mode in GREY_MODES
+                arrays.append(_pixels(picture, size, mode))
+            bar.advance(task)
+    return arrays, sizes, grey
 
 
 def _notes(sizes: list[tuple[int, int]], grey: int, size: int, channels: int) -> tuple[str, ...]:

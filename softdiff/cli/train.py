@@ -112,6 +112,7 @@ def train_command(
     channels_last: bool | None = typer.Option(
         None, "--channels-last/--no-channels-last", help="Channels-last memory format."
     ),
+    hflip: bool | None = typer.Option(None, "--hflip/--no-hflip", help=_field_help("data", "hflip")),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)"),
     set_fields: list[str] = typer.Option(
         [],
@@ -153,6 +154,7 @@ def train_command(
         "objective.weighting": weighting,
         "objective.parameterisation": parameterisation,
         "data.channels": channels,
+        "data.hflip": hflip,
         "model.base_channels": width,
         "cond.kind": cond,
         "cond.dropout": cond_dropout,

@@ -20,6 +20,8 @@ step generator seeded by ``(seed, step)`` and keeps its own positions, so the no
 an example is a function of ``(seed, step, global position)``: the ranks get different
 noise, and a ``W``-rank run is (to float rounding) the same computation as one process
 with the global batch. For ``W = 1`` the draws are exactly the trainer's previous ones.
+Horizontal flips (``data.hflip``) are drawn the same way, one per position of the global
+batch from a generator seeded by ``(seed, step)``, and applied on the device after the copy.
 The price is drawing ``W`` times the noise a rank uses, a few microseconds per step on a
 GPU, which buys a testable equivalence. Dropout masks (``model.dropout > 0``) come from
 the global RNG, seeded per ``(seed, step, rank)``; they are the one thing that differs
@@ -66,8 +68,10 @@ def _own(x: Tensor, ctx: DistContext) -> Tensor:
 class ShardedBatches:
     """Step ``k``'s share of the global batch for this rank, on the device, in [-1, 1]."""
 
-    def __init__(self, data: ImageData, order: BatchOrder, ctx: DistContext, channels_last: bool = False) -> None:
-        self.data, self.order, self.ctx, self.channels_last = data, order, ctx, channels_last
+    def __init__(
+        self, data: ImageData, order: BatchOrder, ctx: DistContext, channels_last: bool = False, hflip: bool = False
+    ) -> None:
+        self.data, self.order, self.ctx, self.channels_last, self.hflip = data, order, ctx, channels_last, hflip
         self.pin = ctx.device.type == "cuda"
 
     def __call__(self, step: int) -> Tensor:
@@ -76,7 +80,14 @@ class ShardedBatches:
             x0 = to_float(self.data.images[index].pin_memory().to(self.ctx.device, non_blocking=True))
         else:
             x0 = self.data.batch(index).to(self.ctx.device)
+        if self.hflip:
+            x0 = torch.where(self.flips(step).to(x0.device)[:, None, None, None], x0.flip(-1), x0)
         return x0.contiguous(memory_format=torch.channels_last) if self.channels_last else x0
+
+    def flips(self, step: int) -> Tensor:
+        """Which of this rank's images step ``k`` flips: one draw per position of the global batch, seeded by step."""
+        g = torch.Generator().manual_seed(derive_seed(self.order.seed, "hflip", step))
+        return _own(torch.rand(self.order.batch_size, generator=g) < 0.5, self.ctx)
 
     def labels(self, step: int, generator: torch.Generator, dropout: float) -> tuple[Tensor, Tensor]:
         """Step ``k``'s labels for this rank (CPU) and which to drop: a draw per position of the global batch."""

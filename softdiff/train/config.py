@@ -69,6 +69,11 @@ class DataConfig(_Section):
     prior_mixtures: int = Field(
         10, ge=1, description="Gaussians in the prior's mixture at t=1 (1: one Gaussian, what older runs hold)"
     )
+    hflip: bool = Field(
+        False,
+        description="flip each training image left-right with probability 1/2, on the device, as a function of "
+        "(seed, step, position): for data with no handedness (faces, CIFAR-10)",
+    )
 
     @field_validator("data_dir")
     @classmethod

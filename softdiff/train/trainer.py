@@ -452,7 +452,7 @@ class _Step:
         )  # fmt: skip
         lr_at = LearningRate(oc.lr, oc.warmup, tc.steps, oc.lr_decay, oc.lr_final)
         order = BatchOrder(len(data), tc.batch_size * ctx.world, tc.seed)
-        batches = ShardedBatches(data, order, ctx, tc.channels_last)
+        batches = ShardedBatches(data, order, ctx, tc.channels_last, hflip=config.data.hflip)
         precond = precond_state(model.stats, scale)
         return cls(ctx, config, model, list(model.net.parameters()), denoiser, objective, precond, lr_at, batches)
 

@@ -8,6 +8,7 @@ from softdiff.data import synthetic_shapes
 from softdiff.distributed import DistContext
 from softdiff.train import RunConfig
 from softdiff.train.batches import BatchOrder, ShardedBatches
+from softdiff.train.config import load_config_file
 
 DATA = synthetic_shapes(n=32, size=8, seed=0)
 
@@ -34,12 +35,10 @@ def test_ranks_flip_their_share_of_the_single_process_batch() -> None:
 def test_flips_are_off_by_default_and_on_in_the_colour_recipes() -> None:
     from pathlib import Path
 
-    import tomllib
-
     assert RunConfig().data.hflip is False
     root = Path(__file__).parents[1] / "recipes"
     for name in ("celeba64.toml", "cifar10.toml"):
-        assert tomllib.loads((root / name).read_text())["data"]["hflip"] is True
+        assert load_config_file(root / name)["data"]["hflip"] is True
 
 
 def test_a_run_with_flips_trains_and_differs(tmp_path) -> None:

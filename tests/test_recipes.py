@@ -57,6 +57,10 @@ def test_softdiff_train_runs_the_recipe_file_at_a_reduced_width(name: str, tmp_p
     args = ["train", "--config", str(RECIPES / f"{name}.toml"), "--dataset", "folder", "--data-dir", str(folder)]
     args += ["--image-size", str(SIDES[name]), "--width", "32", "--steps", "1", "-b", "2", "--device", "cpu"]
     args += ["--set", "data.prior_images=8", "--threads", "1", "--no-progress", "--out", str(tmp_path / "run")]
+    # the level selection a fresh blur run does first (about a minute at 64x64x3) is tested on its own
+    # (tests/test_select_levels.py, bench/speed/schedule_scale.py); here it would be most of the test's time
+    # as is the preview grid drawn after the last step (64 samples of the full-depth network: most of the rest)
+    args += ["--set", "train.select_levels=false", "--set", "train.preview_every=null"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     stored = build_config(tmp_path / "run" / "config.json")

@@ -32,18 +32,20 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=1000)
     parser.add_argument("--guidance", default="0,1,2,4")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (not 0: into RUN/eval-seedN)")
     parser.add_argument("--tag", default=None)
     parser.add_argument("--unconditional", action="store_true", help="also score samples drawn without labels")
     args = parser.parse_args()
-    out = args.run / "eval"
+    out = args.run / ("eval" if args.seed == 0 else f"eval-seed{args.seed}")
     command = [sys.executable, "-m", "softdiff", "eval", "--ckpt", str(args.run), "--sampler", args.sampler]
     command += ["--steps", args.steps, "-n", str(args.n), "--guidance", args.guidance, "--threads", str(args.threads)]
-    command += ["--no-progress", "--out", str(out)]
+    command += ["--seed", str(args.seed), "--no-progress", "--out", str(out)]
     subprocess.run(command, check=True)
     record = json.loads((out / "guidance.json").read_text())
     if args.unconditional:
         record["unconditional"] = _unconditional(args)
     parameters = {"run": str(args.run), "eval_command": shlex.join(command), "n": args.n, "threads": args.threads}
+    parameters["seed"] = args.seed
     path = write_result(Result.now("quality", "cond_eval", parameters, record, tag=args.tag), None)
     print(f"wrote {path}")
 
@@ -57,7 +59,9 @@ def _unconditional(args: argparse.Namespace) -> dict[str, dict]:
 
     torch.set_num_threads(args.threads)
     run = load_run(args.run)
-    cells = sweep(run, parse_samplers(args.sampler), parse_steps(args.steps), n=args.n, extractor=get_extractor())
+    cells = sweep(
+        run, parse_samplers(args.sampler), parse_steps(args.steps), n=args.n, extractor=get_extractor(), seed=args.seed
+    )
     keys = ("fid", "kid_mean", "precision", "recall", "nfe", "checkpoint_step")
     return {f"{c['sampler']}/{c['steps']}": {k: c[k] for k in keys if k in c} for c in cells}
 

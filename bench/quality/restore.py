@@ -115,7 +115,9 @@ def main() -> None:
     parser.add_argument("--tag", default=None, help="label a second configuration at the same commit")
     parser.add_argument("--pigdm-weighting", default=DEFAULT_PIGDM_WEIGHTING, choices=PIGDM_WEIGHTINGS)
     parser.add_argument("--out", type=Path, default=None, help="default: bench/results/quality/restore-COMMIT.json")
-    parser.add_argument("--strips", type=Path, default=Path(__file__).parents[2] / "docs" / "img")
+    parser.add_argument(
+        "--strips", type=Path, default=None, help="where the strip PNGs go (default: beside the result's pictures)"
+    )
     parser.add_argument("--table", type=Path, nargs="+", help="print the comparison table of these results files")
     parser.add_argument("--plot", type=Path, help="with --table: draw PSNR vs FID of the means to this PNG")
     args = parser.parse_args()
@@ -134,6 +136,7 @@ def main() -> None:
     out = args.out or result_path("quality", "restore", *commit(), args.tag)
     cells: dict[str, Any] = read_metrics(out).get("cells", {}) if out.is_file() else {}  # resume
     pictures_dir = RESULTS / "restore-strips" / out.stem  # one result's pictures: runs must not share a cache
+    args.strips = args.strips or pictures_dir  # never into docs/ unless asked: a run of another model would redraw them
 
     def save() -> None:
         settings = vars(args) | {"out": str(out), "strips": str(args.strips), "ckpt": str(args.ckpt)}

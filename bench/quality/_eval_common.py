@@ -40,6 +40,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser, n: int = 500) -> None:
     parser.add_argument("--plot", type=Path, default=None, help="also write the FID-vs-NFE plot here (PNG)")
     parser.add_argument("--progress", action="store_true", help="show sampling progress bars")
     parser.add_argument("--out", type=Path, default=None, help="results JSON (default: bench/results/NAME.json)")
+    parser.add_argument("--tag", default=None, help="label a second configuration at the same commit")
     parser.add_argument(
         "--cells", type=Path, default=None, help="cell store to resume from (default: RUN/eval/eval.json)"
     )

@@ -64,7 +64,8 @@ def sample(
         "--sampler",
         "-s",
         help=f"One of: {', '.join(names())} (default: the best measured for the run's kind of corruption: "
-        "naive for blur-like operators up to 20 steps, momentum past that, dpmpp_2m_sde for masks and noise only).",
+        "for blur-like operators dpmpp_2m_sde up to 10 steps, naive up to 40, momentum past that; "
+        "dpmpp_2m_sde for masks and noise only).",
     ),
     steps: int = typer.Option(
         DEFAULT_STEPS, "--steps", min=1, max=MAX_STEPS, help="Sampler steps (network calls; Heun: 2 * steps - 1)."

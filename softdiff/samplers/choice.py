@@ -16,14 +16,19 @@ __all__ = ["default_sampler", "DEFAULT_STEPS"]
 DEFAULT_STEPS = 20  # network calls of the defaults benchmark's best cells
 
 _BY_KIND = {"identity": "dpmpp_2m_sde", "hiding": "dpmpp_2m_sde", "other": "naive"}
-# Naive is no consistent solver: on the main job's model it scores 61.9, 38.0, 69.9 at 10, 20,
-# 50 calls, where momentum improves (62.5, 53.3, 51.3). Past 20 steps blur-like runs use momentum.
-_NAIVE_MAX_STEPS = 20
+# Blur-like runs by step count, measured on a default blur model (docs/sampling.md, "which
+# sampler at which step count"): dpmpp_2m_sde wins at 10 calls (50.0 vs naive 60.2; the main
+# job 43.4 vs 61.9), naive from 15 to 40 (48.5 vs 52.4 at 15, 51.1 vs momentum 58.5 at 40), and
+# naive, no consistent solver, falls apart past that (75.2 at 50, where momentum scores 56.5).
+_SDE_MAX_STEPS = 10
+_NAIVE_MAX_STEPS = 40
 
 
 def default_sampler(op: LinearCorruption, steps: int = DEFAULT_STEPS) -> str:
     """The best measured sampler for operators of ``op``'s kind at about ``steps`` network calls."""
     kind = "identity" if op.is_identity else "hiding" if op.hides_pixels else "other"
+    if kind == "other" and steps <= _SDE_MAX_STEPS:
+        return "dpmpp_2m_sde"
     if kind == "other" and steps > _NAIVE_MAX_STEPS:
         return "momentum"
     return _BY_KIND[kind]

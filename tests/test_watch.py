@@ -65,7 +65,7 @@ def test_previews_come_every_n_steps_and_at_the_end_as_8x8_grids(tmp_path: Path)
     assert Image.open(run / PREVIEWS / "step-4.png").size == (side, side)
     records = log(run)
     assert [r["step"] for r in records] == [4, 8, 10]
-    assert {(r["sampler"], r["steps"], r["n"]) for r in records} == {("naive", 2, 64)}  # blur's default sampler
+    assert {(r["sampler"], r["steps"], r["n"]) for r in records} == {("dpmpp_2m_sde", 2, 64)}  # blur's at 2 steps
     assert len({r["seed"] for r in records}) == 1 and all(r["finite"] and r["seconds"] > 0 for r in records)
     # the grids differ only by the weights: the same seed, a different picture as training moves on
     assert (run / PREVIEWS / "step-4.png").read_bytes() != (run / PREVIEWS / "step-10.png").read_bytes()

@@ -15,7 +15,7 @@ __all__ = ["default_sampler", "DEFAULT_STEPS"]
 
 DEFAULT_STEPS = 20  # network calls of the defaults benchmark's best cells
 
-_BY_KIND = {"identity": "dpmpp_2m_sde", "hiding": "dpmpp_2m_sde", "other": "naive"}
+_BY_KIND = {"identity": "dpmpp_2m_sde", "hiding": "dpmpp_2m_sde"}
 # Blur-like runs by step count, measured on a default blur model (docs/sampling.md, "which
 # sampler at which step count"): dpmpp_2m_sde wins at 10 calls (50.0 vs naive 60.2; the main
 # job 43.4 vs 61.9), naive from 15 to 40 (48.5 vs 52.4 at 15, 51.1 vs momentum 58.5 at 40), and
@@ -27,8 +27,6 @@ _NAIVE_MAX_STEPS = 40
 def default_sampler(op: LinearCorruption, steps: int = DEFAULT_STEPS) -> str:
     """The best measured sampler for operators of ``op``'s kind at about ``steps`` network calls."""
     kind = "identity" if op.is_identity else "hiding" if op.hides_pixels else "other"
-    if kind == "other" and steps <= _SDE_MAX_STEPS:
-        return "dpmpp_2m_sde"
-    if kind == "other" and steps > _NAIVE_MAX_STEPS:
-        return "momentum"
-    return _BY_KIND[kind]
+    if kind != "other":
+        return _BY_KIND[kind]
+    return "dpmpp_2m_sde" if steps <= _SDE_MAX_STEPS else "naive" if steps <= _NAIVE_MAX_STEPS else "momentum"

@@ -120,3 +120,25 @@ def test_corrupt_reads_a_folder_at_the_asked_size_and_channels(tmp_path: Path) -
     assert result.exit_code == 0, result.output
     with Image.open(out) as strip:
         assert strip.mode == "L" and strip.size == (3 * (12 + 2) + 2, 2 * (12 + 2) + 2)
+
+
+BUILT_IN = ["noise", "blur", "box", "mask", "blur+mask", "motion", "strokes", "desaturate", "pixelate", "fademean"]
+
+
+@pytest.mark.parametrize("spec", BUILT_IN)
+def test_every_built_in_corruption_trains_and_samples_colour_with_no_flags(tmp_path: Path, spec: str) -> None:
+    """The defaults (objective, noise scale, sampler) for every corruption, on RGB photos where desaturate acts."""
+    _photos(tmp_path / "photos", 8, SIDE)
+    args = ["train", "-c", spec, "--dataset", "folder", "--data-dir", str(tmp_path / "photos"), "--channels", "3"]
+    args += ["--image-size", str(SIDE), "--set", "model.channel_mults=[1]", "--set", "data.prior_images=8"]
+    args += ["--width", "8", "--steps", "2", "-b", "4", "--device", "cpu", "--threads", "1", "--no-progress"]
+    args += ["--set", "train.select_levels=false", "--set", "train.preview_every=null"]  # each has its own tests
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["model"]["in_channels"] == 3  # from --channels
+    sample = ["sample", "--ckpt", str(tmp_path / "run"), "-n", "4", "--steps", "4", "--no-progress"]
+    result = runner.invoke(app, [*sample, "--device", "cpu", "--out", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    npz = np.load(tmp_path / "s" / "samples.npz")
+    assert json.loads(str(npz["meta"]))["sampler"] == "dpmpp_2m_sde"  # every kind's default at 4 steps
+    assert npz["images"].shape[0] == 4 and 3 in npz["images"].shape[1:] and np.isfinite(npz["images"]).all()

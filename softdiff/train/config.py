@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..corrupt import CorruptionConfig
 from ..models import DEFAULT_NETWORK, NETWORKS, UNetConfig
+from ..registry import params_model
 from ..resources import read_regular_file
 from ..score import DEFAULT_PARAMETERISATION, OBJECTIVES, PARAMETERISATIONS, T_SAMPLERS, WEIGHTINGS
 from ..seeding import MAX_SEED
@@ -271,6 +272,13 @@ class RunConfig(_Section):
                 merged[name] = {**default.model_dump(exclude_unset=True), **given}
         network = merged.get("network", DEFAULT_NETWORK)
         model = merged.get("model", {})
+        data_section = merged.get("data")
+        channels = (
+            data_section.get("channels") if isinstance(data_section, dict) else getattr(data_section, "channels", None)
+        )
+        if channels is not None and isinstance(model, dict) and "in_channels" not in model and network in NETWORKS:
+            if "in_channels" in params_model(NETWORKS.get(network)).model_fields:  # `--channels 3` sizes the network
+                model = {**model, "in_channels": channels}
         if network in NETWORKS:  # a plugin's network is checked once its module is imported (load_plugins)
             merged["model"] = NETWORKS.params(network, settings_of(NETWORKS, network, model, "model"))
         return merged

@@ -11,6 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from softdiff.cli.app import app
+from softdiff.corrupt import CORRUPTIONS
 from softdiff.eval.extractors import INCEPTION_WEIGHTS_FILE, default_features
 
 runner = CliRunner()
@@ -122,7 +123,7 @@ def test_corrupt_reads_a_folder_at_the_asked_size_and_channels(tmp_path: Path) -
         assert strip.mode == "L" and strip.size == (3 * (12 + 2) + 2, 2 * (12 + 2) + 2)
 
 
-BUILT_IN = ["noise", "blur", "box", "mask", "blur+mask", "motion", "strokes", "desaturate", "pixelate", "fademean"]
+BUILT_IN = [*(name for name in CORRUPTIONS.names() if name != "custom"), "blur+mask"]  # custom: a user's operator
 
 
 @pytest.mark.parametrize("spec", BUILT_IN)

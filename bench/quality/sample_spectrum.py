@@ -27,7 +27,7 @@ from torch import Tensor
 from bench.quality._eval_common import console, write
 from bench.quality.soft_diagnosis import BANDS, band_index
 from softdiff.corrupt.dct import dct2
-from softdiff.eval import reference_data
+from softdiff.eval import parse_samplers, parse_steps, reference_data
 from softdiff.samplers import generate
 from softdiff.train import load_run
 
@@ -82,8 +82,8 @@ def main() -> None:
     run = load_run(args.ckpt)
     real = reference_data(run).subset(args.n, seed=args.seed).batch(slice(None))
     images = {}
-    for sampler in args.samplers.split(","):
-        for steps in (int(k) for k in args.steps.split(",")):
+    for sampler in parse_samplers(args.samplers):
+        for steps in parse_steps(args.steps):
             images[(sampler, steps)] = generate(
                 run.denoiser, run.process, run.prior, args.n, sampler=sampler, steps=steps, seed=args.seed,
                 batch_size=args.batch_size,

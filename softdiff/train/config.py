@@ -272,14 +272,12 @@ class RunConfig(_Section):
                 merged[name] = {**default.model_dump(exclude_unset=True), **given}
         network = merged.get("network", DEFAULT_NETWORK)
         model = merged.get("model", {})
-        data_section = merged.get("data")
-        channels = (
-            data_section.get("channels") if isinstance(data_section, dict) else getattr(data_section, "channels", None)
-        )
-        if channels is not None and isinstance(model, dict) and "in_channels" not in model and network in NETWORKS:
-            if "in_channels" in params_model(NETWORKS.get(network)).model_fields:  # `--channels 3` sizes the network
-                model = {**model, "in_channels": channels}
+        data = merged.get("data")
+        channels = data.get("channels") if isinstance(data, dict) else getattr(data, "channels", None)
         if network in NETWORKS:  # a plugin's network is checked once its module is imported (load_plugins)
+            takes_channels = "in_channels" in params_model(NETWORKS.get(network)).model_fields
+            if channels is not None and takes_channels and isinstance(model, dict) and "in_channels" not in model:
+                model = {**model, "in_channels": channels}  # `--channels 3` sizes the network
             merged["model"] = NETWORKS.params(network, settings_of(NETWORKS, network, model, "model"))
         return merged
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel
 
@@ -19,6 +19,14 @@ def refuse_bool_numbers(cls: type[BaseModel], data: Any) -> Any:
         return data
     for name, value in data.items():
         field = cls.model_fields.get(name)
-        if isinstance(value, bool) and field is not None and "bool" not in str(field.annotation):
+        if isinstance(value, bool) and field is not None and _numeric(field.annotation):
             raise ValueError(f"{name} must be a number, not the boolean {str(value).lower()}")
     return data
+
+
+def _numeric(annotation: Any) -> bool:
+    """Whether a field's type admits a number and no bool (``int``, ``float | None``, ...)."""
+    types = get_args(annotation) or (annotation,)
+    if bool in types:
+        return False
+    return any(t in (int, float) or (get_args(t) and _numeric(t)) for t in types)

@@ -108,7 +108,7 @@ def train_command(
     amp: bool | None = typer.Option(
         None, "--amp/--no-amp", help="bf16 autocast of the network (CUDA; slower on most CPUs)."
     ),
-    compile_net: bool | None = typer.Option(None, "--compile/--no-compile", help="torch.compile the network."),
+    compile_mode: str | None = typer.Option(None, "--compile", metavar="MODE", help=_field_help("train", "compile")),
     channels_last: bool | None = typer.Option(
         None, "--channels-last/--no-channels-last", help="Channels-last memory format."
     ),
@@ -161,7 +161,7 @@ def train_command(
         "train.device": device,
         "train.seed": seed,
         "train.amp": amp,
-        "train.compile": compile_net,
+        "train.compile": compile_mode,
         "train.channels_last": channels_last,
         "train.threads": threads,
         "train.tensorboard": tensorboard,

@@ -61,6 +61,7 @@ from .checkpoint import (
     save_checkpoint,
     step_folder,
 )
+from .compilation import compiled, mark_step
 from .config import RunConfig
 from .consistency import check_optimizer_state, check_weights
 from .corruption import Corruption, record_corruption, run_process
@@ -443,7 +444,7 @@ class _Step:
     ) -> _Step:
         tc, oc = config.train, config.optim
         parallel_net = ctx.wrap(model.net)  # DDP when there are several processes; the EMA follows the bare net
-        forward_net: nn.Module = torch.compile(parallel_net) if tc.compile else parallel_net  # type: ignore[assignment]
+        forward_net = compiled(parallel_net, tc.compile)
         autocast = torch.bfloat16 if tc.amp else None
         denoiser = Denoiser(forward_net, process, config.objective.parameterisation, autocast, model.stats)
         objective, scale = objective_for(
@@ -459,6 +460,7 @@ class _Step:
     def __call__(self, step: int, guard: NonFiniteGuard, window: LogWindow) -> tuple[float, Tensor, Tensor, int]:
         """Train on step ``step``'s batch: ``(lr, gradient norm, bad-step flag, images on this rank)``."""
         ctx, tc, model = self.ctx, self.config.train, self.model
+        mark_step(tc.compile)
         g = torch.Generator(device=ctx.device).manual_seed(derive_seed(tc.seed, "step", step))
         torch.manual_seed(rank_seed(derive_seed(tc.seed, "global", step), ctx.rank))  # dropout, other global draws
         x0 = self.batches(step)

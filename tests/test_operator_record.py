@@ -127,3 +127,14 @@ def test_a_run_from_before_the_record_still_loads_and_checks_the_repr(tmp_path: 
     assert repr(rebuild_process(old, (12, 12)).operator) == old.operator
     with pytest.raises(ValueError, match=r"the operator is GaussianBlur\(.*but the run's config.json records"):
         rebuild_process(old, (12, 12), GaussianBlur(0.01, 2.0))
+
+
+def test_an_operator_keeps_its_identity_after_running_on_other_dtypes() -> None:
+    """The level table's device copies live beside it: a run's record is not what it has run on."""
+    op = MotionBlur(5.0, schedule=LevelTable(torch.linspace(0, 5, 20, dtype=torch.float64)))
+    before = operator_identity(op)
+    x = torch.rand(2, 1, 8, 8)
+    for dtype in (torch.float32, torch.float64):
+        op(x.to(dtype), torch.tensor([0.3, 0.7], dtype=dtype))
+    assert operator_identity(op) == before
+    assert record_difference(operator_record(op), operator_record(MotionBlur(5.0, schedule=op.schedule))) is None

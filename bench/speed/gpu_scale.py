@@ -27,9 +27,12 @@ first (``torch.compile`` builds there), then ``--repeats`` rounds of ``--steps``
 each; images/s is the median over rounds. Peak memory of a loop is measured over its build
 and warm-up: ``torch.cuda.max_memory_allocated`` minus what was allocated before it was
 built (CUDA), or the growth of the process's peak RSS (CPU: a lower bound, freed memory is
-reused). ``--compile MODE`` compiles the network of both loops in one of torch's modes
-(``train.compile``, through the one helper the trainer uses); ``reduce-overhead`` replays it
-as CUDA graphs, on CUDA only.
+reused). ``syncs/step`` counts host synchronisations over ``SYNC_STEPS`` untimed steps after
+the warm-up (CUDA: the warnings of ``torch.cuda.set_sync_debug_mode``; CPU: ``.item()`` and
+``bool()`` calls); both counts include what ends a call of the loop (the trainer's metrics line,
+the bare loop's one read of its deferred time checks). ``--compile MODE`` compiles the network
+of both loops in one of torch's modes (``train.compile``, through the one helper the trainer
+uses); ``reduce-overhead`` replays it as CUDA graphs, on CUDA only.
 
     PYTHONPATH=$PWD python -m bench.speed.gpu_scale --device cuda   # bench/results/speed/gpu_scale-COMMIT.json
     PYTHONPATH=$PWD python -m bench.speed.gpu_scale --device cpu --threads 1 --tiny --steps 2 --warmup 1
@@ -44,16 +47,19 @@ import gc
 import math
 import resource
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, get_args
 
 import torch
 from rich.console import Console
 from rich.table import Table
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from bench.harness import Result, result_path, round_robin, write_result
 from bench.harness.cli import apply_threads
 from bench.harness.result import ROOT, commit
+from softdiff.corrupt.times import deferred_time_checks
 from softdiff.data import ImageData
 from softdiff.data.datasets import to_float
 from softdiff.distributed import distributed, resolve_device
@@ -81,6 +87,7 @@ BENCH_TRAIN = {
     "check_operator": False,
     "tensorboard": False,
 }
+SYNC_STEPS = 5  # untimed steps per loop counted for host synchronisations (a metrics line every 25 steps: none)
 PRIOR_IMAGES = 64  # images the trainer fits its prior and statistics on (setup only)
 
 
@@ -197,8 +204,10 @@ class BareLoop:
         self.optimizer.step()
 
     def run(self, steps: int) -> None:
-        for _ in range(steps):
-            self.step()
+        with deferred_time_checks() as times:  # the operators' [0, 1] checks read once, not at each call
+            for _ in range(steps):
+                self.step()
+        times.settle("the bare loop")
 
     def close(self) -> None:
         pass
@@ -233,6 +242,35 @@ def build_and_warm(make: Any, warmup: int, device: torch.device) -> tuple[Any, d
     }
 
 
+class _HostReads(TorchDispatchMode):
+    """Counts ``aten._local_scalar_dense`` (``.item()``, ``bool()``): the CPU's stand-in for a GPU sync."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        self.count += func.overloadpacket is torch.ops.aten._local_scalar_dense
+        return func(*args, **(kwargs or {}))
+
+
+def host_syncs_per_step(loop: Any, steps: int, device: torch.device) -> float:
+    """Synchronisations per step: CUDA's sync debug mode's warnings, or host reads on the CPU."""
+    if device.type != "cuda":
+        with _HostReads() as reads:
+            loop.run(steps)
+        return reads.count / steps
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            loop.run(steps)
+            _sync(device)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught) / steps
+
+
 def measure_network(name: str, args: argparse.Namespace, batch: int, tmp: Path) -> dict[str, Any]:
     config = network_config(name, batch, args.device, args.amp, args.compile, args.tiny)
     channels = 3 if name == "cifar10" else 1
@@ -246,6 +284,7 @@ def measure_network(name: str, args: argparse.Namespace, batch: int, tmp: Path) 
     loops, memory = {}, {}
     for loop_name, make in makers.items():
         loops[loop_name], memory[loop_name] = build_and_warm(make, args.warmup, device)
+    syncs = {loop_name: host_syncs_per_step(loop, SYNC_STEPS, device) for loop_name, loop in loops.items()}
     params = sum(p.numel() for p in loops["bare"].net.parameters())
     trainer_params = sum(p.numel() for p in loops["trainer"].net.parameters())
     if trainer_params != params:
@@ -279,6 +318,7 @@ def measure_network(name: str, args: argparse.Namespace, batch: int, tmp: Path) 
             "images_per_s_best": images / t.min,
             "ms_per_step": 1e3 * t.median / args.steps,
             **memory[loop_name],
+            "syncs_per_step": syncs[loop_name],
             "timing_ms": t.summary(),
         }
     ratio = result["loops"]["trainer"]["images_per_s"] / result["loops"]["bare"]["images_per_s"]
@@ -354,7 +394,8 @@ def main(argv: list[str] | None = None) -> None:
     device_name = torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda") else "CPU"
     title = f"training throughput on {device_name} ({args.device}), --amp {args.amp}, --compile {args.compile}"
     table = Table(title=f"{title}, median of {args.repeats} rounds")
-    for column in ("network", "params", "batch", "loop", "images/s", "ms/step", "peak MB", "trainer/bare"):
+    columns = ("network", "params", "batch", "loop", "images/s", "ms/step", "peak MB", "syncs/step", "trainer/bare")
+    for column in columns:
         table.add_column(column, justify="left" if column in ("network", "loop") else "right")
     for name, r in results.items():
         label = f"{name}{' (tiny)' if name == 'cifar10' and args.tiny else ''} {'x'.join(map(str, r['image']))}"
@@ -368,11 +409,14 @@ def main(argv: list[str] | None = None) -> None:
                 f"{m['images_per_s']:.1f}",
                 f"{m['ms_per_step']:.2f}",
                 f"{m['peak_memory_mb']:.1f}",
+                f"{m['syncs_per_step']:.1f}",
                 verdict if i == 0 else "",
             )
     console.print(table)
     kind = next(iter(results.values()))["loops"]["trainer"]["memory_kind"]
-    console.print(f"peak memory: {kind}; target trainer/bare >= {TARGET}")
+    console.print(
+        f"peak memory: {kind}; syncs: over {SYNC_STEPS} steps and the end of a loop call; target ratio >= {TARGET}"
+    )
     notes = []
     if not args.device.startswith("cuda"):
         notes.append("CPU run: not a GPU measurement; peak memory is RSS growth")

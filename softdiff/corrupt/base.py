@@ -42,6 +42,7 @@ from torch import Tensor
 from torch.func import vjp
 
 from .diagonal import ANY, DCT, DiagonalForm, compose_forms, dct_form, registered_form
+from .times import check_time_range
 
 INIT_ARGS = "_init_args"  # where an operator keeps its constructor's arguments (softdiff.corrupt.record)
 
@@ -95,15 +96,6 @@ def as_time(t: Tensor | float, x: Tensor) -> Tensor:
         )
     check_time_range(t)
     return t
-
-
-def check_time_range(t: Tensor) -> None:
-    """Raise a ``ValueError`` unless every time is a number in [0, 1] (NaN included in the check)."""
-    if bool(((t >= 0) & (t <= 1)).all()):
-        return
-    if bool(torch.isnan(t).any()):
-        raise ValueError("t must lie in [0, 1], got NaN")
-    raise ValueError(f"t must lie in [0, 1], got values from {t.min().item():.4g} to {t.max().item():.4g}")
 
 
 class LinearCorruption:

@@ -8,11 +8,14 @@ spaced times, interpolated linearly in between.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
+
+from ..tensors import DeviceCopies
 
 __all__ = [
     "Schedule",
@@ -67,6 +70,9 @@ class Linear:
         return f"{type(self).__name__}({self.lo}, {self.hi})"
 
 
+_COPIES: weakref.WeakKeyDictionary[LevelTable, DeviceCopies] = weakref.WeakKeyDictionary()
+
+
 class LevelTable:
     """Strength given at ``K`` evenly spaced times ``0, 1/(K-1), ..., 1``; linear in between."""
 
@@ -79,7 +85,7 @@ class LevelTable:
         self.values = table
 
     def __call__(self, t: Tensor) -> Tensor:
-        table = self.values.to(device=t.device, dtype=t.dtype)
+        table = self._copies().like(t)
         pos = t.clamp(0, 1) * (table.numel() - 1)
         lo = pos.floor().long().clamp(max=table.numel() - 2)
         frac = pos - lo.to(t.dtype)
@@ -87,6 +93,17 @@ class LevelTable:
 
     def to_list(self) -> list[float]:
         return self.values.tolist()
+
+    def _copies(self) -> DeviceCopies:
+        """The table's copy on each device and dtype it is used in, so a GPU step copies no table.
+
+        Kept beside the object, not in it: an operator's record (its identity in a checkpoint)
+        is its state, which must not change with the devices it has run on.
+        """
+        copies = _COPIES.get(self)
+        if copies is None or copies.value is not self.values:
+            copies = _COPIES[self] = DeviceCopies(self.values)
+        return copies
 
     def __repr__(self) -> str:
         return f"LevelTable({len(self.values)} levels, {self.values[0].item():.4g} .. {self.values[-1].item():.4g})"

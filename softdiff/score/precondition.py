@@ -36,6 +36,7 @@ geometric ``s_t`` that is an affine map of EDM's ``log(sigma) / 4``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,6 +47,7 @@ from ..corrupt import CorruptionProcess, LevelTable
 from ..corrupt.dct import dct2, idct2
 from ..corrupt.diagonal import DiagonalForm
 from ..registry import Registry
+from ..tensors import DeviceCopies
 
 __all__ = [
     "DataStatistics",
@@ -109,7 +111,21 @@ class DataStatistics:
 
     def at(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(b_t, v_t, a v_t - b_t^2)`` at times ``t`` (dtype and device of ``t``)."""
-        return LevelTable(self.cross)(t), LevelTable(self.power)(t), LevelTable(self.excess)(t)
+        cross, power, excess = self._tables
+        return cross(t), power(t), excess(t)
+
+    @functools.cached_property
+    def _tables(self) -> tuple[LevelTable, LevelTable, LevelTable]:
+        """Built once: each table keeps its copy on the step's device (no per-step host-to-device copy)."""
+        return LevelTable(self.cross), LevelTable(self.power), LevelTable(self.excess)
+
+    def spectrum_like(self, x: Tensor) -> Tensor:
+        """``spectrum`` in ``x``'s device and dtype, copied once."""
+        return self._spectrum.like(x)
+
+    @functools.cached_property
+    def _spectrum(self) -> DeviceCopies:
+        return DeviceCopies(self.spectrum)
 
     def state_dict(self) -> dict[str, Tensor]:
         """Plain tensors, ready for safetensors."""
@@ -189,7 +205,15 @@ class Preconditioning:
         """``x~ = x_t - C_t mean`` (``x_t`` itself when there is no mean)."""
         if self.mean is None:
             return x
-        return x - self.process.C(self.mean.to(x).expand_as(x), t)
+        return x - self.process.C(self._mean_like(x).expand_as(x), t)
+
+    def _mean_like(self, x: Tensor) -> Tensor:
+        """``mean`` in ``x``'s device and dtype, copied once (the mean may be replaced, never changed in place)."""
+        assert self.mean is not None
+        copies = self.__dict__.get("_mean_copies")
+        if copies is None or copies.value is not self.mean:
+            copies = self._mean_copies = DeviceCopies(self.mean)
+        return copies.like(x)
 
     def c_in(self, x: Tensor, t: Tensor) -> Tensor:
         """Per-sample input scale ``(B,)``."""
@@ -198,7 +222,7 @@ class Preconditioning:
     def combine(self, x: Tensor, f: Tensor, t: Tensor) -> Tensor:
         """``mean + skip(x~) + out(f)`` for the centred input ``x`` and the network output ``f``."""
         d = self.c_skip * x + f if self.c_skip else f
-        return d if self.mean is None else d + self.mean.to(d)
+        return d if self.mean is None else d + self._mean_like(d)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(c_skip={self.c_skip})"
@@ -225,7 +249,7 @@ class ScalarPreconditioning(Preconditioning):
 
     def combine(self, x: Tensor, f: Tensor, t: Tensor) -> Tensor:
         _, c_skip, c_out = self.coefficients(t)
-        return self.mean.to(x) + _per_sample(c_skip) * x + _per_sample(c_out) * f
+        return self._mean_like(x) + _per_sample(c_skip) * x + _per_sample(c_out) * f
 
     def __repr__(self) -> str:
         return f"ScalarPreconditioning(variance={self.stats.variance:.4g})"
@@ -249,7 +273,7 @@ class SpectralPreconditioning(Preconditioning):
         """``(c_in (B,), c_skip (B, C, H, W), c_out (B, C, H, W))``, the last two per DCT coefficient."""
         gains = self.process.dct_gains(t, x)
         assert gains is not None  # checked at construction
-        p = self.stats.spectrum.to(x)
+        p = self.stats.spectrum_like(x)
         s2 = _per_sample(self.process.s(t).to(x.dtype).square())
         total = gains.square() * p + s2
         c_in = total.expand_as(x).flatten(1).mean(1).rsqrt()
@@ -260,7 +284,7 @@ class SpectralPreconditioning(Preconditioning):
 
     def combine(self, x: Tensor, f: Tensor, t: Tensor) -> Tensor:
         _, c_skip, c_out = self.coefficients(x, t)
-        return self.mean.to(x) + idct2(c_skip * dct2(x) + c_out * dct2(f))
+        return self._mean_like(x) + idct2(c_skip * dct2(x) + c_out * dct2(f))
 
     def __repr__(self) -> str:
         return f"SpectralPreconditioning(variance={self.stats.variance:.4g})"

@@ -38,8 +38,13 @@ class EMA:
     def update(self, net: nn.Module, updates: int, batch: int, skip: Tensor | None = None) -> None:
         """Move towards ``net`` after its ``updates``-th update; a ``skip`` flag of 1 (on the device) leaves it."""
         decay = self.decay_at(updates, batch)
-        ema_p = [p for p in self.net.parameters()]
-        weight: float | Tensor = 1.0 - decay if skip is None else (1.0 - decay) * (1 - skip)
-        torch._foreach_lerp_(ema_p, [p.detach() for p in net.parameters()], weight)
+        ema_p = list(self.net.parameters())
+        params = [p.detach() for p in net.parameters()]
+        if skip is None:
+            torch._foreach_lerp_(ema_p, params, 1.0 - decay)
+        else:  # ema += w (p - ema) with w on the device: a tensor weight given to lerp would be read by the host
+            step = torch._foreach_sub(params, ema_p)
+            torch._foreach_mul_(step, (1.0 - decay) * (1 - skip))
+            torch._foreach_add_(ema_p, step)
         for b_ema, b in zip(self.net.buffers(), net.buffers(), strict=True):
             b_ema.copy_(b)

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from ..board import check_tensorboard
 from ..conditioning import NULL_CLASS
 from ..corrupt import CorruptionProcess, LinearCorruption, check_operator
+from ..corrupt.times import DeferredTimeChecks
 from ..data import ImageData, load_dataset
 from ..distributed import DistContext, distributed, resolve_device
 from ..imageio import atomic_write_bytes
@@ -431,6 +432,8 @@ class _Step:
     precond: dict[str, Tensor] | None  # what a checkpoint stores in precond.safetensors
     lr_at: LearningRate
     batches: ShardedBatches
+    # the operators' [0, 1] checks of this step's times, read by the host with the metrics, not at each call
+    time_checks: DeferredTimeChecks = field(default_factory=DeferredTimeChecks)
 
     @classmethod
     def build(
@@ -458,7 +461,19 @@ class _Step:
         return cls(ctx, config, model, list(model.net.parameters()), denoiser, objective, precond, lr_at, batches)
 
     def __call__(self, step: int, guard: NonFiniteGuard, window: LogWindow) -> tuple[float, Tensor, Tensor, int]:
-        """Train on step ``step``'s batch: ``(lr, gradient norm, bad-step flag, images on this rank)``."""
+        """Train on step ``step``'s batch: ``(lr, gradient norm, bad-step flag, images on this rank)``.
+
+        Nothing here reads a device value on the host, so a GPU never waits for the Python side.
+        """
+        with self.time_checks.active():
+            return self._train(step, guard, window)
+
+    def settle_time_checks(self, step: int) -> None:
+        """Raise if a step up to ``step`` passed times outside [0, 1] to an operator (a t-sampler's bug)."""
+        law = self.config.objective.t_sampler
+        self.time_checks.settle(f"a training step up to {step} (objective.t_sampler {law!r})")
+
+    def _train(self, step: int, guard: NonFiniteGuard, window: LogWindow) -> tuple[float, Tensor, Tensor, int]:
         ctx, tc, model = self.ctx, self.config.train, self.model
         mark_step(tc.compile)
         g = torch.Generator(device=ctx.device).manual_seed(derive_seed(tc.seed, "step", step))
@@ -582,6 +597,7 @@ def _loop(
             if guard.record(done, bad):
                 raise writer.diverged(guard)
             if done % tc.log_every == 0 or done == end:
+                train_step.settle_time_checks(done)
                 mean_loss = _log_line(ctx, config, writer.window, summary, metrics, done, lr, grad_norm, started, watch)
                 if mean_loss is not None:
                     bar.update(task, loss=f"{mean_loss:.4f}")
@@ -591,6 +607,7 @@ def _loop(
             if (stop or due or done % tc.ckpt_every == 0) and done != tc.steps:
                 if guard.flush():
                     raise writer.diverged(guard)
+                train_step.settle_time_checks(done)
                 if stop or guard.streak == 0:  # during a run of bad steps the last good checkpoint stays the latest
                     summary.checkpoint = writer.save(done)
                     saved = done
@@ -601,6 +618,7 @@ def _loop(
             watch.after_step(done, end, writer.window)
         if guard.flush():
             raise writer.diverged(guard)
+        train_step.settle_time_checks(summary.step)
     return saved, images, time.perf_counter() - started
 
 

@@ -9,70 +9,24 @@ synchronisations on CUDA.
 
 from __future__ import annotations
 
-import collections
 from pathlib import Path
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
+from bench.speed.step_syncs import PARAMETERISATIONS, count
 from softdiff.corrupt.times import check_time_range, deferred_time_checks
 from softdiff.data import synthetic_shapes
 from softdiff.score import T_SAMPLERS, TimeLaw, register_t_sampler
 from softdiff.train import RunConfig, read_checkpoint, train
-from softdiff.train import trainer as trainer_module
 
 DATA = synthetic_shapes(64, size=8, seed=0)
 
 
-class _Ops(TorchDispatchMode):
-    """Counts host reads and float64 -> other copies (where they came from is in the test's failure)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reads: collections.Counter[str] = collections.Counter()
-        self.copies = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        name = str(func.overloadpacket)
-        if name == "aten._local_scalar_dense":
-            self.reads[name] += 1
-        if name == "aten._to_copy" and args[0].dtype == torch.float64 and (kwargs or {}).get("dtype") != torch.float64:
-            self.copies += 1
-        return func(*args, **(kwargs or {}))
-
-
-@pytest.mark.parametrize("parameterisation", ["precond", "precond_dct"])
-def test_a_training_step_reads_nothing_back_and_copies_no_constant(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parameterisation: str
-) -> None:
-    seen: list[_Ops] = []
-    step = trainer_module._Step.__call__
-
-    def counted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if not seen:  # the first step builds what later ones reuse (device copies of the constants)
-            seen.append(_Ops())
-            return step(self, *args, **kwargs)
-        with _Ops() as ops:
-            out = step(self, *args, **kwargs)
-        seen.append(ops)
-        return out
-
-    monkeypatch.setattr(trainer_module._Step, "__call__", counted)
-    config = RunConfig.model_validate(
-        {
-            "corruption": {"spec": "blur"},  # selected levels: the blur's schedule is a level table
-            "objective": {"parameterisation": parameterisation},
-            "data": {"dataset": "synthetic", "prior_images": 64, "prior_rank": 4},
-            "model": {"base_channels": 8, "channel_mults": [1, 2]},
-            "train": {"batch_size": 8, "steps": 4, "preview_every": None, "device": "cpu"},
-        }
-    )
-    train(config, tmp_path / "run", data=DATA, progress=False)
-    assert len(seen) == 4
-    for ops in seen[1:]:
-        assert not ops.reads, ops.reads
-        assert ops.copies == 0
+@pytest.mark.parametrize("parameterisation", PARAMETERISATIONS)
+def test_a_training_step_reads_nothing_back_and_copies_no_constant(parameterisation: str) -> None:
+    steps = count(parameterisation, steps=4)  # every step after the first (which makes the device copies)
+    assert steps == [{"reads": 0, "copies": 0}] * 3
 
 
 def test_deferred_checks_raise_the_same_error_when_settled() -> None:

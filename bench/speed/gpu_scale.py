@@ -54,11 +54,11 @@ from typing import Any, get_args
 import torch
 from rich.console import Console
 from rich.table import Table
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from bench.harness import Result, result_path, round_robin, write_result
 from bench.harness.cli import apply_threads
 from bench.harness.result import ROOT, commit
+from bench.speed.step_syncs import StepOps
 from softdiff.corrupt.times import deferred_time_checks
 from softdiff.data import ImageData
 from softdiff.data.datasets import to_float
@@ -242,24 +242,12 @@ def build_and_warm(make: Any, warmup: int, device: torch.device) -> tuple[Any, d
     }
 
 
-class _HostReads(TorchDispatchMode):
-    """Counts ``aten._local_scalar_dense`` (``.item()``, ``bool()``): the CPU's stand-in for a GPU sync."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        self.count += func.overloadpacket is torch.ops.aten._local_scalar_dense
-        return func(*args, **(kwargs or {}))
-
-
 def host_syncs_per_step(loop: Any, steps: int, device: torch.device) -> float:
     """Synchronisations per step: CUDA's sync debug mode's warnings, or host reads on the CPU."""
     if device.type != "cuda":
-        with _HostReads() as reads:
+        with StepOps() as ops:
             loop.run(steps)
-        return reads.count / steps
+        return ops.reads / steps
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")

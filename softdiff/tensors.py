@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["DeviceCopies"]
+__all__ = ["DeviceCopies", "upload"]
 
 
 class DeviceCopies:
@@ -28,3 +28,14 @@ class DeviceCopies:
         if copy is None:
             copy = self._copies[key] = self.value.to(device=key[0], dtype=key[1])
         return copy
+
+
+def upload(x: Tensor, device: torch.device) -> Tensor:
+    """``x`` (on the CPU) on ``device``: through pinned memory, asynchronously, to a GPU.
+
+    A plain ``.to("cuda")`` of pageable memory returns only once the GPU has caught up with
+    its queue; from pinned memory the copy is queued like a kernel and the host goes on.
+    """
+    if device.type != "cuda":
+        return x.to(device)
+    return x.pin_memory().to(device, non_blocking=True)

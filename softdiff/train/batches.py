@@ -38,6 +38,7 @@ from ..data.datasets import to_float
 from ..distributed import DistContext
 from ..score.objectives import TSampler
 from ..seeding import derive_seed
+from ..tensors import upload
 
 __all__ = ["BatchOrder", "ShardedBatches", "global_draws", "check_world"]
 
@@ -77,11 +78,11 @@ class ShardedBatches:
     def __call__(self, step: int) -> Tensor:
         index = _own(self.order.indices(step), self.ctx)
         if self.pin:  # uint8 over the bus (4x less than float), converted on the GPU
-            x0 = to_float(self.data.images[index].pin_memory().to(self.ctx.device, non_blocking=True))
+            x0 = to_float(upload(self.data.images[index], self.ctx.device))
         else:
             x0 = self.data.batch(index).to(self.ctx.device)
         if self.hflip:
-            x0 = torch.where(self.flips(step).to(x0.device)[:, None, None, None], x0.flip(-1), x0)
+            x0 = torch.where(upload(self.flips(step), x0.device)[:, None, None, None], x0.flip(-1), x0)
         return x0.contiguous(memory_format=torch.channels_last) if self.channels_last else x0
 
     def flips(self, step: int) -> Tensor:

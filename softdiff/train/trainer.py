@@ -51,6 +51,7 @@ from ..schedule.defaults import DEFAULT_SAMPLES, selects_levels_by_default, trai
 from ..score import DataStatistics, Denoiser
 from ..score.objectives import Objective
 from ..seeding import derive_seed, rank_seed
+from ..tensors import upload
 from .batches import BatchOrder, ShardedBatches, check_world, global_draws
 from .checkpoint import (
     CHECKPOINTS,
@@ -504,7 +505,7 @@ class _Step:
             return None
         g = torch.Generator().manual_seed(derive_seed(self.config.train.seed, "cond-dropout", step))
         labels, drop = self.batches.labels(step, g, cc.dropout)
-        return torch.where(drop, torch.full_like(labels, NULL_CLASS), labels).to(self.ctx.device)
+        return upload(torch.where(drop, torch.full_like(labels, NULL_CLASS), labels), self.ctx.device)
 
 
 class _Checkpointer:

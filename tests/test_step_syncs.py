@@ -15,9 +15,12 @@ import pytest
 import torch
 
 from bench.speed.step_syncs import PARAMETERISATIONS, count
-from softdiff.corrupt.times import check_time_range, deferred_time_checks
+from softdiff.corrupt import build_process
+from softdiff.corrupt.times import DeferredTimeChecks, check_time_range, deferred_time_checks
 from softdiff.data import synthetic_shapes
-from softdiff.score import T_SAMPLERS, TimeLaw, register_t_sampler
+from softdiff.samplers import uniform_grid
+from softdiff.samplers.core import SAMPLERS
+from softdiff.score import T_SAMPLERS, DataStatistics, Denoiser, TimeLaw, register_t_sampler
 from softdiff.train import RunConfig, read_checkpoint, train
 
 DATA = synthetic_shapes(64, size=8, seed=0)
@@ -77,3 +80,33 @@ def test_a_t_sampler_that_leaves_0_1_stops_the_run_before_any_checkpoint(tmp_pat
         T_SAMPLERS.remove("beyond_test")
     with pytest.raises(ValueError):
         read_checkpoint(tmp_path / "run")  # nothing was written
+
+
+class _MetaNet(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) * t[:, None, None, None]
+
+
+@pytest.mark.parametrize("spec", ["blur", "blur+mask", "noise"])
+@pytest.mark.parametrize("parameterisation", ["precond", "precond_dct", "x0"])
+def test_every_sampler_runs_without_reading_a_device_value(
+    monkeypatch: pytest.MonkeyPatch, spec: str, parameterisation: str
+) -> None:
+    """On the meta device any host read raises: a sampler that runs there reads nothing but its final
+    settle (switched off here) while it steps, whatever the operator and preconditioning."""
+    monkeypatch.setattr(DeferredTimeChecks, "settle", lambda self, where="": None)
+    process = build_process(spec, (8, 8))
+    if parameterisation == "precond_dct" and process.dct_gains(0.5, torch.zeros(1, 1, 8, 8)) is None:
+        pytest.skip(f"{spec} is not diagonal in the DCT basis")
+    stats = DataStatistics.estimate(process, torch.rand(16, 1, 8, 8) * 2 - 1)
+    denoiser = Denoiser(_MetaNet().to("meta"), process, parameterisation, stats=stats)
+    names = [name for name in SAMPLERS if name != "ancestral" or spec != "blur+mask"]  # ancestral: diagonal only
+    assert len(names) >= 7
+    for name in names:
+        x = torch.randn(4, 1, 8, 8, device="meta")
+        out = SAMPLERS[name].sampler(denoiser, process, x, uniform_grid(5), generator=None)
+        assert out.device.type == "meta" and out.shape == x.shape, name

@@ -32,6 +32,7 @@ from torch import Tensor
 
 from ..conditioning import Cond, DenoiserFn, call_denoiser
 from ..corrupt import CorruptionProcess
+from ..corrupt.times import deferred_time_checks
 from ..registry import Registry
 from .grids import check_grid
 from .noise import NoiseSource, randn
@@ -89,6 +90,14 @@ class Step:
     generator: NoiseSource
     state: Any = None
     cond: Cond = None
+    time: float | None = None  # t and t_next as floats: the driver passes its grid's (no device read)
+    time_next: float | None = None
+
+    def host_times(self) -> tuple[float, float]:
+        """``(t, t_next)`` as floats, from the grid when the driver gave them, else read from ``t``."""
+        if self.time is not None and self.time_next is not None:
+            return self.time, self.time_next
+        return float(self.t[0]), float(self.t_next[0])
 
     def denoise(self, x: Tensor, t: Tensor) -> Tensor:
         """The denoiser at ``(x, t)`` with this run's ``cond``: how a rule makes a call of its own (Heun's)."""
@@ -151,22 +160,26 @@ def run(
     if x.ndim != 4:
         raise ValueError(f"x must be a batch of images (B, C, H, W), got shape {tuple(x.shape)}")
     levels = noise_levels(process, ts)
-    times = ts.to(device=x.device, dtype=x.dtype)
+    host = ts.to(dtype=x.dtype)  # the times as the steps see them, also as floats for the rules
+    times = host.to(device=x.device)
     batch, last = x.shape[0], len(ts) - 2
     state: Any = None
-    with torch.no_grad():
+    # the operators' [0, 1] checks of the step times, read once at the end: a GPU never waits for them
+    with torch.no_grad(), deferred_time_checks() as checks:
         for i in range(last + 1):
             t, t_next = times[i].repeat(batch), times[i + 1].repeat(batch)
             x0_hat = call_denoiser(denoiser, x, t, cond)
             if callback is not None:
                 callback({"i": i, "t": float(ts[i]), "x": x, "x0_hat": x0_hat})
             if i == last:
-                return process.C(x0_hat, t_next)
-            out = update(
-                Step(denoiser, process, x, x0_hat, t, t_next, levels[i], levels[i + 1], generator, state, cond)
-            )
+                x = process.C(x0_hat, t_next)
+                break
+            s, s_next, host_t, host_next = levels[i], levels[i + 1], float(host[i]), float(host[i + 1])
+            step = Step(denoiser, process, x, x0_hat, t, t_next, s, s_next, generator, state, cond, host_t, host_next)
+            out = update(step)
             x, state = (out.x, out.state) if isinstance(out, Carry) else (out, None)
-    raise AssertionError("unreachable: check_grid guarantees at least one step")
+    checks.settle("the sampler")
+    return x
 
 
 # ---- update rules -------------------------------------------------------------------

@@ -48,7 +48,7 @@ History = tuple[Point, ...]  # most recent first
 
 
 def _time(step: Step) -> tuple[float, float]:
-    return float(step.t[0]), float(step.t_next[0])
+    return step.host_times()
 
 
 def _order(step: Step, order: int) -> int:

@@ -9,6 +9,8 @@ from torch import Tensor, nn
 
 __all__ = ["EMA"]
 
+_Lists = tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor]]  # EMA and trained parameters, then buffers
+
 
 class EMA:
     """Exponential moving average of a network's weights.
@@ -26,6 +28,7 @@ class EMA:
     ) -> None:
         self.halflife, self.rampup, self.decay = halflife, rampup, decay
         self.net = copy.deepcopy(net).eval().requires_grad_(False)
+        self._lists: tuple[nn.Module, nn.Module, _Lists] | None = None
 
     def decay_at(self, updates: int, batch: int) -> float:
         """The decay of update number ``updates`` (from 1), each of ``batch`` images in all."""
@@ -38,13 +41,27 @@ class EMA:
     def update(self, net: nn.Module, updates: int, batch: int, skip: Tensor | None = None) -> None:
         """Move towards ``net`` after its ``updates``-th update; a ``skip`` flag of 1 (on the device) leaves it."""
         decay = self.decay_at(updates, batch)
-        ema_p = list(self.net.parameters())
-        params = [p.detach() for p in net.parameters()]
+        ema_p, params, ema_b, buffers = self._tensors(net)
         if skip is None:
             torch._foreach_lerp_(ema_p, params, 1.0 - decay)
         else:  # ema += w (p - ema) with w on the device: a tensor weight given to lerp would be read by the host
             step = torch._foreach_sub(params, ema_p)
             torch._foreach_mul_(step, (1.0 - decay) * (1 - skip))
             torch._foreach_add_(ema_p, step)
-        for b_ema, b in zip(self.net.buffers(), net.buffers(), strict=True):
-            b_ema.copy_(b)
+        if buffers:
+            torch._foreach_copy_(ema_b, buffers)
+
+    def _tensors(self, net: nn.Module) -> _Lists:
+        """Both networks' parameters and buffers, listed once per pair of networks.
+
+        Walking the modules at every update cost about 2 ms a step on the small network (a
+        tenth of a step whose kernels are launch-bound on a GPU). Under ``no_grad`` the
+        parameters themselves can be read, so no per-step ``detach`` either.
+        """
+        if self._lists is None or self._lists[0] is not net or self._lists[1] is not self.net:
+            ema_b, buffers = list(self.net.buffers()), list(net.buffers())
+            if len(ema_b) != len(buffers):
+                raise ValueError(f"the EMA network has {len(ema_b)} buffers, the trained one {len(buffers)}")
+            lists = (list(self.net.parameters()), list(net.parameters()), ema_b, buffers)
+            self._lists = (net, self.net, lists)
+        return self._lists[2]

@@ -200,6 +200,7 @@ class Preconditioning:
         self.process = process
         self.c_skip = float(c_skip)
         self.mean: Tensor | None = None
+        self._mean_copies: DeviceCopies | None = None  # of ``mean``, made by the first call that needs it
 
     def centre(self, x: Tensor, t: Tensor) -> Tensor:
         """``x~ = x_t - C_t mean`` (``x_t`` itself when there is no mean)."""
@@ -210,7 +211,7 @@ class Preconditioning:
     def _mean_like(self, x: Tensor) -> Tensor:
         """``mean`` in ``x``'s device and dtype, copied once (the mean may be replaced, never changed in place)."""
         assert self.mean is not None
-        copies = self.__dict__.get("_mean_copies")
+        copies = self._mean_copies
         if copies is None or copies.value is not self.mean:
             copies = self._mean_copies = DeviceCopies(self.mean)
         return copies.like(x)
